@@ -1,0 +1,5 @@
+// Command greeter serves acme.greeter.v1.GreeterService and the classic
+// helloworld.Greeter.
+package main
+
+func main() {}
