@@ -1,0 +1,78 @@
+# greeter: the workflow in short commands. Everything runs through the Go
+# toolchain: buf and the protoc plugins are pinned in tools/go.mod and built
+# by `go tool`, so a fresh machine needs only Go (and make).
+#
+#   make demo       build, start the server, greet through greetctl, drain
+#   make test       every check and every module's tests (what CI runs)
+#   make generate   regenerate gen/go from api/
+#   make lint | format | format-check | breaking | drift | vet | tidy
+
+GO       ?= go
+BUF      := $(GO) tool buf
+# Every module of go.work; there is no root module, so each is named.
+MODULES  := gen/go services/greeter clients/greetctl tools
+# Baseline for `make breaking`: a git ref, a directory or a buf image.
+# Empty means the previous commit of main.
+AGAINST  ?=
+BIN      := bin
+
+.PHONY: all demo test check protodeps generate lint format format-check breaking drift vet gotest build tidy clean
+
+all: test
+
+## Contract
+
+protodeps:
+	$(GO) tool protodeps
+
+generate: protodeps
+	find gen/go -name '*.pb.go' -delete
+	$(BUF) generate
+
+lint: protodeps
+	$(BUF) lint
+
+format:
+	$(BUF) format -w
+
+format-check:
+	$(BUF) format --diff --exit-code
+
+breaking: protodeps
+	$(GO) tool breaking $(AGAINST)
+
+drift: protodeps
+	$(GO) tool gendrift
+
+## Go
+
+# gofmt and go vet over every module.
+vet:
+	@unformatted=$$(gofmt -l $(MODULES)); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	@for m in $(MODULES); do echo "== go vet: $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
+
+# go test -race in every module, one after the other, so the output shows
+# each module's tests ran.
+gotest: protodeps
+	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race ./...) || exit 1; done
+
+build:
+	$(GO) build -o $(BIN)/ ./services/greeter/cmd/greeter ./clients/greetctl/cmd/greetctl
+
+# `go mod tidy` for the modules that require gen/go, which is not published
+# on any proxy: see tools/cmd/modproxy.
+tidy:
+	$(GO) tool modproxy tidy
+
+## The two commands of README.md
+
+check: format-check lint breaking drift vet
+
+test: check gotest
+
+demo: build
+	./scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf $(BIN) third_party .cache

@@ -1,0 +1,203 @@
+// Package protocheck runs the contract checks of this repository: buf lint,
+// buf format, buf breaking against a git ref, and the generated-code drift
+// check. Each check runs `go tool buf` in a repository directory, so it uses
+// the buf version pinned in tools/go.mod and works on a copy of the
+// repository as well as on the checkout itself.
+package protocheck
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/acme/greeter/tools/internal/protodeps"
+)
+
+// GenDir is where buf.gen.yaml writes generated Go code, relative to the
+// repository root.
+const GenDir = "gen/go"
+
+// Error is a failed check: the tool ran and reported problems. Other errors
+// mean a check could not run at all.
+type Error struct {
+	// Check names the check, e.g. "buf lint".
+	Check string
+	// Output is what the tool printed.
+	Output string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s failed:\n%s", e.Check, strings.TrimRight(e.Output, "\n"))
+}
+
+// Buf runs `go tool buf args...` in repoDir and returns its combined output.
+// A non-zero exit is reported as *Error.
+func Buf(ctx context.Context, repoDir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "buf"}, args...)...)
+	cmd.Dir = repoDir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return out.String(), &Error{Check: "buf " + strings.Join(args, " "), Output: out.String()}
+	}
+	if err != nil {
+		return out.String(), fmt.Errorf("run buf %s in %s: %w", strings.Join(args, " "), repoDir, err)
+	}
+	return out.String(), nil
+}
+
+// Lint runs buf lint on the workspace in repoDir.
+func Lint(ctx context.Context, repoDir string) error {
+	_, err := Buf(ctx, repoDir, "lint")
+	return err
+}
+
+// FormatCheck fails if buf format would change any proto file in repoDir.
+func FormatCheck(ctx context.Context, repoDir string) error {
+	_, err := Buf(ctx, repoDir, "format", "--diff", "--exit-code")
+	return err
+}
+
+// Breaking checks the workspace in repoDir against the workspace in
+// againstDir (a directory laid out like the repository, see Baseline) or a
+// buf image file.
+func Breaking(ctx context.Context, repoDir, against string) error {
+	abs, err := filepath.Abs(against)
+	if err != nil {
+		return err
+	}
+	_, err = Buf(ctx, repoDir, "breaking", "--against", abs)
+	return err
+}
+
+// Baseline extracts the tracked files of git ref in repoDir into a new
+// temporary directory and materialises its third-party protos, so that buf
+// can compare against it as a directory. (buf's own `.git#ref=` input cannot
+// see the git-ignored materialised protos.) Call cleanup when done.
+func Baseline(ctx context.Context, repoDir, ref string) (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "greeter-baseline-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	archive := exec.CommandContext(ctx, "git", "archive", "--format=tar", ref)
+	archive.Dir = repoDir
+	tar, err := archive.Output()
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("git archive %s: %w", ref, stderrOf(err))
+	}
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", dir)
+	untar.Stdin = bytes.NewReader(tar)
+	if out, err := untar.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("extract %s: %w: %s", ref, err, out)
+	}
+	// The baseline's own tools/go.mod pins the protovalidate version it was
+	// written against.
+	toolsDir := filepath.Join(dir, "tools")
+	if _, err := os.Stat(filepath.Join(toolsDir, "go.mod")); err != nil {
+		toolsDir = filepath.Join(repoDir, "tools")
+	}
+	if _, err := protodeps.Materialise(dir, toolsDir, protodeps.Protovalidate); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("baseline %s: %w", ref, err)
+	}
+	return dir, cleanup, nil
+}
+
+// RefExists reports whether ref names a commit in repoDir.
+func RefExists(ctx context.Context, repoDir, ref string) bool {
+	cmd := exec.CommandContext(ctx, "git", "rev-parse", "--verify", "--quiet", ref+"^{commit}")
+	cmd.Dir = repoDir
+	return cmd.Run() == nil
+}
+
+// Drift generates code for the workspace in repoDir into a temporary
+// directory and compares it byte for byte with the generated files committed
+// under GenDir. It fails with *Error naming every file that differs, is
+// missing, or is stale (committed but no longer generated).
+func Drift(ctx context.Context, repoDir string) error {
+	tmp, err := os.MkdirTemp("", "greeter-gen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if _, err := Buf(ctx, repoDir, "generate", "--output", tmp); err != nil {
+		return err
+	}
+	fresh, err := generatedFiles(filepath.Join(tmp, GenDir))
+	if err != nil {
+		return err
+	}
+	committed, err := generatedFiles(filepath.Join(repoDir, GenDir))
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for name, want := range fresh {
+		got, ok := committed[name]
+		switch {
+		case !ok:
+			problems = append(problems, "missing: "+name)
+		case !bytes.Equal(got, want):
+			problems = append(problems, "differs: "+name)
+		}
+	}
+	for name := range committed {
+		if _, ok := fresh[name]; !ok {
+			problems = append(problems, "stale (no longer generated): "+name)
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return &Error{
+			Check:  "generated code drift check",
+			Output: strings.Join(problems, "\n") + "\nrun `make generate` and commit the result; never edit " + GenDir + " by hand",
+		}
+	}
+	return nil
+}
+
+// generatedFiles reads every generated Go file (*.pb.go) below dir, keyed by
+// slash-separated path relative to dir. go.mod and hand-written files of the
+// generated module are not generated and are left out.
+func generatedFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".pb.go") {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return files, nil
+	}
+	return files, err
+}
+
+func stderrOf(err error) error {
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) && len(exitErr.Stderr) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(exitErr.Stderr)))
+	}
+	return err
+}

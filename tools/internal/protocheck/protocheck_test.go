@@ -1,0 +1,264 @@
+package protocheck_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/acme/greeter/tools/internal/protocheck"
+)
+
+const v1Proto = "api/acme/greeter/v1/greeter.proto"
+
+// copyRepo copies the repository's tracked files, as they are in the working
+// tree, plus the materialised third-party protos into a temporary directory,
+// so a test can plant a fault without touching the checkout.
+func copyRepo(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	files := strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
+	third, err := filepath.Glob(filepath.Join(root, "third_party", "*", "buf", "validate", "*.proto"))
+	if err != nil || len(third) == 0 {
+		t.Fatalf("materialised protovalidate protos are missing (run `go tool protodeps`): %v", err)
+	}
+	for _, f := range third {
+		rel, _ := filepath.Rel(root, f)
+		files = append(files, rel)
+	}
+	dst := t.TempDir()
+	for _, rel := range files {
+		data, err := os.ReadFile(filepath.Join(root, rel))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Fatalf("find repository root: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// plant replaces old with new in the file rel below dir; old must occur.
+func plant(t *testing.T, dir, rel, old, new string) {
+	t.Helper()
+	path := filepath.Join(dir, rel)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), old) {
+		t.Fatalf("%s does not contain %q: the test is out of date with the contract", rel, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCheckError asserts that err is a failed check whose output mentions
+// every one of wants.
+func wantCheckError(t *testing.T, err error, wants ...string) {
+	t.Helper()
+	var checkErr *protocheck.Error
+	if !errors.As(err, &checkErr) {
+		t.Fatalf("want a failed check, got %v", err)
+	}
+	for _, want := range wants {
+		if !strings.Contains(checkErr.Output, want) {
+			t.Errorf("check output does not mention %q:\n%s", want, checkErr.Output)
+		}
+	}
+}
+
+func TestLint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if err := protocheck.Lint(ctx, repoRoot(t)); err != nil {
+		t.Fatalf("the repository must lint clean: %v", err)
+	}
+	tests := map[string]struct {
+		old, new string
+		want     []string
+	}{
+		"lower_snake service name": {
+			old:  "service GreeterService {",
+			new:  "service greeter_service {",
+			want: []string{v1Proto, "PascalCase"},
+		},
+		// The helloworld exceptions in buf.yaml apply to that path only.
+		"service suffix outside helloworld": {
+			old:  "service GreeterService {",
+			new:  "service Greeter {",
+			want: []string{v1Proto, `"Service"`},
+		},
+		"undocumented field": {
+			old:  "  // count is how many greetings to send: 1 to 10,000.\n",
+			new:  "",
+			want: []string{v1Proto, "comment"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := copyRepo(t)
+			plant(t, dir, v1Proto, tc.old, tc.new)
+			wantCheckError(t, protocheck.Lint(ctx, dir), tc.want...)
+		})
+	}
+}
+
+func TestFormatCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if err := protocheck.FormatCheck(ctx, repoRoot(t)); err != nil {
+		t.Fatalf("the repository must be buf-formatted: %v", err)
+	}
+	dir := copyRepo(t)
+	plant(t, dir, v1Proto, "message SayHelloResponse {\n  //", "message SayHelloResponse{\n//")
+	wantCheckError(t, protocheck.FormatCheck(ctx, dir), v1Proto)
+}
+
+func TestBreaking(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := copyRepo(t)
+	tests := map[string]struct {
+		old, new string
+		// want is empty for a compatible change.
+		want []string
+	}{
+		"field renamed": {
+			old:  "  string name = 1 [\n",
+			new:  "  string full_name = 1 [\n",
+			want: []string{`"name"`, "full_name"},
+		},
+		"field renumbered": {
+			old:  "int32 count = 2 ",
+			new:  "int32 count = 4 ",
+			want: []string{"count"},
+		},
+		"field removed": {
+			old:  "  google.protobuf.Duration interval = 3 [",
+			new:  "  reserved 3;\n  google.protobuf.Duration removed_interval = 99 [",
+			want: []string{"interval"},
+		},
+		"rpc removed": {
+			old:  "  rpc SayHelloAgain(SayHelloAgainRequest) returns (SayHelloAgainResponse) {\n    option idempotency_level = NO_SIDE_EFFECTS;\n  }\n",
+			new:  "",
+			want: []string{"SayHelloAgain"},
+		},
+		"new field is compatible": {
+			old: "message SayHelloResponse {\n",
+			new: "message SayHelloResponse {\n  // locale is new.\n  string locale = 2;\n",
+		},
+		"new rpc is compatible": {
+			old: "service GreeterService {\n",
+			new: "service GreeterService {\n  // SayGoodbye is new.\n  rpc SayGoodbye(SayHelloRequest) returns (SayHelloResponse);\n",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := copyRepo(t)
+			plant(t, dir, v1Proto, tc.old, tc.new)
+			err := protocheck.Breaking(ctx, dir, base)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("a compatible change must pass: %v", err)
+				}
+				return
+			}
+			wantCheckError(t, err, tc.want...)
+		})
+	}
+	t.Run("frozen helloworld contract", func(t *testing.T) {
+		t.Parallel()
+		dir := copyRepo(t)
+		plant(t, dir, "api/helloworld/helloworld.proto", "string message = 1;", "string greeting = 1;")
+		wantCheckError(t, protocheck.Breaking(ctx, dir, base), "helloworld.proto", "greeting")
+	})
+}
+
+func TestBaselineFromGit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root := repoRoot(t)
+	dir, cleanup, err := protocheck.Baseline(ctx, root, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	for _, want := range []string{v1Proto, "buf.yaml", "third_party/protovalidate/buf/validate/validate.proto"} {
+		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
+			t.Errorf("baseline lacks %s: %v", want, err)
+		}
+	}
+	if _, _, err := protocheck.Baseline(ctx, root, "no-such-ref-anywhere"); err == nil {
+		t.Error("an unknown ref must fail")
+	}
+}
+
+func TestDrift(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if err := protocheck.Drift(ctx, repoRoot(t)); err != nil {
+		t.Fatalf("gen/go must match buf generate: %v", err)
+	}
+	tests := map[string]struct {
+		plant func(t *testing.T, dir string)
+		want  string
+	}{
+		"hand-edited generated file": {
+			plant: func(t *testing.T, dir string) {
+				plant(t, dir, "gen/go/acme/greeter/v1/greeter.pb.go", "package greeterv1", "package greeterv1 // edited")
+			},
+			want: "differs: acme/greeter/v1/greeter.pb.go",
+		},
+		"proto changed without regenerating": {
+			plant: func(t *testing.T, dir string) {
+				plant(t, dir, v1Proto, "message SayHelloResponse {\n", "message SayHelloResponse {\n  // locale is new.\n  string locale = 2;\n")
+			},
+			want: "differs: acme/greeter/v1/greeter.pb.go",
+		},
+		"stale generated file": {
+			plant: func(t *testing.T, dir string) {
+				err := os.WriteFile(filepath.Join(dir, "gen/go/acme/greeter/v1/old.pb.go"), []byte("package greeterv1\n"), 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "stale (no longer generated): acme/greeter/v1/old.pb.go",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := copyRepo(t)
+			tc.plant(t, dir)
+			wantCheckError(t, protocheck.Drift(ctx, dir), tc.want)
+		})
+	}
+}
