@@ -1,5 +1,174 @@
 // Command greeter serves acme.greeter.v1.GreeterService and the classic
-// helloworld.Greeter.
+// helloworld.Greeter over gRPC, with health, reflection, and an admin HTTP
+// server for metrics and probes.
+//
+// Run `greeter --help` for its flags and environment variables.
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/acme/greeter/services/greeter/internal/config"
+	"github.com/acme/greeter/services/greeter/internal/metrics"
+	"github.com/acme/greeter/services/greeter/internal/server"
+	"github.com/acme/greeter/services/greeter/internal/tlsreload"
+	"github.com/acme/greeter/services/greeter/internal/version"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitFailure   = 1
+	exitBadConfig = 2
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Parse(args, os.LookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "greeter:", err)
+		return exitBadConfig
+	}
+	if cfg.Version {
+		fmt.Fprintln(stdout, "greeter", version.Get())
+		return exitOK
+	}
+
+	logger := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("greeter failed", "error", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// run serves until ctx is done (a signal) or serving fails, then drains.
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	m, err := metrics.New()
+	if err != nil {
+		return err
+	}
+	opts := []server.Option{
+		server.WithLogger(logger),
+		server.WithMetrics(m),
+		server.WithVersion(version.Get().String()),
+		server.WithReflection(cfg.Reflection),
+		server.WithDrain(cfg.DrainTimeout, cfg.DrainDelay),
+		server.WithLimits(server.Limits{
+			MaxRecvMsgSize:       cfg.MaxRecvMsgSize,
+			MaxSendMsgSize:       cfg.MaxSendMsgSize,
+			MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+			ConnectionTimeout:    cfg.ConnectionTimeout,
+		}),
+		server.WithKeepalive(keepalive.ServerParameters{
+			Time:                  cfg.KeepaliveTime,
+			Timeout:               cfg.KeepaliveTimeout,
+			MaxConnectionIdle:     cfg.MaxConnectionIdle,
+			MaxConnectionAge:      cfg.MaxConnectionAge,
+			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+		}, keepalive.EnforcementPolicy{
+			MinTime:             cfg.KeepaliveMinTime,
+			PermitWithoutStream: cfg.KeepalivePermitNoStream,
+		}),
+	}
+	if cfg.TLSCert != "" {
+		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,
+			tlsreload.WithClientCA(cfg.TLSClientCA), tlsreload.WithLogger(logger))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, server.WithTLS(reloader.ServerConfig()))
+	}
+	srv, err := server.New(opts...)
+	if err != nil {
+		return err
+	}
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(grpcLis) }()
+
+	var admin *http.Server
+	metricsAddr := ""
+	if cfg.MetricsAddr != "" {
+		adminLis, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = srv.Shutdown(ctx)
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		metricsAddr = adminLis.Addr().String()
+		admin = &http.Server{Handler: m.Handler(srv.Ready), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve metrics: %w", err)
+			}
+		}()
+	}
+	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr,
+		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "version", version.Get().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutdown signal received")
+	case serveErr = <-errc:
+	}
+
+	// Drain with a fresh context: the signal context is already done. A
+	// second signal kills the process at once (default signal handling
+	// again), for operators who will not wait for the drain.
+	stopSignals(ctx)
+	drainErr := srv.Shutdown(context.Background())
+	if errors.Is(drainErr, server.ErrDrainTimeout) {
+		// Stopping was asked for and happened; the cut-off RPCs are worth a
+		// warning, not a failed exit.
+		logger.Warn("drain timed out, remaining RPCs were cancelled", "drain_timeout", cfg.DrainTimeout)
+		drainErr = nil
+	}
+	if admin != nil {
+		// Kept answering /readyz 503 throughout the drain; now it can go.
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := admin.Shutdown(shutdownCtx); err != nil {
+			drainErr = errors.Join(drainErr, fmt.Errorf("shut down metrics server: %w", err))
+		}
+	}
+	logger.Info("stopped")
+	return errors.Join(serveErr, drainErr)
+}
+
+// stopSignals restores default signal handling once the first signal has
+// been taken.
+func stopSignals(context.Context) { signal.Reset(syscall.SIGTERM, os.Interrupt) }
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,234 @@
+// Package config reads the server's configuration from command-line flags
+// and GREETER_* environment variables, and validates it before anything
+// starts.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server's whole configuration.
+type Config struct {
+	GRPCAddr    string
+	MetricsAddr string // empty disables the admin HTTP server
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+
+	Reflection bool
+
+	DrainTimeout time.Duration
+	DrainDelay   time.Duration
+
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
+
+	MaxRecvMsgSize       int
+	MaxSendMsgSize       int
+	MaxConcurrentStreams uint
+	ConnectionTimeout    time.Duration
+
+	KeepaliveTime           time.Duration
+	KeepaliveTimeout        time.Duration
+	MaxConnectionIdle       time.Duration
+	MaxConnectionAge        time.Duration
+	MaxConnectionAgeGrace   time.Duration
+	KeepaliveMinTime        time.Duration
+	KeepalivePermitNoStream bool
+
+	// Version asks for the build version to be printed instead of serving.
+	Version bool
+}
+
+// EnvPrefix prefixes the environment variable of every flag:
+// --grpc-addr is GREETER_GRPC_ADDR.
+const EnvPrefix = "GREETER_"
+
+// EnvName is the environment variable that sets flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ErrInvalid wraps every configuration error, so callers can tell bad
+// configuration (exit 2) from other failures.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Parse reads the configuration from args (without the program name) and
+// the environment, looked up with lookupEnv (os.LookupEnv in production). A
+// flag given on the command line wins over its environment variable, which
+// wins over the default. Usage and errors go to output. It returns
+// flag.ErrHelp for -h/--help, and an error wrapping ErrInvalid for anything
+// else wrong.
+func Parse(args []string, lookupEnv func(string) (string, bool), output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("greeter", flag.ContinueOnError)
+	fs.SetOutput(output)
+
+	var logLevel string
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":50051", "`address` the gRPC server listens on (host:port; port 0 picks a free port)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", ":9090", "`address` of the admin HTTP server (/metrics, /healthz, /readyz); empty disables it")
+	fs.StringVar(&logLevel, "log-level", "info", "minimum log `level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.BoolVar(&c.Reflection, "reflection", true, "serve gRPC server reflection (v1 and v1alpha)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM/SIGINT, how long in-flight RPCs may take to finish before they are cut off")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, how long to keep accepting RPCs while reporting NOT_SERVING, so load balancers notice first")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file`; with --tls-key enables TLS (reloaded when it changes)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA `file`; when set, clients must present a certificate it signed (mTLS)")
+	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4<<20, "largest message the server accepts, in `bytes`")
+	fs.IntVar(&c.MaxSendMsgSize, "max-send-msg-size", 4<<20, "largest message the server sends, in `bytes`")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "most concurrent RPCs on one client connection")
+	fs.DurationVar(&c.ConnectionTimeout, "connection-timeout", 10*time.Second, "how long a new connection may take to complete its handshake")
+	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", time.Minute, "ping a client after this long without activity, to detect dead connections")
+	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", 20*time.Second, "close the connection when a ping is not answered within this long")
+	fs.DurationVar(&c.MaxConnectionIdle, "max-connection-idle", 0, "close connections idle (no RPC) this long; 0 never")
+	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", 30*time.Minute, "ask clients to reconnect after this long (GOAWAY), so client-side load balancing sees new servers; 0 never")
+	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 5*time.Minute, "after --max-connection-age, how long RPCs in flight may continue before the connection is closed")
+	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "clients pinging more often than this are disconnected (too_many_pings)")
+	fs.BoolVar(&c.KeepalivePermitNoStream, "keepalive-permit-without-stream", true, "allow client pings on connections with no RPC in flight")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: greeter [flags]\n\n")
+		fmt.Fprintf(out, "Serves acme.greeter.v1.GreeterService and helloworld.Greeter over gRPC.\n")
+		fmt.Fprintf(out, "Every flag can also be set by its environment variable; a flag on the\ncommand line wins over the environment.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			line := "  --" + f.Name
+			if name != "" {
+				line += " " + name
+			}
+			fmt.Fprintf(out, "%s\n    \t%s\n    \tenv %s", line, usage, EnvName(f.Name))
+			if f.Name != "version" {
+				fmt.Fprintf(out, ", default %q", f.DefValue)
+			}
+			fmt.Fprintln(out)
+		})
+		fmt.Fprintf(out, "\nExit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration.\n")
+	}
+
+	// Environment first, so that Parse below lets flags override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		v, ok := lookupEnv(env)
+		if !ok || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("%w: %s=%q: %v", ErrInvalid, env, v, err)
+		}
+	})
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("%w: unexpected arguments %q", ErrInvalid, fs.Args())
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", ErrInvalid, logLevel)
+	}
+	if c.Version {
+		return c, nil
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if err := checkAddr(c.GRPCAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--grpc-addr: %w", err))
+	}
+	if c.MetricsAddr != "" {
+		if err := checkAddr(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-addr: %w", err))
+		} else if c.MetricsAddr == c.GRPCAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
+			errs = append(errs, errors.New("--metrics-addr must differ from --grpc-addr: metrics never share the gRPC port"))
+		}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"drain-timeout", c.DrainTimeout},
+		{"drain-delay", c.DrainDelay},
+		{"connection-timeout", c.ConnectionTimeout},
+		{"keepalive-time", c.KeepaliveTime},
+		{"keepalive-timeout", c.KeepaliveTimeout},
+		{"max-connection-idle", c.MaxConnectionIdle},
+		{"max-connection-age", c.MaxConnectionAge},
+		{"max-connection-age-grace", c.MaxConnectionAgeGrace},
+		{"keepalive-min-time", c.KeepaliveMinTime},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("--%s %v: must not be negative", d.name, d.v))
+		}
+	}
+	if c.ConnectionTimeout == 0 {
+		errs = append(errs, errors.New("--connection-timeout must be positive"))
+	}
+	if c.MaxRecvMsgSize <= 0 {
+		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d: must be positive", c.MaxRecvMsgSize))
+	}
+	if c.MaxSendMsgSize <= 0 {
+		errs = append(errs, fmt.Errorf("--max-send-msg-size %d: must be positive", c.MaxSendMsgSize))
+	}
+	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<32-1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: want 1 to %d", c.MaxConcurrentStreams, uint64(1<<32-1)))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first"))
+	}
+	for _, f := range []struct{ name, path string }{
+		{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"tls-client-ca", c.TLSClientCA},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", f.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr accepts host:port with a numeric port, or a port only (":50051").
+// Host names are resolved when listening, not here.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/acme/greeter/services/greeter/internal/metrics"
+)
+
+// Option configures a Server.
+type Option func(*options)
+
+type options struct {
+	logger       *slog.Logger
+	metrics      *metrics.Metrics
+	reflection   bool
+	tlsConfig    *tls.Config
+	keepalive    keepalive.ServerParameters
+	enforcement  keepalive.EnforcementPolicy
+	limits       Limits
+	drainTimeout time.Duration
+	drainDelay   time.Duration
+	version      string
+	unary        []grpc.UnaryServerInterceptor
+	stream       []grpc.StreamServerInterceptor
+}
+
+// Limits bounds what one client can ask of the server.
+type Limits struct {
+	MaxRecvMsgSize       int           // bytes
+	MaxSendMsgSize       int           // bytes
+	MaxConcurrentStreams uint32        // per connection
+	ConnectionTimeout    time.Duration // handshake of a new connection
+}
+
+func defaultOptions() options {
+	return options{
+		logger:     slog.Default(),
+		reflection: true,
+		keepalive: keepalive.ServerParameters{
+			Time:                  time.Minute,
+			Timeout:               20 * time.Second,
+			MaxConnectionAge:      30 * time.Minute,
+			MaxConnectionAgeGrace: 5 * time.Minute,
+		},
+		enforcement: keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true},
+		limits: Limits{
+			MaxRecvMsgSize:       4 << 20,
+			MaxSendMsgSize:       4 << 20,
+			MaxConcurrentStreams: 1000,
+			ConnectionTimeout:    10 * time.Second,
+		},
+		drainTimeout: 20 * time.Second,
+		version:      "unknown",
+	}
+}
+
+// WithLogger sets the logger for access lines, panics and lifecycle events.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMetrics sets where RPC metrics and panics are counted; by default a
+// fresh, private metrics.Metrics.
+func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithReflection turns gRPC server reflection (v1 and v1alpha) on or off;
+// it is on by default.
+func WithReflection(on bool) Option { return func(o *options) { o.reflection = on } }
+
+// WithTLS serves TLS (and mutual TLS, as cfg says) instead of plaintext.
+func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tlsConfig = cfg } }
+
+// WithKeepalive sets the server's keepalive pings and connection ages, and
+// how often clients may ping it.
+func WithKeepalive(p keepalive.ServerParameters, e keepalive.EnforcementPolicy) Option {
+	return func(o *options) { o.keepalive, o.enforcement = p, e }
+}
+
+// WithLimits sets message size, concurrency and handshake limits.
+func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
+
+// WithDrain sets the graceful shutdown timing: delay is how long the server
+// keeps serving after reporting NOT_SERVING, timeout how long in-flight RPCs
+// then get to finish before they are cut off.
+func WithDrain(timeout, delay time.Duration) Option {
+	return func(o *options) { o.drainTimeout, o.drainDelay = timeout, delay }
+}
+
+// WithVersion sets the version reported in the greeter-server-version
+// header of health checks.
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithUnaryInterceptors adds interceptors innermost, after validation and
+// just before the handler: for tests (slow or blocking handlers) and for
+// concerns specific to one deployment.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(o *options) { o.unary = append(o.unary, i...) }
+}
+
+// WithStreamInterceptors is WithUnaryInterceptors for streaming RPCs.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(o *options) { o.stream = append(o.stream, i...) }
+}
