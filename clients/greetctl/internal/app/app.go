@@ -1,0 +1,154 @@
+// Package app holds what every greetctl command runs with: standard I/O,
+// the global flags and the connection they describe.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/acme/greeter/clients/greetctl/internal/dial"
+	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
+	"github.com/acme/greeter/clients/greetctl/internal/header"
+	"github.com/acme/greeter/clients/greetctl/internal/output"
+	"github.com/acme/greeter/clients/greetctl/internal/verbose"
+	"github.com/acme/greeter/clients/greetctl/internal/version"
+)
+
+// DefaultTimeout is the default of --timeout.
+const DefaultTimeout = 10 * time.Second
+
+// Globals are the flags every command accepts.
+type Globals struct {
+	Config             string
+	Addr               string
+	Timeout            time.Duration
+	Headers            []string
+	UserAgent          string
+	NoRetry            bool
+	Plaintext          bool
+	TLS                bool
+	CA                 string
+	Cert               string
+	Key                string
+	ServerName         string
+	InsecureSkipVerify bool
+	Output             string
+	Verbose            bool
+	Classic            bool
+}
+
+// Bind registers the global flags on flags, the root's persistent flags.
+func (g *Globals) Bind(flags *pflag.FlagSet) {
+	flags.StringVar(&g.Config, "config", "", "YAML config file whose keys are long flag names (default $XDG_CONFIG_HOME/greetctl/config.yaml, if it exists)")
+	flags.StringVar(&g.Addr, "addr", "localhost:50051", "server address: "+dial.AddrFormats+"; always load-balanced round_robin")
+	flags.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of each call, e.g. 500ms, 30s, 2m; for streams the deadline of the whole stream; 0 means none.\nchat and health --watch run until EOF or Ctrl-C unless --timeout is set explicitly")
+	flags.StringArrayVarP(&g.Headers, "header", "H", nil, "request metadata "+header.Format+"; repeatable")
+	flags.StringVar(&g.UserAgent, "user-agent", "", `user agent sent to the server (default "greetctl/<version>")`)
+	flags.BoolVar(&g.NoRetry, "no-retry", false, "do not retry SayHello, SayHelloAgain and health Check after UNAVAILABLE (by default up to 4 attempts)")
+	flags.BoolVar(&g.Plaintext, "plaintext", false, "send in clear text, without TLS (the default only for localhost, 127.0.0.0/8, ::1 and unix sockets)")
+	flags.BoolVar(&g.TLS, "tls", false, "use TLS even for a loopback address (implied by --ca, --cert, --key, --server-name, --insecure-skip-verify)")
+	flags.StringVar(&g.CA, "ca", "", "PEM file of the certificate authorities that verify the server (default the system roots)")
+	flags.StringVar(&g.Cert, "cert", "", "PEM client certificate for mutual TLS; needs --key")
+	flags.StringVar(&g.Key, "key", "", "PEM private key of --cert")
+	flags.StringVar(&g.ServerName, "server-name", "", "name to verify the server certificate against (default the host of --addr)")
+	flags.BoolVar(&g.InsecureSkipVerify, "insecure-skip-verify", false, "accept any server certificate: INSECURE, for testing only")
+	flags.StringVarP(&g.Output, "output", "o", string(output.Text), "output format: "+output.Formats+" (json: one protojson object per line)")
+	flags.BoolVarP(&g.Verbose, "verbose", "v", false, "report headers, trailers, status and timing of each call on standard error")
+	flags.BoolVar(&g.Classic, "classic", false, "hello and hello-again call the classic helloworld.Greeter instead of acme.greeter.v1.GreeterService")
+}
+
+// Container is what a command runs with.
+type Container struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Globals        Globals
+	// TimeoutSet reports that --timeout was given (flag, environment or
+	// config file) rather than defaulted.
+	TimeoutSet bool
+	// Build is this binary's version.
+	Build version.Info
+	// DialOptions are added to every connection; tests use it for
+	// in-memory listeners.
+	DialOptions []grpc.DialOption
+}
+
+// Printer returns a printer of -o to standard output.
+func (c *Container) Printer() (*output.Printer, error) {
+	format, err := output.ParseFormat(c.Globals.Output)
+	if err != nil {
+		return nil, exitcode.Usagef("-o: %w", err)
+	}
+	return output.New(c.Stdout, format), nil
+}
+
+// Dial opens the connection the global flags describe.
+func (c *Container) Dial() (*grpc.ClientConn, error) {
+	g := c.Globals
+	ua := g.UserAgent
+	if ua == "" {
+		ua = c.Build.UserAgent()
+	}
+	opts := append([]grpc.DialOption(nil), c.DialOptions...)
+	if g.Verbose {
+		opts = append(opts, verbose.New(c.Stderr).DialOptions()...)
+	}
+	return dial.New(dial.Options{
+		Addr:               g.Addr,
+		Plaintext:          g.Plaintext,
+		TLS:                g.TLS,
+		CA:                 g.CA,
+		Cert:               g.Cert,
+		Key:                g.Key,
+		ServerName:         g.ServerName,
+		InsecureSkipVerify: g.InsecureSkipVerify,
+		UserAgent:          ua,
+		NoRetry:            g.NoRetry,
+		Warnings:           c.Stderr,
+		DialOptions:        opts,
+	})
+}
+
+// CallContext returns the context of one call: ctx with the -H metadata
+// and the --timeout deadline. OpenEnded calls (chat, health --watch) only
+// get a deadline if the user asked for one.
+func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Context, context.CancelFunc, error) {
+	md, err := header.Parse(c.Globals.Headers)
+	if err != nil {
+		return nil, nil, exitcode.Usagef("-H: %w", err)
+	}
+	if len(md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	timeout := c.Globals.Timeout
+	if timeout < 0 {
+		return nil, nil, exitcode.Usagef("--timeout %s: must not be negative", timeout)
+	}
+	if timeout == 0 || (openEnded && !c.TimeoutSet) {
+		ctx, cancel := context.WithCancel(ctx)
+		return ctx, cancel, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return ctx, cancel, nil
+}
+
+// Notef writes a note for the user to standard error, e.g. how many
+// messages a stream delivered before it failed.
+func (c *Container) Notef(format string, args ...any) {
+	fmt.Fprintf(c.Stderr, "greetctl: "+format+"\n", args...)
+}
+
+// RejectClassic fails a streaming command under --classic: the frozen
+// helloworld.Greeter contract has only the unary SayHello and SayHelloAgain.
+func (c *Container) RejectClassic(method string) error {
+	if !c.Globals.Classic {
+		return nil
+	}
+	return exitcode.Usagef("--classic: the classic helloworld.Greeter has no streaming methods, only SayHello and SayHelloAgain; "+
+		"drop --classic to call acme.greeter.v1.GreeterService/%s", method)
+}

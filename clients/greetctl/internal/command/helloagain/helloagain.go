@@ -1,0 +1,62 @@
+// Package helloagain implements "greetctl hello-again NAME": one SayHelloAgain
+// call.
+package helloagain
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/gen/go/helloworld"
+
+	"github.com/acme/greeter/clients/greetctl/internal/app"
+)
+
+// NewCommand returns the hello-again command.
+func NewCommand(c *app.Container) *cobra.Command {
+	return &cobra.Command{
+		Use:   "hello-again NAME",
+		Short: "Greet NAME again (SayHelloAgain)",
+		Long: `Greet NAME again with acme.greeter.v1.GreeterService/SayHelloAgain, or with the
+classic helloworld.Greeter/SayHelloAgain when --classic is given.
+
+SayHelloAgain is idempotent: it is retried after UNAVAILABLE unless --no-retry.`,
+		Example: `  greetctl hello-again Ada
+  greetctl hello-again Ada -o json
+  greetctl --classic hello-again Ada`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return run(cmd.Context(), c, args[0])
+		},
+	}
+}
+
+func run(ctx context.Context, c *app.Container, name string) error {
+	printer, err := c.Printer()
+	if err != nil {
+		return err
+	}
+	ctx, cancel, err := c.CallContext(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	conn, err := c.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if c.Globals.Classic {
+		res, err := helloworld.NewGreeterClient(conn).SayHelloAgain(ctx, &helloworld.HelloRequest{Name: name})
+		if err != nil {
+			return err
+		}
+		return printer.Print(res, res.GetMessage())
+	}
+	res, err := greeterv1.NewGreeterServiceClient(conn).SayHelloAgain(ctx, &greeterv1.SayHelloAgainRequest{Name: name})
+	if err != nil {
+		return err
+	}
+	return printer.Print(res, res.GetMessage())
+}

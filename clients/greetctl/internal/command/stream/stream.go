@@ -1,0 +1,97 @@
+// Package stream implements "greetctl stream NAME": a server-streaming
+// SayHelloStream call that prints each greeting as it arrives.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+
+	"github.com/acme/greeter/clients/greetctl/internal/app"
+)
+
+// flags are the stream command's own flags.
+type flags struct {
+	Count    int32
+	Interval time.Duration
+}
+
+// Bind registers the flags.
+func (f *flags) Bind(fs *pflag.FlagSet) {
+	fs.Int32VarP(&f.Count, "count", "n", 3, "number of greetings, 1 to 10000")
+	fs.DurationVar(&f.Interval, "interval", 0, "pause between greetings, 0 to 10s, e.g. 250ms (default no pause)")
+}
+
+// NewCommand returns the stream command.
+func NewCommand(c *app.Container) *cobra.Command {
+	f := &flags{}
+	cmd := &cobra.Command{
+		Use:   "stream NAME",
+		Short: "Greet NAME --count times, as the greetings arrive (SayHelloStream)",
+		Long: `Greet NAME --count times with acme.greeter.v1.GreeterService/SayHelloStream,
+printing each greeting as it arrives.
+
+--timeout is the deadline of the whole stream: raise it, or set it to 0, for
+long streams. Ctrl-C cancels the call and reports how many greetings arrived.`,
+		Example: `  greetctl stream Ada --count 5 --interval 1s
+  greetctl stream Ada -n 10000 -o json | jq -r .message`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return run(cmd.Context(), c, f, args[0])
+		},
+	}
+	f.Bind(cmd.Flags())
+	return cmd
+}
+
+func run(ctx context.Context, c *app.Container, f *flags, name string) error {
+	if err := c.RejectClassic("SayHelloStream"); err != nil {
+		return err
+	}
+	printer, err := c.Printer()
+	if err != nil {
+		return err
+	}
+	ctx, cancel, err := c.CallContext(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	conn, err := c.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	req := &greeterv1.SayHelloStreamRequest{Name: name, Count: f.Count}
+	if f.Interval != 0 {
+		req.Interval = durationpb.New(f.Interval)
+	}
+	stream, err := greeterv1.NewGreeterServiceClient(conn).SayHelloStream(ctx, req)
+	if err != nil {
+		return err
+	}
+	received := 0
+	for {
+		res, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			c.Notef("stream ended after %d of %d greetings", received, f.Count)
+			return err
+		}
+		received++
+		if err := printer.Print(res, fmt.Sprintf("%d %s", res.GetSequence(), res.GetMessage())); err != nil {
+			return err
+		}
+	}
+}
