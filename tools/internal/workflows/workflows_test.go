@@ -1,0 +1,128 @@
+package workflows_test
+
+import (
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestActionlint(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "tool", "actionlint", "-no-color")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("actionlint: %v\n%s", err, out)
+	}
+}
+
+// workflow is the part of a workflow file these tests read. `on` is decoded
+// loosely: its shape varies between events.
+type workflow struct {
+	On map[string]struct {
+		Tags     []string `yaml:"tags"`
+		Branches []string `yaml:"branches"`
+	} `yaml:"on"`
+}
+
+func readWorkflow(t *testing.T, name string) workflow {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), ".github", "workflows", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w workflow
+	if err := yaml.Unmarshal(data, &w); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return w
+}
+
+// tagMatches reports whether a GitHub Actions tag filter matches tag. As in
+// GitHub's filter syntax, path.Match's `*` does not cross a `/`.
+func tagMatches(t *testing.T, filter, tag string) bool {
+	t.Helper()
+	ok, err := path.Match(filter, tag)
+	if err != nil {
+		t.Fatalf("bad filter %q: %v", filter, err)
+	}
+	return ok
+}
+
+// TestReleaseTriggers proves a release tag of one module starts that
+// module's release workflow and no other.
+func TestReleaseTriggers(t *testing.T) {
+	t.Parallel()
+	releases := map[string]string{ // workflow → module (= tag prefix)
+		"release-gen.yml":      "gen/go",
+		"release-greeter.yml":  "services/greeter",
+		"release-greetctl.yml": "clients/greetctl",
+	}
+	tags := []string{
+		"gen/go/v1.0.0", "gen/go/v1.2.3-rc.1",
+		"services/greeter/v1.0.0", "services/greeter/v2.0.0",
+		"clients/greetctl/v1.0.0", "clients/greetctl/v0.9.1",
+		"v1.0.0", "tools/v1.0.0", "services/greeter-extra/v1.0.0", "gen/go/v2/v2.0.0",
+	}
+	for file, module := range releases {
+		w := readWorkflow(t, file)
+		events := make([]string, 0, len(w.On))
+		for event := range w.On {
+			events = append(events, event)
+		}
+		if !slices.Equal(events, []string{"push"}) {
+			t.Errorf("%s: triggered by %v, want push (tags) only", file, events)
+			continue
+		}
+		push := w.On["push"]
+		if len(push.Branches) > 0 || len(push.Tags) == 0 {
+			t.Errorf("%s: push must filter on tags only, got branches %v tags %v", file, push.Branches, push.Tags)
+		}
+		for _, tag := range tags {
+			matched := slices.ContainsFunc(push.Tags, func(f string) bool { return tagMatches(t, f, tag) })
+			want := strings.HasPrefix(tag, module+"/v") && !strings.Contains(strings.TrimPrefix(tag, module+"/"), "/")
+			if matched != want {
+				t.Errorf("%s: tag %s starts it = %v, want %v", file, tag, matched, want)
+			}
+		}
+	}
+	// The shared build is only ever called by the release workflows above.
+	shared := readWorkflow(t, "release-binary.yml")
+	if _, ok := shared.On["workflow_call"]; !ok || len(shared.On) != 1 {
+		t.Errorf("release-binary.yml must be triggered by workflow_call only, got %v", shared.On)
+	}
+}
+
+// TestEveryModuleReleases keeps the release workflows in step with go.work:
+// a module added to the workspace without a release path fails here.
+func TestEveryModuleReleases(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := map[string]bool{"gen/go": true, "services/greeter": true, "clients/greetctl": true}
+	for _, line := range strings.Split(string(data), "\n") {
+		dir := strings.TrimPrefix(strings.TrimSpace(line), "./")
+		if dir == "tools" || !strings.Contains(line, "./") || strings.Contains(line, "=>") {
+			continue // tools is never released
+		}
+		if !released[dir] {
+			t.Errorf("module %s is in go.work but has no release workflow", dir)
+		}
+	}
+}
