@@ -85,7 +85,9 @@ func run(ctx context.Context, c *app.Container) error {
 			if serr := <-sendErr; serr != nil && !errors.Is(serr, context.Canceled) && !errors.Is(serr, context.DeadlineExceeded) {
 				return serr
 			}
-			c.Notef("chat ended after %d greetings", received)
+			if received > 0 || ctx.Err() != nil {
+				c.Notef("chat ended early; greetings received: %d", received)
+			}
 			return err
 		}
 		received++

@@ -96,7 +96,7 @@ func run(ctx context.Context, c *app.Container, f *flags, service string) error 
 			return notServing(service, last)
 		}
 		if err != nil {
-			c.Notef("watch ended after %d status updates", updates)
+			c.Notef("watch ended; status updates received: %d", updates)
 			return err
 		}
 		updates++

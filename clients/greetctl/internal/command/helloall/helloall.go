@@ -70,14 +70,18 @@ func run(ctx context.Context, c *app.Container, args []string) error {
 				// The server ended the call; its status says why.
 				break
 			}
-			c.Notef("hello-all failed after sending %d names", sent)
+			if sent > 0 || ctx.Err() != nil {
+				c.Notef("hello-all failed; names sent: %d", sent)
+			}
 			return err
 		}
 		sent++
 	}
 	res, err := stream.CloseAndRecv()
 	if err != nil {
-		c.Notef("hello-all failed after sending %d names", sent)
+		if sent > 0 || ctx.Err() != nil {
+			c.Notef("hello-all failed; names sent: %d", sent)
+		}
 		return err
 	}
 	return printer.Print(res, fmt.Sprintf("%s (%d names)", res.GetMessage(), res.GetCount()))

@@ -86,7 +86,9 @@ func run(ctx context.Context, c *app.Container, f *flags, name string) error {
 			return nil
 		}
 		if err != nil {
-			c.Notef("stream ended after %d of %d greetings", received, f.Count)
+			if received > 0 || ctx.Err() != nil {
+				c.Notef("stream ended early: received %d of %d greetings", received, f.Count)
+			}
 			return err
 		}
 		received++
