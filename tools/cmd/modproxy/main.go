@@ -1,21 +1,20 @@
 // Command modproxy runs the go command against this repository's modules as
-// if they were released, through a file-based GOPROXY (see package
-// modproxy). Run it from the repository root.
+// if gen/go were released: it publishes the local gen/go into a file-based
+// GOPROXY with a private module cache (see package modproxy) and runs the
+// command with GOWORK=off. Run it from the repository root.
 //
 // Usage:
 //
 //	go tool modproxy tidy
-//	    Publish gen/go at the version each consumer module requires, then
-//	    run `go mod tidy` with GOWORK=off in services/greeter and
-//	    clients/greetctl. Use it instead of a plain `go mod tidy`, which
-//	    looks for the unpublished gen/go on the public proxy.
+//	    `go mod tidy` in services/greeter and clients/greetctl. Use it
+//	    instead of a plain `go mod tidy`, which looks for the unpublished
+//	    gen/go on the public proxy.
 //	go tool modproxy exec DIR COMMAND [ARG...]
-//	    Publish gen/go as tidy does, then run COMMAND in DIR with GOWORK=off
-//	    and the file proxy first in GOPROXY, e.g.
+//	    Run COMMAND in DIR, e.g.
 //	    go tool modproxy exec services/greeter go get github.com/spf13/cobra@v1.10.2
-//	go tool modproxy publish VERSION
-//	    Publish gen/go as VERSION into .cache/goproxy and print the
-//	    environment that uses it.
+//
+// gen/go is published at every version a consumer module requires: from
+// its tag gen/go/vX.Y.Z once released, from the working tree before that.
 package main
 
 import (
@@ -30,10 +29,7 @@ import (
 	"github.com/acme/greeter/tools/internal/modproxy"
 )
 
-const (
-	proxyDir  = ".cache/goproxy"
-	genModule = "gen/go"
-)
+const genModulePath = "github.com/acme/greeter/gen/go"
 
 // consumers are the modules that require gen/go.
 var consumers = []string{"services/greeter", "clients/greetctl"}
@@ -46,31 +42,29 @@ func main() {
 }
 
 func run(args []string) error {
-	switch {
-	case len(args) == 1 && args[0] == "tidy":
-		return tidy()
-	case len(args) >= 3 && args[0] == "exec":
-		if err := publishRequired(); err != nil {
-			return err
-		}
-		return goCommand(args[1], args[2], args[3:]...)
-	case len(args) == 2 && args[0] == "publish":
-		if _, err := modproxy.Publish(proxyDir, genModule, args[1]); err != nil {
-			return err
-		}
-		fmt.Println(strings.Join(modproxy.Env(proxyDir, goEnv("GOPROXY")), "\n"))
-		return nil
-	default:
-		return fmt.Errorf("usage: go tool modproxy tidy | exec DIR COMMAND [ARG...] | publish VERSION")
+	if len(args) == 0 || (args[0] == "exec" && len(args) < 3) || (args[0] != "exec" && args[0] != "tidy") {
+		return fmt.Errorf("usage: go tool modproxy tidy | go tool modproxy exec DIR COMMAND [ARG...]")
 	}
-}
-
-func tidy() error {
-	if err := publishRequired(); err != nil {
+	tmp, err := os.MkdirTemp("", "greeter-modproxy-")
+	if err != nil {
 		return err
 	}
+	sandbox, err := modproxy.NewSandbox(tmp, goEnv("GOPROXY"), goEnv("GOMODCACHE"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sandbox.Close()
+		os.RemoveAll(tmp)
+	}()
+	if err := publishRequired(sandbox); err != nil {
+		return err
+	}
+	if args[0] == "exec" {
+		return command(sandbox, args[1], args[2], args[3:]...)
+	}
 	for _, dir := range consumers {
-		if err := goCommand(dir, "go", "mod", "tidy"); err != nil {
+		if err := command(sandbox, dir, "go", "mod", "tidy"); err != nil {
 			return err
 		}
 		fmt.Println("tidied", dir)
@@ -78,8 +72,11 @@ func tidy() error {
 	return nil
 }
 
-// publishRequired publishes gen/go at every version a consumer requires.
-func publishRequired() error {
+// publishRequired publishes gen/go at every version a consumer requires:
+// a released version as its tag gen/go/vX.Y.Z has it, an unreleased one as
+// the working tree has it, in which case the consumers' go.sum lines for it
+// are brought up to date with its content.
+func publishRequired(sandbox *modproxy.Sandbox) error {
 	for _, dir := range consumers {
 		name := filepath.Join(dir, "go.mod")
 		data, err := os.ReadFile(name)
@@ -91,21 +88,32 @@ func publishRequired() error {
 			return err
 		}
 		for _, r := range f.Require {
-			if r.Mod.Path == "github.com/acme/greeter/gen/go" {
-				if _, err := modproxy.Publish(proxyDir, genModule, r.Mod.Version); err != nil {
+			if r.Mod.Path != genModulePath {
+				continue
+			}
+			if tag := "gen/go/" + r.Mod.Version; modproxy.TagExists(".", tag) {
+				if _, err := sandbox.PublishGitRef(".", tag, "gen/go", r.Mod.Version); err != nil {
 					return err
 				}
+				continue
+			}
+			pub, err := sandbox.Publish("gen/go", r.Mod.Version)
+			if err != nil {
+				return err
+			}
+			if err := modproxy.WriteGoSum(filepath.Join(dir, "go.sum"), pub); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// goCommand runs name with args in dir against the file proxy.
-func goCommand(dir, name string, args ...string) error {
+// command runs name with args in dir against the sandbox.
+func command(sandbox *modproxy.Sandbox, dir, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), modproxy.Env(proxyDir, goEnv("GOPROXY"))...)
+	cmd.Env = sandbox.Env()
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s %s in %s: %w", name, strings.Join(args, " "), dir, err)

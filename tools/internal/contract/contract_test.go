@@ -116,19 +116,19 @@ func TestValidationRules(t *testing.T) {
 		name     string
 		wantRule string // empty: valid
 	}{
-		"plain":                   {name: "Ada"},
-		"inner spaces":            {name: "Ada Lovelace"},
-		"surrounding spaces":      {name: "  Ada  "},
-		"100 multibyte chars":     {name: strings.Repeat("é", 100)},
-		"empty":                   {name: "", wantRule: "required"},
-		"101 chars":               {name: strings.Repeat("a", 101), wantRule: "string.max_len"},
-		"spaces only":             {name: "   ", wantRule: "name.not_blank"},
-		"ideographic space only":  {name: "\u3000", wantRule: "name.not_blank"},
-		"NUL":                     {name: "Ada\x00", wantRule: "name.no_control_characters"},
-		"newline":                 {name: "Ada\nLovelace", wantRule: "name.no_control_characters"},
-		"tab":                     {name: "Ada\tLovelace", wantRule: "name.no_control_characters"},
-		"DEL":                     {name: "Ada\x7f", wantRule: "name.no_control_characters"},
-		"C1 control":              {name: "Ada\u0085", wantRule: "name.no_control_characters"},
+		"plain":                  {name: "Ada"},
+		"inner spaces":           {name: "Ada Lovelace"},
+		"surrounding spaces":     {name: "  Ada  "},
+		"100 multibyte chars":    {name: strings.Repeat("é", 100)},
+		"empty":                  {name: "", wantRule: "required"},
+		"101 chars":              {name: strings.Repeat("a", 101), wantRule: "string.max_len"},
+		"spaces only":            {name: "   ", wantRule: "name.not_blank"},
+		"ideographic space only": {name: "\u3000", wantRule: "name.not_blank"},
+		"NUL":                    {name: "Ada\x00", wantRule: "name.no_control_characters"},
+		"newline":                {name: "Ada\nLovelace", wantRule: "name.no_control_characters"},
+		"tab":                    {name: "Ada\tLovelace", wantRule: "name.no_control_characters"},
+		"DEL":                    {name: "Ada\x7f", wantRule: "name.no_control_characters"},
+		"C1 control":             {name: "Ada\u0085", wantRule: "name.no_control_characters"},
 	}
 	for _, msgName := range []string{"SayHelloRequest", "SayHelloAgainRequest", "SayHelloToAllRequest", "SayHelloChatRequest", "SayHelloStreamRequest"} {
 		for caseName, tc := range nameCases {

@@ -12,8 +12,11 @@ package modproxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,45 +25,52 @@ import (
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
+	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/mod/zip"
 )
 
+// Published is a module version written to a file proxy.
+type Published struct {
+	module.Version
+	// Sum and GoModSum are the go.sum hashes of the module's content and of
+	// its go.mod.
+	Sum, GoModSum string
+}
+
 // Publish packs the module rooted at moduleDir as version into the file
-// proxy at proxyDir and returns the module path. Publishing the same version
-// twice overwrites it; the checksum the go command records only depends on
-// the module's file contents.
-func Publish(proxyDir, moduleDir, version string) (string, error) {
+// proxy at proxyDir. Publishing the same version twice overwrites it.
+func Publish(proxyDir, moduleDir, version string) (Published, error) {
 	if !semver.IsValid(version) || semver.Canonical(version) != version {
-		return "", fmt.Errorf("version %q is not a canonical semantic version such as v1.2.3", version)
+		return Published{}, fmt.Errorf("version %q is not a canonical semantic version such as v1.2.3", version)
 	}
 	gomod, err := os.ReadFile(filepath.Join(moduleDir, "go.mod"))
 	if err != nil {
-		return "", fmt.Errorf("read go.mod: %w", err)
+		return Published{}, fmt.Errorf("read go.mod: %w", err)
 	}
 	path := modfile.ModulePath(gomod)
 	if path == "" {
-		return "", fmt.Errorf("%s/go.mod names no module", moduleDir)
+		return Published{}, fmt.Errorf("%s/go.mod names no module", moduleDir)
 	}
 	escaped, err := module.EscapePath(path)
 	if err != nil {
-		return "", fmt.Errorf("escape module path %q: %w", path, err)
+		return Published{}, fmt.Errorf("escape module path %q: %w", path, err)
 	}
 	vdir := filepath.Join(proxyDir, filepath.FromSlash(escaped), "@v")
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
-		return "", err
+		return Published{}, err
 	}
 
 	var zipped bytes.Buffer
 	mv := module.Version{Path: path, Version: version}
 	if err := zip.CreateFromDir(&zipped, mv, moduleDir); err != nil {
-		return "", fmt.Errorf("zip %s: %w", mv, err)
+		return Published{}, fmt.Errorf("zip %s: %w", mv, err)
 	}
 	info, err := json.Marshal(struct {
 		Version string
 		Time    time.Time
 	}{version, time.Unix(0, 0).UTC()})
 	if err != nil {
-		return "", err
+		return Published{}, err
 	}
 	files := map[string][]byte{
 		version + ".zip":  zipped.Bytes(),
@@ -69,10 +79,40 @@ func Publish(proxyDir, moduleDir, version string) (string, error) {
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(vdir, name), data, 0o644); err != nil {
-			return "", err
+			return Published{}, err
 		}
 	}
-	return path, writeList(vdir, version)
+	pub := Published{Version: mv}
+	if pub.Sum, err = dirhash.HashZip(filepath.Join(vdir, version+".zip"), dirhash.Hash1); err != nil {
+		return Published{}, err
+	}
+	if pub.GoModSum, err = dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(gomod)), nil
+	}); err != nil {
+		return Published{}, err
+	}
+	return pub, writeList(vdir, version)
+}
+
+// WriteGoSum sets the go.sum lines of pub in the go.sum file at path,
+// replacing any lines of the same module version. That is what an
+// unreleased version needs whenever its content changes; a released
+// version's lines never change.
+func WriteGoSum(path string, pub Published) error {
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	prefix := pub.Path + " " + pub.Version.Version
+	var lines []string
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if line != "" && !strings.HasPrefix(line, prefix+" ") && !strings.HasPrefix(line, prefix+"/go.mod ") {
+			lines = append(lines, line)
+		}
+	}
+	lines = append(lines, prefix+" "+pub.Sum, prefix+"/go.mod "+pub.GoModSum)
+	slices.Sort(lines)
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // writeList adds version to the proxy's version list, keeping it sorted.
@@ -90,24 +130,101 @@ func writeList(vdir, version string) error {
 	return os.WriteFile(listFile, []byte(strings.Join(versions, "\n")+"\n"), 0o644)
 }
 
-// Env returns the environment that makes the go command resolve modules
-// from the file proxy at proxyDir first and fall back to upstream (the
-// GOPROXY the caller would otherwise use) for everything else. Modules of
-// this repository are kept out of the public checksum database, which has
-// never seen them.
-func Env(proxyDir, upstream string) []string {
-	abs, err := filepath.Abs(proxyDir)
+// Sandbox is a file proxy plus a private module cache. The go command
+// caches a module version forever once downloaded, so a republished
+// version of an unreleased gen/go would be served stale from the shared
+// module cache; each Sandbox starts with an empty cache instead. Third-party
+// modules are still found offline: the shared cache's download directory is
+// itself a GOPROXY, listed second.
+type Sandbox struct {
+	// ProxyDir is the file proxy that Publish writes to.
+	ProxyDir string
+	// ModCache is the private GOMODCACHE.
+	ModCache string
+	env      []string
+}
+
+// NewSandbox creates a sandbox in dir, which must be empty or absent.
+// upstream is the GOPROXY to fall back to and sharedCache the usual
+// GOMODCACHE (both as `go env` prints them).
+func NewSandbox(dir, upstream, sharedCache string) (*Sandbox, error) {
+	dir, err := filepath.Abs(dir)
 	if err != nil {
-		abs = proxyDir
+		return nil, err
+	}
+	s := &Sandbox{ProxyDir: filepath.Join(dir, "proxy"), ModCache: filepath.Join(dir, "modcache")}
+	for _, d := range []string{s.ProxyDir, s.ModCache} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	if upstream == "" || upstream == "off" {
 		upstream = "https://proxy.golang.org,direct"
 	}
-	return []string{
-		"GOPROXY=" + "file://" + filepath.ToSlash(abs) + "," + upstream,
+	proxies := []string{fileURL(s.ProxyDir)}
+	if sharedCache != "" {
+		proxies = append(proxies, fileURL(filepath.Join(sharedCache, "cache", "download")))
+	}
+	s.env = []string{
+		"GOPROXY=" + strings.Join(proxies, ",") + "," + upstream,
+		"GOMODCACHE=" + s.ModCache,
+		// Writable, so Close can remove it.
+		"GOFLAGS=-modcacherw",
+		// The public checksum database has never seen these modules; the
+		// consumers' go.sum files are what pin them.
 		"GONOSUMDB=github.com/acme/greeter",
 		"GOPRIVATE=",
 		"GONOPROXY=",
 		"GOWORK=off",
 	}
+	return s, nil
+}
+
+// Publish packs the module in moduleDir into the sandbox's proxy as version.
+func (s *Sandbox) Publish(moduleDir, version string) (Published, error) {
+	return Publish(s.ProxyDir, moduleDir, version)
+}
+
+// Env is the environment, added to os.Environ(), that runs the go command
+// against the sandbox with GOWORK=off.
+func (s *Sandbox) Env() []string {
+	return append(os.Environ(), s.env...)
+}
+
+// Close removes the sandbox's module cache and proxy.
+func (s *Sandbox) Close() error {
+	return errors.Join(os.RemoveAll(s.ModCache), os.RemoveAll(s.ProxyDir))
+}
+
+func fileURL(dir string) string {
+	return "file://" + filepath.ToSlash(dir)
+}
+
+// PublishGitRef publishes the module in subdir of repoDir as it is at git
+// ref (a released tag, say), rather than as it is in the working tree.
+func (s *Sandbox) PublishGitRef(repoDir, ref, subdir, version string) (Published, error) {
+	tmp, err := os.MkdirTemp("", "greeter-ref-")
+	if err != nil {
+		return Published{}, err
+	}
+	defer os.RemoveAll(tmp)
+	archive := exec.Command("git", "archive", "--format=tar", ref, "--", subdir)
+	archive.Dir = repoDir
+	tarball, err := archive.Output()
+	if err != nil {
+		return Published{}, fmt.Errorf("git archive %s -- %s: %w", ref, subdir, err)
+	}
+	untar := exec.Command("tar", "-x", "-C", tmp)
+	untar.Stdin = bytes.NewReader(tarball)
+	if out, err := untar.CombinedOutput(); err != nil {
+		return Published{}, fmt.Errorf("extract %s: %w: %s", ref, err, out)
+	}
+	return s.Publish(filepath.Join(tmp, filepath.FromSlash(subdir)), version)
+}
+
+// TagExists reports whether repoDir has the git tag.
+func TagExists(repoDir, tag string) bool {
+	cmd := exec.Command("git", "rev-parse", "--verify", "--quiet", "refs/tags/"+tag)
+	cmd.Dir = repoDir
+	return cmd.Run() == nil
 }
