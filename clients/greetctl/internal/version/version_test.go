@@ -8,7 +8,7 @@ import (
 
 func TestInfo(t *testing.T) {
 	tests := []struct {
-		info      version.Info
+		info     version.Info
 		want, ua string
 	}{
 		{version.Info{Version: "v1.2.3", Revision: "abc"}, "v1.2.3 (abc)", "greetctl/v1.2.3"},
