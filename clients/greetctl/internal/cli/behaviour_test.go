@@ -191,6 +191,30 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+// TestCommandFlagsFromConfig checks that a command's own flags come from
+// the environment and the config file too.
+func TestCommandFlagsFromConfig(t *testing.T) {
+	s := greettest.Start(t, greettest.Options{})
+	path := writeFile(t, t.TempDir(), "config.yaml", "count: 2\noutput: json\n")
+	tests := []struct {
+		name  string
+		inv   invocation
+		lines int
+	}{
+		{"file", invocation{args: args(addr(s), "--config", path, "stream", "Ada")}, 2},
+		{"environment over file", invocation{args: args(addr(s), "--config", path, "stream", "Ada"), env: map[string]string{"GREETCTL_COUNT": "1"}}, 1},
+		{"flag over environment", invocation{args: args(addr(s), "--config", path, "stream", "Ada", "-n", "4"), env: map[string]string{"GREETCTL_COUNT": "1"}}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, tt.inv)
+			if r.code != 0 || strings.Count(r.stdout, `{"message":"Hello, Ada!"`) != tt.lines {
+				t.Errorf("got %v, want %d JSON lines", r, tt.lines)
+			}
+		})
+	}
+}
+
 func TestMissingConfigFile(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
 	for name, inv := range map[string]invocation{

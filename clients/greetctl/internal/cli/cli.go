@@ -155,6 +155,7 @@ wins over the environment, the environment over the config file.
 		health.NewCommand(c),
 		versioncmd.NewCommand(c),
 	} {
+		sub.Long += "\n\nExit status: 0 on success, 2 for usage errors, 3 to 8 by gRPC status\nclass, 130 when interrupted; see \"greetctl --help\"."
 		run := sub.RunE
 		sub.RunE = func(cmd *cobra.Command, args []string) error {
 			return mark(run(cmd, args))
