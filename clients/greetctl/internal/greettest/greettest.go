@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -24,6 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
@@ -183,20 +185,29 @@ func validate(name string) error {
 		}
 		return st.Err()
 	}
-	var violation string
+	var violation, rule string
 	switch {
 	case name == "":
-		violation = "value is required"
+		violation, rule = "value is required", "required"
 	case strings.TrimSpace(name) == "":
-		violation = "must contain a character that is not white space"
+		violation, rule = "must contain a character that is not white space", "name.not_blank"
 	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		violation = "must not contain control characters"
+		violation, rule = "must not contain control characters", "name.no_control_characters"
 	default:
 		return nil
 	}
-	st, err := status.New(codes.InvalidArgument, "invalid request").WithDetails(&errdetails.BadRequest{
-		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "name", Description: violation}},
-	})
+	// Like the real server: a BadRequest for every client, and the same
+	// violation as protovalidate reports it for clients that know it.
+	st, err := status.New(codes.InvalidArgument, "validation error: name: "+violation).WithDetails(
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "name", Description: violation, Reason: rule},
+		}},
+		&validatepb.Violations{Violations: []*validatepb.Violation{{
+			Field:   &validatepb.FieldPath{Elements: []*validatepb.FieldPathElement{{FieldNumber: proto.Int32(1), FieldName: proto.String("name")}}},
+			RuleId:  proto.String(rule),
+			Message: proto.String(violation),
+		}}},
+	)
 	if err != nil {
 		return err
 	}

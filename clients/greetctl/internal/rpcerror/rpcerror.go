@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -39,8 +40,19 @@ func Status(err error) *status.Status {
 func Write(w io.Writer, prefix string, st *status.Status) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s: %s\n", prefix, st.Code(), st.Message())
+	// Servers often say the same thing twice, e.g. a BadRequest for any
+	// client and a buf.validate.Violations for clients that know
+	// protovalidate: print each line once.
+	seen := map[string]bool{}
 	for _, detail := range st.Proto().GetDetails() {
-		writeDetail(&b, detail)
+		var d strings.Builder
+		writeDetail(&d, detail)
+		for line := range strings.Lines(d.String()) {
+			if !seen[line] {
+				seen[line] = true
+				b.WriteString(line)
+			}
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -60,6 +72,14 @@ func writeDetail(b *strings.Builder, detail *anypb.Any) {
 			line := fmt.Sprintf("  %s: %s", v.GetField(), v.GetDescription())
 			if v.GetReason() != "" {
 				line += fmt.Sprintf(" [%s]", v.GetReason())
+			}
+			b.WriteString(line + "\n")
+		}
+	case *validate.Violations:
+		for _, v := range d.GetViolations() {
+			line := fmt.Sprintf("  %s: %s", fieldPath(v.GetField()), v.GetMessage())
+			if v.GetRuleId() != "" {
+				line += fmt.Sprintf(" [%s]", v.GetRuleId())
 			}
 			b.WriteString(line + "\n")
 		}
@@ -100,6 +120,31 @@ func writeDetail(b *strings.Builder, detail *anypb.Any) {
 	default:
 		fmt.Fprintf(b, "  %s: %s\n", m.ProtoReflect().Descriptor().FullName(), compactJSON(m))
 	}
+}
+
+// fieldPath spells a protovalidate field path the way BadRequest field
+// violations do: "names[2]", "labels[\"env\"]", "interval.seconds".
+func fieldPath(p *validate.FieldPath) string {
+	var b strings.Builder
+	for i, e := range p.GetElements() {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(e.GetFieldName())
+		switch s := e.GetSubscript().(type) {
+		case *validate.FieldPathElement_Index:
+			fmt.Fprintf(&b, "[%d]", s.Index)
+		case *validate.FieldPathElement_BoolKey:
+			fmt.Fprintf(&b, "[%t]", s.BoolKey)
+		case *validate.FieldPathElement_IntKey:
+			fmt.Fprintf(&b, "[%d]", s.IntKey)
+		case *validate.FieldPathElement_UintKey:
+			fmt.Fprintf(&b, "[%d]", s.UintKey)
+		case *validate.FieldPathElement_StringKey:
+			fmt.Fprintf(&b, "[%q]", s.StringKey)
+		}
+	}
+	return b.String()
 }
 
 func sortedPairs(m map[string]string) string {
