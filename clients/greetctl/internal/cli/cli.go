@@ -59,7 +59,14 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Main runs greetctl with args (without the program name) and returns its
 // exit status. Canceling ctx, as Ctrl-C does, cancels the running call.
 // Errors go to stderr as one or a few lines, never as a stack trace.
-func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) int {
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) (code int) {
+	defer func() {
+		// A bug must not greet the user with a goroutine dump.
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "greetctl: internal error: %v\nPlease report it with the command line that caused it.\n", r)
+			code = exitcode.Failure
+		}
+	}()
 	s := settings{lookupEnv: os.LookupEnv, build: version.Read()}
 	for _, o := range opts {
 		o(&s)

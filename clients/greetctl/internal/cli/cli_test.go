@@ -112,6 +112,7 @@ func TestGolden(t *testing.T) {
 		{"stream_json", invocation{args: args(a, "stream", "Ada", "-n", "3", "--interval", "1ms", "-o", "json")}},
 		{"stream_yaml", invocation{args: args(a, "stream", "Ada", "-n", "2", "-o", "yaml")}},
 		{"hello_all_args_text", invocation{args: args(a, "hello-all", "Ada", "Grace", "Linus")}},
+		{"hello_all_one_text", invocation{args: args(a, "hello-all", "Ada")}},
 		{"hello_all_stdin_json", invocation{args: args(a, "hello-all", "-o", "json"), stdin: "Ada\n\nGrace\r\nLinus"}},
 		{"hello_all_dash_yaml", invocation{args: args(a, "hello-all", "-", "-o", "yaml"), stdin: "Ada\nGrace\n"}},
 		{"chat_text", invocation{args: args(a, "chat"), stdin: "Ada\nGrace\n\nLinus\n"}},

@@ -84,5 +84,9 @@ func run(ctx context.Context, c *app.Container, args []string) error {
 		}
 		return err
 	}
-	return printer.Print(res, fmt.Sprintf("%s (%d names)", res.GetMessage(), res.GetCount()))
+	unit := "names"
+	if res.GetCount() == 1 {
+		unit = "name"
+	}
+	return printer.Print(res, fmt.Sprintf("%s (%d %s)", res.GetMessage(), res.GetCount(), unit))
 }
