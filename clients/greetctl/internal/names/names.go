@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"strings"
 )
 
 // FromArgs yields args, reading stdin instead when args is empty or is the
 // single argument "-".
 func FromArgs(ctx context.Context, args []string, stdin io.Reader) iter.Seq2[string, error] {
-	if len(args) == 0 || (len(args) == 1 && args[0] == "-") {
+	if ReadsStdin(args) {
 		return Lines(ctx, stdin)
 	}
 	return func(yield func(string, error) bool) {
@@ -24,6 +25,11 @@ func FromArgs(ctx context.Context, args []string, stdin io.Reader) iter.Seq2[str
 			}
 		}
 	}
+}
+
+// ReadsStdin reports whether FromArgs reads standard input for args.
+func ReadsStdin(args []string) bool {
+	return len(args) == 0 || (len(args) == 1 && args[0] == "-")
 }
 
 type line struct {
@@ -81,4 +87,15 @@ func Lines(ctx context.Context, r io.Reader) iter.Seq2[string, error] {
 			}
 		}
 	}
+}
+
+// Interactive reports whether r is a terminal, where a user types the names
+// and should be told how to end the input.
+func Interactive(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -55,6 +55,9 @@ func run(ctx context.Context, c *app.Container) error {
 	}
 	defer conn.Close()
 
+	if names.Interactive(c.Stdin) {
+		c.Notef("type a name per line; Ctrl-D ends the chat")
+	}
 	stream, err := greeterv1.NewGreeterServiceClient(conn).SayHelloChat(ctx)
 	if err != nil {
 		return err

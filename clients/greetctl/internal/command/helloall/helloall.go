@@ -60,6 +60,9 @@ func run(ctx context.Context, c *app.Container, args []string) error {
 	if err != nil {
 		return err
 	}
+	if names.ReadsStdin(args) && names.Interactive(c.Stdin) {
+		c.Notef("reading names, one per line; end with Ctrl-D")
+	}
 	sent := 0
 	for name, err := range names.FromArgs(ctx, args, c.Stdin) {
 		if err != nil {
