@@ -4,7 +4,6 @@ package version
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -83,7 +82,7 @@ func serverVersion(ctx context.Context, c *app.Container) (string, error) {
 	defer conn.Close()
 	var header metadata.MD
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&header)); err != nil {
-		return "", fmt.Errorf("ask the server for its version: %w", err)
+		return "", err
 	}
 	v := header.Get(version.ServerHeader)
 	if len(v) == 0 {
