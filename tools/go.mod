@@ -16,6 +16,14 @@ tool (
 
 require golang.org/x/mod v0.43.0
 
+require (
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
+	google.golang.org/grpc v1.85.0 // indirect
+	k8s.io/api v0.37.2 // indirect
+	k8s.io/apimachinery v0.37.2 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
+)
+
 // The protovalidate protos, materialised by `go tool protodeps`. The module
 // has no Go packages, so `go mod tidy` drops this line; TestProtovalidatePinned
 // catches that. Keep the version in step with buf.build/go/protovalidate in

@@ -111,19 +111,41 @@ func (s *Server) Log() string { return s.log.String() }
 // Done is closed when the process has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
+// logKeep bounds what is kept of the server's output: its first logKeep
+// bytes (start-up, the bound addresses) and its last logKeep bytes (the
+// drain), so a server logging every RPC under load cannot grow the caller.
+const logKeep = 64 << 10
+
+// lockedBuffer keeps the head and the tail of what is written to it.
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	head    bytes.Buffer
+	tail    []byte
+	dropped int64
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n := len(p)
+	if room := logKeep - b.head.Len(); room > 0 {
+		k := min(room, len(p))
+		b.head.Write(p[:k])
+		p = p[k:]
+	}
+	b.tail = append(b.tail, p...)
+	if over := len(b.tail) - logKeep; over > 0 {
+		b.dropped += int64(over)
+		b.tail = append(b.tail[:0], b.tail[over:]...)
+	}
+	return n, nil
 }
 
 func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.String()
+	if b.dropped == 0 {
+		return b.head.String() + string(b.tail)
+	}
+	return fmt.Sprintf("%s\n[... %d bytes left out ...]\n%s", b.head.String(), b.dropped, b.tail)
 }
