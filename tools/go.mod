@@ -3,8 +3,10 @@ module github.com/acme/greeter/tools
 go 1.26.7
 
 tool (
+	github.com/acme/greeter/tools/cmd/bareserver
 	github.com/acme/greeter/tools/cmd/breaking
 	github.com/acme/greeter/tools/cmd/gendrift
+	github.com/acme/greeter/tools/cmd/greetbench
 	github.com/acme/greeter/tools/cmd/modproxy
 	github.com/acme/greeter/tools/cmd/protodeps
 	github.com/bufbuild/buf/cmd/buf
