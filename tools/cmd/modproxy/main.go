@@ -27,6 +27,7 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/acme/greeter/tools/internal/modproxy"
+	"github.com/acme/greeter/tools/internal/repo"
 )
 
 const genModulePath = "github.com/acme/greeter/gen/go"
@@ -49,7 +50,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	sandbox, err := modproxy.NewSandbox(tmp, goEnv("GOPROXY"), goEnv("GOMODCACHE"))
+	sandbox, err := modproxy.NewSandbox(tmp, repo.GoEnv("GOPROXY"), repo.GoEnv("GOMODCACHE"))
 	if err != nil {
 		return err
 	}
@@ -119,12 +120,4 @@ func command(sandbox *modproxy.Sandbox, dir, name string, args ...string) error 
 		return fmt.Errorf("%s %s in %s: %w", name, strings.Join(args, " "), dir, err)
 	}
 	return nil
-}
-
-func goEnv(name string) string {
-	out, err := exec.Command("go", "env", name).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,18 +19,15 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/acme/greeter/tools/internal/protocheck"
+	"github.com/acme/greeter/tools/internal/repo"
 )
 
 // image compiles the buf workspace with the pinned buf and returns its
 // files, imports included.
 func image(t *testing.T) *descriptorpb.FileDescriptorSet {
 	t.Helper()
-	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(t.TempDir(), "image.binpb")
-	if _, err := protocheck.Buf(context.Background(), strings.TrimSpace(string(root)),
+	if _, err := protocheck.Buf(context.Background(), repo.TestRoot(t),
 		"build", "--exclude-source-info", "--output", out); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/acme/greeter/tools/internal/protocheck"
+	"github.com/acme/greeter/tools/internal/repo"
 )
 
 const v1Proto = "api/acme/greeter/v1/greeter.proto"
@@ -19,7 +20,7 @@ const v1Proto = "api/acme/greeter/v1/greeter.proto"
 // so a test can plant a fault without touching the checkout.
 func copyRepo(t *testing.T) string {
 	t.Helper()
-	root := repoRoot(t)
+	root := repo.TestRoot(t)
 	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
 	if err != nil {
 		t.Fatalf("git ls-files: %v", err)
@@ -51,15 +52,6 @@ func copyRepo(t *testing.T) string {
 		}
 	}
 	return dst
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		t.Fatalf("find repository root: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // plant replaces old with new in the file rel below dir; old must occur.
@@ -96,7 +88,7 @@ func wantCheckError(t *testing.T, err error, wants ...string) {
 func TestLint(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	if err := protocheck.Lint(ctx, repoRoot(t)); err != nil {
+	if err := protocheck.Lint(ctx, repo.TestRoot(t)); err != nil {
 		t.Fatalf("the repository must lint clean: %v", err)
 	}
 	tests := map[string]struct {
@@ -133,7 +125,7 @@ func TestLint(t *testing.T) {
 func TestFormatCheck(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	if err := protocheck.FormatCheck(ctx, repoRoot(t)); err != nil {
+	if err := protocheck.FormatCheck(ctx, repo.TestRoot(t)); err != nil {
 		t.Fatalf("the repository must be buf-formatted: %v", err)
 	}
 	dir := copyRepo(t)
@@ -205,7 +197,7 @@ func TestBreaking(t *testing.T) {
 func TestBaselineFromGit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	root := repoRoot(t)
+	root := repo.TestRoot(t)
 	dir, cleanup, err := protocheck.Baseline(ctx, root, "HEAD")
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +216,7 @@ func TestBaselineFromGit(t *testing.T) {
 func TestDrift(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	if err := protocheck.Drift(ctx, repoRoot(t)); err != nil {
+	if err := protocheck.Drift(ctx, repo.TestRoot(t)); err != nil {
 		t.Fatalf("gen/go must match buf generate: %v", err)
 	}
 	tests := map[string]struct {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/acme/greeter/tools/internal/modproxy"
+	"github.com/acme/greeter/tools/internal/repo"
 	"github.com/acme/greeter/tools/internal/serverproc"
 )
 
@@ -29,27 +30,9 @@ var (
 	client = consumer{dir: "clients/greetctl", main: "./cmd/greetctl"}
 )
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func goEnv(t *testing.T, name string) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", name).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func newSandbox(t *testing.T) *modproxy.Sandbox {
 	t.Helper()
-	sb, err := modproxy.NewSandbox(t.TempDir(), goEnv(t, "GOPROXY"), goEnv(t, "GOMODCACHE"))
+	sb, err := modproxy.NewSandbox(t.TempDir(), repo.GoEnv("GOPROXY"), repo.GoEnv("GOMODCACHE"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +113,7 @@ func TestStandaloneModules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and tests two modules from scratch")
 	}
-	root := repoRoot(t)
+	root := repo.TestRoot(t)
 	for _, c := range []consumer{server, client} {
 		t.Run(c.dir, func(t *testing.T) {
 			sb := newSandbox(t)
@@ -216,7 +199,7 @@ func TestVersionSkew(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds four binaries")
 	}
-	root := repoRoot(t)
+	root := repo.TestRoot(t)
 	prevRef := previousGen(t, root)
 	t.Logf("previous gen/go: %s", prevRef)
 	sb := newSandbox(t)

@@ -10,21 +10,14 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-)
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
-}
+	"github.com/acme/greeter/tools/internal/repo"
+)
 
 func TestActionlint(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command("go", "tool", "actionlint", "-no-color")
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = repo.TestRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("actionlint: %v\n%s", err, out)
 	}
@@ -41,7 +34,7 @@ type workflow struct {
 
 func readWorkflow(t *testing.T, name string) workflow {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), ".github", "workflows", name))
+	data, err := os.ReadFile(filepath.Join(repo.TestRoot(t), ".github", "workflows", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +104,7 @@ func TestReleaseTriggers(t *testing.T) {
 // a module added to the workspace without a release path fails here.
 func TestEveryModuleReleases(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "go.work"))
+	data, err := os.ReadFile(filepath.Join(repo.TestRoot(t), "go.work"))
 	if err != nil {
 		t.Fatal(err)
 	}
