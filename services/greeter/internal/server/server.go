@@ -103,9 +103,10 @@ func New(opts ...Option) (*Server, error) {
 //  2. metrics, then the access log: they time and record every outcome,
 //     including validation failures;
 //  3. validation: bad requests never reach the handlers;
-//  4. interceptors added with WithUnaryInterceptors/WithStreamInterceptors;
-//  5. recovery again, innermost, so that a handler panic reaches metrics
-//     and the access log as an INTERNAL result rather than bypassing them.
+//  4. recovery again, so that a handler panic reaches metrics and the
+//     access log as an INTERNAL result rather than bypassing them;
+//  5. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
+//     which count as part of the handler.
 func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 	o := s.opts
 	recoverUnary, recoverStream := interceptors.Recovery(o.logger, o.metrics.Panics)
@@ -116,18 +117,18 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 		o.metrics.GRPC.UnaryServerInterceptor(),
 		logUnary,
 		v.UnaryServerInterceptor(),
+		recoverUnary,
 	}
 	unary = append(unary, o.unary...)
-	unary = append(unary, recoverUnary)
 
 	stream := []grpc.StreamServerInterceptor{
 		recoverStream,
 		o.metrics.GRPC.StreamServerInterceptor(),
 		logStream,
 		v.StreamServerInterceptor(),
+		recoverStream,
 	}
 	stream = append(stream, o.stream...)
-	stream = append(stream, recoverStream)
 
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
