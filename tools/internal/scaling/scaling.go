@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -111,3 +113,78 @@ func SayHelloOK(ctx context.Context, metricsAddr string) (int, error) {
 	})
 	return int(v), err
 }
+
+// Zone stands in for the DNS answer of a headless Service: the addresses of
+// the ready pods. A client resolving through Zone.Builder sees the answer
+// as a client of dns:/// does: when it starts, and again only when the
+// channel asks to re-resolve, which grpc-go does when a connection is lost
+// (a GOAWAY from --max-connection-age, a replica going away). Changing the
+// zone alone tells connected clients nothing. (grpc-go's DNS resolver also
+// waits at least 30s between two resolutions; Zone does not.)
+type Zone struct {
+	mu       sync.Mutex
+	addrs    []string
+	resolves atomic.Int64
+}
+
+// NewZone returns a zone answering addrs.
+func NewZone(addrs ...string) *Zone { return &Zone{addrs: addrs} }
+
+// Set changes the answer, as a scale-up or scale-down changes the headless
+// Service's endpoints.
+func (z *Zone) Set(addrs ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.addrs = addrs
+}
+
+// Resolves is how many times clients have resolved the zone.
+func (z *Zone) Resolves() int64 { return z.resolves.Load() }
+
+func (z *Zone) state() resolver.State {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.resolves.Add(1)
+	var eps []resolver.Endpoint
+	for _, a := range z.addrs {
+		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+	}
+	return resolver.State{Endpoints: eps}
+}
+
+// ZoneScheme is the target scheme of Zone.Builder: "zone:///greeter".
+const ZoneScheme = "zone"
+
+// Builder returns a resolver builder for the zone; pass it with
+// grpc.WithResolvers and dial ZoneScheme + ":///greeter".
+func (z *Zone) Builder() resolver.Builder { return zoneBuilder{z} }
+
+type zoneBuilder struct{ z *Zone }
+
+func (b zoneBuilder) Scheme() string { return ZoneScheme }
+
+func (b zoneBuilder) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	r := &zoneResolver{z: b.z, cc: cc}
+	if err := cc.UpdateState(b.z.state()); err != nil {
+		cc.ReportError(err)
+	}
+	return r, nil
+}
+
+type zoneResolver struct {
+	z      *Zone
+	cc     resolver.ClientConn
+	closed atomic.Bool
+}
+
+// ResolveNow answers asynchronously, as the DNS resolver does, so that it
+// never updates the channel from inside the channel's own call.
+func (r *zoneResolver) ResolveNow(resolver.ResolveNowOptions) {
+	go func() {
+		if !r.closed.Load() {
+			_ = r.cc.UpdateState(r.z.state())
+		}
+	}()
+}
+
+func (r *zoneResolver) Close() { r.closed.Store(true) }

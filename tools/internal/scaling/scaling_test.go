@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
@@ -351,4 +352,125 @@ func TestCounterParsesExposition(t *testing.T) {
 	if n, err := scaling.SayHelloOK(context.Background(), replicas[0].MetricsAddr); err != nil || n != 3 {
 		t.Fatalf("after 3 calls: %d, %v", n, err)
 	}
+}
+
+// TestMaxConnectionAgeFindsNewReplicas scales a deployment from two
+// replicas to three under a running client that resolves like dns:/// on a
+// headless Service (scaling.Zone): the new replica is in the answer, but
+// the client asks again only when it loses a connection. With the servers'
+// --max-connection-age it does within that age and the new replica gets its
+// share; with the default age (30m) it never does during the test.
+func TestMaxConnectionAgeFindsNewReplicas(t *testing.T) {
+	t.Run("max-connection-age=2s", func(t *testing.T) {
+		r := scaleUp(t, 8*time.Second, "--max-connection-age", "2s", "--max-connection-age-grace", "1s")
+		if r.failed > 0 {
+			t.Errorf("%d calls failed while connections aged, want 0", r.failed)
+		}
+		if r.found < 0 {
+			t.Fatalf("the new replica served no call within %s of the scale-up (zone resolved %d times)", r.window, r.resolves)
+		}
+		if r.found > 4*time.Second {
+			t.Errorf("the new replica got its first call %s after the scale-up, want within about the connection age (2s + 10%% jitter)", r.found)
+		}
+		if r.afterFound[2] < r.totalAfterFound/3/2 {
+			t.Errorf("once found, the new replica served %d of %d calls, want at least half a fair share", r.afterFound[2], r.totalAfterFound)
+		}
+	})
+	t.Run("default age (control)", func(t *testing.T) {
+		r := scaleUp(t, 3*time.Second)
+		if r.failed > 0 {
+			t.Errorf("%d calls failed, want 0", r.failed)
+		}
+		if r.found >= 0 {
+			t.Errorf("the new replica was found %s after the scale-up without connection ageing: the client re-resolved (%d resolutions); the control no longer shows why --max-connection-age is needed", r.found, r.resolves)
+		}
+	})
+}
+
+type scaleUpResult struct {
+	window          time.Duration
+	failed          int
+	found           time.Duration // first call on the new replica after scale-up; -1 never
+	afterFound      [3]int        // calls per replica once it was found
+	totalAfterFound int
+	resolves        int64
+}
+
+// scaleUp starts three replicas with args, puts two in a Zone, runs paced
+// calls (200/s) for a second, adds the third to the zone and runs calls for
+// at most window more: until the new replica has served calls for 600
+// calls, if it is found.
+func scaleUp(t *testing.T, window time.Duration, args ...string) scaleUpResult {
+	const rate = 200
+	replicas := startReplicas(t, 3, args...)
+	addrs := []string{replicas[0].Addr, replicas[1].Addr, replicas[2].Addr}
+	zone := scaling.NewZone(addrs[0], addrs[1])
+	conn, err := grpc.NewClient(scaling.ZoneScheme+":///greeter",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithResolvers(zone.Builder()),
+		grpc.WithDefaultServiceConfig(scaling.ServiceConfig("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := greeterv1.NewGreeterServiceClient(conn)
+	index := map[string]int{addrs[0]: 0, addrs[1]: 1, addrs[2]: 2}
+
+	res := scaleUpResult{window: window, found: -1}
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	call := func() (int, error) {
+		<-tick.C
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var p peer.Peer
+		if _, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"}, grpc.Peer(&p)); err != nil {
+			return -1, err
+		}
+		return index[p.Addr.String()], nil
+	}
+
+	var before [3]int
+	for range rate { // one second on two replicas
+		i, err := call()
+		if err != nil {
+			res.failed++
+			t.Logf("call failed: %v", err)
+			continue
+		}
+		before[i]++
+	}
+	if before[2] != 0 {
+		t.Fatalf("replica 2 served %d calls before it was in the zone", before[2])
+	}
+	zone.Set(addrs...)
+	scaled := time.Now()
+	var after [3]int
+	for n := int64(0); time.Since(scaled) < window && n < window.Milliseconds()*rate/1000; n++ {
+		i, err := call()
+		if err != nil {
+			res.failed++
+			t.Logf("call failed: %v", err)
+			continue
+		}
+		after[i]++
+		if i == 2 && res.found < 0 {
+			res.found = time.Since(scaled)
+		}
+		if res.found >= 0 {
+			res.afterFound[i]++
+			res.totalAfterFound++
+			if res.totalAfterFound >= 600 {
+				break
+			}
+		}
+	}
+	res.resolves = zone.Resolves()
+	found := "never"
+	if res.found >= 0 {
+		found = res.found.Round(time.Millisecond).String() + " after the scale-up"
+	}
+	t.Logf("before scale-up: calls per replica %v; after: %v in %s; new replica first served: %s; once found: %v; zone resolved %d times; %d failed",
+		before, after, time.Since(scaled).Round(time.Millisecond), found, res.afterFound, res.resolves, res.failed)
+	return res
 }
