@@ -1,0 +1,145 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		GRPCAddr: ":50051", MetricsAddr: ":9090", LogLevel: slog.LevelInfo, LogFormat: "text",
+		Reflection: true, DrainTimeout: 20 * time.Second,
+		MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 4 << 20, MaxConcurrentStreams: 1000,
+		ConnectionTimeout: 10 * time.Second, KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
+		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: 5 * time.Minute,
+		KeepaliveMinTime: 10 * time.Second, KeepalivePermitNoStream: true,
+	}
+	if c != want {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	tests := []struct {
+		desc string
+		args []string
+		env  map[string]string
+		want func(Config) bool
+	}{
+		{"env sets", nil, map[string]string{"GREETER_GRPC_ADDR": "127.0.0.1:7000"},
+			func(c Config) bool { return c.GRPCAddr == "127.0.0.1:7000" }},
+		{"flag wins over env", []string{"--grpc-addr", "127.0.0.1:8000"}, map[string]string{"GREETER_GRPC_ADDR": "127.0.0.1:7000"},
+			func(c Config) bool { return c.GRPCAddr == "127.0.0.1:8000" }},
+		{"env duration", nil, map[string]string{"GREETER_DRAIN_TIMEOUT": "3s"},
+			func(c Config) bool { return c.DrainTimeout == 3*time.Second }},
+		{"flag duration wins", []string{"-drain-timeout=4s"}, map[string]string{"GREETER_DRAIN_TIMEOUT": "3s"},
+			func(c Config) bool { return c.DrainTimeout == 4*time.Second }},
+		{"env bool", nil, map[string]string{"GREETER_REFLECTION": "false"},
+			func(c Config) bool { return !c.Reflection }},
+		{"flag bool wins", []string{"--reflection=true"}, map[string]string{"GREETER_REFLECTION": "false"},
+			func(c Config) bool { return c.Reflection }},
+		{"empty env disables metrics", nil, map[string]string{"GREETER_METRICS_ADDR": ""},
+			func(c Config) bool { return c.MetricsAddr == "" }},
+		{"log level and format", []string{"--log-level", "debug"}, map[string]string{"GREETER_LOG_FORMAT": "json", "GREETER_LOG_LEVEL": "error"},
+			func(c Config) bool { return c.LogLevel == slog.LevelDebug && c.LogFormat == "json" }},
+		{"keepalive", []string{"--max-connection-age=1m", "--keepalive-permit-without-stream=false"}, map[string]string{"GREETER_KEEPALIVE_MIN_TIME": "1s"},
+			func(c Config) bool {
+				return c.MaxConnectionAge == time.Minute && !c.KeepalivePermitNoStream && c.KeepaliveMinTime == time.Second
+			}},
+		{"port 0", []string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, nil,
+			func(c Config) bool { return c.GRPCAddr == "127.0.0.1:0" && c.MetricsAddr == "127.0.0.1:0" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			c, err := Parse(tt.args, env(tt.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "server.crt")
+	if err := os.WriteFile(cert, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		desc    string
+		args    []string
+		env     map[string]string
+		message string
+	}{
+		{"bad grpc address", []string{"--grpc-addr", "localhost"}, nil, "--grpc-addr"},
+		{"bad port", []string{"--grpc-addr", ":http"}, nil, "port"},
+		{"port out of range", []string{"--grpc-addr", ":70000"}, nil, "port"},
+		{"bad metrics address", []string{"--metrics-addr", "nope"}, nil, "--metrics-addr"},
+		{"metrics on the gRPC port", []string{"--grpc-addr", ":5000", "--metrics-addr", ":5000"}, nil, "must differ"},
+		{"negative drain timeout", []string{"--drain-timeout", "-1s"}, nil, "--drain-timeout -1s: must not be negative"},
+		{"negative keepalive", []string{"--keepalive-time", "-1s"}, nil, "--keepalive-time"},
+		{"zero connection timeout", []string{"--connection-timeout", "0"}, nil, "--connection-timeout"},
+		{"bad duration from env", nil, map[string]string{"GREETER_DRAIN_DELAY": "soon"}, "GREETER_DRAIN_DELAY"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"zero message size", []string{"--max-recv-msg-size", "0"}, nil, "--max-recv-msg-size"},
+		{"negative send size", []string{"--max-send-msg-size", "-5"}, nil, "--max-send-msg-size"},
+		{"zero streams", []string{"--max-concurrent-streams", "0"}, nil, "--max-concurrent-streams"},
+		{"cert without key", []string{"--tls-cert", cert}, nil, "go together"},
+		{"client CA without cert", []string{"--tls-client-ca", cert}, nil, "--tls-client-ca needs"},
+		{"missing cert file", []string{"--tls-cert", missing, "--tls-key", cert}, nil, "--tls-cert"},
+		{"missing client CA file", []string{"--tls-cert", cert, "--tls-key", cert, "--tls-client-ca", missing}, nil, "--tls-client-ca"},
+		{"unknown flag", []string{"--colour"}, nil, "colour"},
+		{"stray argument", []string{"serve"}, nil, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			_, err := Parse(tt.args, env(tt.env), &bytes.Buffer{})
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse: %v, want ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.message) {
+				t.Fatalf("error %q does not mention %q", err, tt.message)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := Parse([]string{"--help"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"--grpc-addr", "GREETER_GRPC_ADDR", `default ":50051"`, "GREETER_METRICS_ADDR", "GREETER_TLS_CLIENT_CA", `default "20s"`, "Exit codes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	// --version short-circuits validation: it must work whatever else is set.
+	c, err := Parse([]string{"--version"}, env(map[string]string{"GREETER_DRAIN_TIMEOUT": "-1s"}), &out)
+	if err != nil || !c.Version {
+		t.Fatalf("--version: %+v, %v", c, err)
+	}
+}
