@@ -69,6 +69,78 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	opts, err := serverOptions(cfg, logger, m)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(opts...)
+	if err != nil {
+		return err
+	}
+
+	// Bind every port before serving anything, so a port that cannot be
+	// bound fails the start cleanly.
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	var adminLis net.Listener
+	metricsAddr := ""
+	if cfg.MetricsAddr != "" {
+		adminLis, err = net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			grpcLis.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		metricsAddr = adminLis.Addr().String()
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(grpcLis) }()
+	var admin *http.Server
+	if adminLis != nil {
+		admin = &http.Server{Handler: m.Handler(srv.Ready), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve metrics: %w", err)
+			}
+		}()
+	}
+	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr,
+		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "version", version.Get().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutdown signal received")
+	case serveErr = <-errc:
+	}
+
+	// Drain with a fresh context: the signal context is already done. A
+	// second signal kills the process at once (default signal handling
+	// again), for operators who will not wait for the drain.
+	signal.Reset(syscall.SIGTERM, os.Interrupt)
+	drainErr := srv.Shutdown(context.Background())
+	if errors.Is(drainErr, server.ErrDrainTimeout) {
+		// Stopping was asked for and happened; the cut-off RPCs are worth a
+		// warning, not a failed exit.
+		logger.Warn("drain timed out, remaining RPCs were cancelled", "drain_timeout", cfg.DrainTimeout)
+		drainErr = nil
+	}
+	if admin != nil {
+		// Kept answering /readyz 503 throughout the drain; now it can go.
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := admin.Shutdown(shutdownCtx); err != nil {
+			drainErr = errors.Join(drainErr, fmt.Errorf("shut down metrics server: %w", err))
+		}
+	}
+	logger.Info("stopped")
+	return errors.Join(serveErr, drainErr)
+}
+
+// serverOptions translates the configuration into server options.
+func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) ([]server.Option, error) {
 	opts := []server.Option{
 		server.WithLogger(logger),
 		server.WithMetrics(m),
@@ -96,74 +168,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,
 			tlsreload.WithClientCA(cfg.TLSClientCA), tlsreload.WithLogger(logger))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		opts = append(opts, server.WithTLS(reloader.ServerConfig()))
 	}
-	srv, err := server.New(opts...)
-	if err != nil {
-		return err
-	}
-
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC: %w", err)
-	}
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(grpcLis) }()
-
-	var admin *http.Server
-	metricsAddr := ""
-	if cfg.MetricsAddr != "" {
-		adminLis, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			_ = srv.Shutdown(ctx)
-			return fmt.Errorf("listen for metrics: %w", err)
-		}
-		metricsAddr = adminLis.Addr().String()
-		admin = &http.Server{Handler: m.Handler(srv.Ready), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve metrics: %w", err)
-			}
-		}()
-	}
-	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr,
-		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "version", version.Get().String())
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutdown signal received")
-	case serveErr = <-errc:
-	}
-
-	// Drain with a fresh context: the signal context is already done. A
-	// second signal kills the process at once (default signal handling
-	// again), for operators who will not wait for the drain.
-	stopSignals(ctx)
-	drainErr := srv.Shutdown(context.Background())
-	if errors.Is(drainErr, server.ErrDrainTimeout) {
-		// Stopping was asked for and happened; the cut-off RPCs are worth a
-		// warning, not a failed exit.
-		logger.Warn("drain timed out, remaining RPCs were cancelled", "drain_timeout", cfg.DrainTimeout)
-		drainErr = nil
-	}
-	if admin != nil {
-		// Kept answering /readyz 503 throughout the drain; now it can go.
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := admin.Shutdown(shutdownCtx); err != nil {
-			drainErr = errors.Join(drainErr, fmt.Errorf("shut down metrics server: %w", err))
-		}
-	}
-	logger.Info("stopped")
-	return errors.Join(serveErr, drainErr)
+	return opts, nil
 }
-
-// stopSignals restores default signal handling once the first signal has
-// been taken.
-func stopSignals(context.Context) { signal.Reset(syscall.SIGTERM, os.Interrupt) }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
