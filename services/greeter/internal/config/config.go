@@ -109,11 +109,11 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 			if name != "" {
 				line += " " + name
 			}
-			fmt.Fprintf(out, "%s\n    \t%s\n    \tenv %s", line, usage, EnvName(f.Name))
-			if f.Name != "version" {
-				fmt.Fprintf(out, ", default %q", f.DefValue)
+			if f.Name == "version" {
+				fmt.Fprintf(out, "%s\n    \t%s\n", line, usage)
+				return
 			}
-			fmt.Fprintln(out)
+			fmt.Fprintf(out, "%s\n    \t%s\n    \tenv %s, default %q\n", line, usage, EnvName(f.Name), f.DefValue)
 		})
 		fmt.Fprintf(out, "\nExit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration.\n")
 	}
@@ -121,6 +121,11 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	// Environment first, so that Parse below lets flags override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			// An action, not a setting; deployments commonly use
+			// GREETER_VERSION for their own labels.
+			return
+		}
 		env := EnvName(f.Name)
 		v, ok := lookupEnv(env)
 		if !ok || envErr != nil {

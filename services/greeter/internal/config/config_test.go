@@ -142,4 +142,10 @@ func TestHelpAndVersion(t *testing.T) {
 	if err != nil || !c.Version {
 		t.Fatalf("--version: %+v, %v", c, err)
 	}
+	// GREETER_VERSION is left to deployments: it neither asks for the
+	// version nor breaks the start.
+	c, err = Parse(nil, env(map[string]string{"GREETER_VERSION": "v1.2.3"}), &out)
+	if err != nil || c.Version {
+		t.Fatalf("GREETER_VERSION set: %+v, %v", c, err)
+	}
 }
