@@ -60,6 +60,16 @@ func TestDrainCompletesInFlight(t *testing.T) {
 		t.Fatalf("health watch: %v, %v; want SERVING", resp, err)
 	}
 
+	// A watcher of a service the server does not know has no NOT_SERVING
+	// coming; the drain must end it rather than wait for it.
+	unknown, err := h.health.Watch(t.Context(), &healthpb.HealthCheckRequest{Service: "not.a.Service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := unknown.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVICE_UNKNOWN {
+		t.Fatalf("unknown service watch: %v, %v; want SERVICE_UNKNOWN", resp, err)
+	}
+
 	const unary = 8
 	results := make(chan error, unary)
 	for range unary {
@@ -141,6 +151,12 @@ func TestDrainCompletesInFlight(t *testing.T) {
 	}
 	if _, err := h.greeter.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"}); status.Code(err) != codes.Unavailable {
 		t.Errorf("RPC after shutdown: %v, want Unavailable", err)
+	}
+	if _, err := watch.Recv(); err == nil {
+		t.Error("health watch still open after the drain")
+	}
+	if _, err := unknown.Recv(); err == nil {
+		t.Error("unknown-service watch still open after the drain")
 	}
 }
 
