@@ -58,6 +58,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := run(ctx, cfg, logger); err != nil {
 		logger.Error("greeter failed", "error", err)
+		if errors.Is(err, config.ErrInvalid) {
+			return exitBadConfig
+		}
 		return exitFailure
 	}
 	return exitOK
@@ -168,7 +171,9 @@ func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (
 		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,
 			tlsreload.WithClientCA(cfg.TLSClientCA), tlsreload.WithLogger(logger))
 		if err != nil {
-			return nil, err
+			// The files exist (config checked that) but do not hold a
+			// usable certificate: still a configuration mistake.
+			return nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
 		}
 		opts = append(opts, server.WithTLS(reloader.ServerConfig()))
 	}

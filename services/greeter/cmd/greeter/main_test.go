@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -44,7 +45,10 @@ func TestProcess(t *testing.T) {
 	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--drain-timeout", "10s")
+	// The drain delay keeps the server up, and /readyz answering, long
+	// enough to see readiness fail during the drain.
+	cmd := exec.CommandContext(ctx, bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+		"--drain-timeout", "10s", "--drain-delay", "2s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +121,20 @@ func TestProcess(t *testing.T) {
 	}
 	for l := range lines {
 		logged.WriteString(l + "\n")
+		if strings.Contains(l, "msg=draining") {
+			break
+		}
+	}
+	r, err := http.Get("http://" + metricsAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz while draining = %d, want 503", r.StatusCode)
+	}
+	for l := range lines {
+		logged.WriteString(l + "\n")
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v, want 0\n%s", err, logged.String())
@@ -135,6 +153,10 @@ func TestProcessExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { taken.Close() })
+	garbage := filepath.Join(t.TempDir(), "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		desc     string
 		args     []string
@@ -147,6 +169,7 @@ func TestProcessExitCodes(t *testing.T) {
 		{"negative timeout", []string{"--drain-timeout", "-1s"}, 2, "must not be negative", false},
 		{"bad address", []string{"--grpc-addr", "nowhere"}, 2, "--grpc-addr", false},
 		{"missing cert", []string{"--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"}, 2, "--tls-cert", false},
+		{"cert is not a certificate", []string{"--tls-cert", garbage, "--tls-key", garbage, "--metrics-addr", ""}, 2, "load TLS key pair", false},
 		// Valid configuration, but the port cannot be bound: a runtime failure.
 		{"port taken", []string{"--grpc-addr", taken.Addr().String(), "--metrics-addr", ""}, 1, "listen for gRPC", false},
 	}
