@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -42,12 +41,16 @@ type config struct {
 	opts       []Option
 	level      slog.Level
 	clientCred credentials.TransportCredentials
+	dialOpts   []grpc.DialOption
 }
 
 type harnessOption func(*config)
 
 func withOptions(o ...Option) harnessOption   { return func(c *config) { c.opts = append(c.opts, o...) } }
 func withLogLevel(l slog.Level) harnessOption { return func(c *config) { c.level = l } }
+func withDialOptions(o ...grpc.DialOption) harnessOption {
+	return func(c *config) { c.dialOpts = append(c.dialOpts, o...) }
+}
 func withClientCreds(cr credentials.TransportCredentials) harnessOption {
 	return func(c *config) { c.clientCred = cr }
 }
@@ -73,10 +76,10 @@ func start(t *testing.T, hopts ...harnessOption) *harness {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 
-	conn, err := grpc.NewClient("passthrough:///bufnet",
+	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(cfg.clientCred),
-	)
+	}, cfg.dialOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +199,7 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 // handlerReturns reports, through the returned channel, each time a
 // streaming handler returns: tests wait on it to prove a handler stopped,
 // instead of sleeping.
-func handlerReturns() (StreamHook, <-chan error) {
+func handlerReturns() (grpc.StreamServerInterceptor, <-chan error) {
 	ch := make(chan error, 1000)
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		err := handler(srv, ss)
@@ -204,8 +207,3 @@ func handlerReturns() (StreamHook, <-chan error) {
 		return err
 	}, ch
 }
-
-// StreamHook is a stream interceptor used as a test probe.
-type StreamHook = grpc.StreamServerInterceptor
-
-var errTest = errors.New("test")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -87,20 +88,23 @@ func TestSayHelloStreamValidation(t *testing.T) {
 
 func TestSayHelloStreamCancel(t *testing.T) {
 	hook, returned := handlerReturns()
-	h := start(t, withOptions(WithStreamInterceptors(hook)))
+	// Fixed 64 KiB windows (no BDP growth): 10,000 greetings of 100
+	// characters are about 1 MiB, so the server must block in Send.
+	h := start(t, withOptions(WithStreamInterceptors(hook)),
+		withDialOptions(grpc.WithInitialWindowSize(1<<16), grpc.WithInitialConnWindowSize(1<<16)))
 	tests := []struct {
 		desc     string
 		interval time.Duration // the server waits this long between greetings
 	}{
 		{"while waiting", 10 * time.Second},
-		{"while sending", 0}, // 10,000 greetings, far more than flow control lets through
+		{"while blocked sending", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			stream, err := h.greeter.SayHelloStream(ctx, &greeterv1.SayHelloStreamRequest{
-				Name: "Ada", Count: 10000, Interval: durationpb.New(tt.interval),
+				Name: strings.Repeat("a", 100), Count: 10000, Interval: durationpb.New(tt.interval),
 			})
 			if err != nil {
 				t.Fatal(err)
