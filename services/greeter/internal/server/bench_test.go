@@ -19,12 +19,14 @@ import (
 // through the full production chain and through a bare grpc.Server, so the
 // cost of the interceptors shows as the difference.
 func BenchmarkSayHello(b *testing.B) {
-	full := func(b *testing.B) *grpc.ClientConn {
-		srv, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))))
-		if err != nil {
-			b.Fatal(err)
+	full := func(level slog.Level) func(b *testing.B) *grpc.ClientConn {
+		return func(b *testing.B) *grpc.ClientConn {
+			srv, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return benchConn(b, srv.grpc)
 		}
-		return benchConn(b, srv.grpc)
 	}
 	bare := func(b *testing.B) *grpc.ClientConn {
 		s := grpc.NewServer()
@@ -34,7 +36,11 @@ func BenchmarkSayHello(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		conn func(*testing.B) *grpc.ClientConn
-	}{{"interceptors", full}, {"bare", bare}} {
+	}{
+		{"interceptors/log=info", full(slog.LevelInfo)},
+		{"interceptors/log=warn", full(slog.LevelWarn)},
+		{"bare", bare},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			client := greeterv1.NewGreeterServiceClient(bc.conn(b))
 			req := &greeterv1.SayHelloRequest{Name: "Ada"}
