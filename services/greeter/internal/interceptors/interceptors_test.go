@@ -3,40 +3,82 @@ package interceptors
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-func TestSlogAdapterLevels(t *testing.T) {
+func TestAccessLogLevels(t *testing.T) {
 	tests := []struct {
-		desc    string
-		min     slog.Level
-		level   logging.Level
-		service string
-		want    string // "" when nothing is logged
+		desc   string
+		min    slog.Level
+		method string
+		err    error
+		want   []string // nil when nothing is logged
 	}{
-		{"info access line", slog.LevelInfo, logging.LevelInfo, "acme.greeter.v1.GreeterService", "level=INFO"},
-		{"below the configured level", slog.LevelWarn, logging.LevelInfo, "acme.greeter.v1.GreeterService", ""},
-		{"health at info is lowered to debug", slog.LevelInfo, logging.LevelInfo, "grpc.health.v1.Health", ""},
-		{"health at debug", slog.LevelDebug, logging.LevelInfo, "grpc.health.v1.Health", "level=DEBUG"},
-		{"health failures keep their level", slog.LevelInfo, logging.LevelError, "grpc.health.v1.Health", "level=ERROR"},
+		{"ok at info", slog.LevelInfo, "/acme.greeter.v1.GreeterService/SayHello", nil,
+			[]string{"level=INFO", "grpc.service=acme.greeter.v1.GreeterService", "grpc.method=SayHello", "grpc.code=OK", "grpc.duration="}},
+		{"below the configured level", slog.LevelWarn, "/acme.greeter.v1.GreeterService/SayHello", nil, nil},
+		{"client error at info", slog.LevelInfo, "/acme.greeter.v1.GreeterService/SayHello",
+			status.Error(codes.InvalidArgument, "bad name"), []string{"level=INFO", "grpc.code=InvalidArgument", `grpc.error="bad name"`}},
+		{"limits at warn", slog.LevelWarn, "/acme.greeter.v1.GreeterService/SayHello",
+			status.Error(codes.ResourceExhausted, "slow down"), []string{"level=WARN", "grpc.code=ResourceExhausted"}},
+		{"server fault at error", slog.LevelError, "/acme.greeter.v1.GreeterService/SayHello",
+			status.Error(codes.Internal, "oops"), []string{"level=ERROR", "grpc.code=Internal"}},
+		{"health at info is lowered to debug", slog.LevelInfo, "/grpc.health.v1.Health/Check", nil, nil},
+		{"health at debug", slog.LevelDebug, "/grpc.health.v1.Health/Check", nil, []string{"level=DEBUG", "grpc.service=grpc.health.v1.Health"}},
+		{"health failures keep their level", slog.LevelInfo, "/grpc.health.v1.Health/Check",
+			status.Error(codes.Internal, "x"), []string{"level=ERROR"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
 			var buf bytes.Buffer
-			l := slogAdapter(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tt.min})))
-			l.Log(context.Background(), tt.level, "finished call", logging.ServiceFieldKey, tt.service, "grpc.code", "OK")
-			got := buf.String()
-			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
-				t.Fatalf("logged %q, want %q", got, tt.want)
+			unary, stream := AccessLog(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tt.min})))
+			_, err := unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: tt.method},
+				func(context.Context, any) (any, error) { return nil, tt.err })
+			if err != tt.err {
+				t.Fatalf("unary returned %v, want the handler's %v", err, tt.err)
+			}
+			err = stream(nil, ctxStream{}, &grpc.StreamServerInfo{FullMethod: tt.method},
+				func(any, grpc.ServerStream) error { return tt.err })
+			if err != tt.err {
+				t.Fatalf("stream returned %v, want the handler's %v", err, tt.err)
+			}
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if tt.want == nil {
+				if buf.Len() != 0 {
+					t.Fatalf("logged %q, want nothing", buf.String())
+				}
+				return
+			}
+			if len(lines) != 2 {
+				t.Fatalf("logged %q, want one line per RPC", lines)
+			}
+			for _, line := range lines {
+				for _, w := range append([]string{"finished call"}, tt.want...) {
+					if !strings.Contains(line, w) {
+						t.Errorf("line %q lacks %q", line, w)
+					}
+				}
 			}
 		})
+	}
+}
+
+// TestAccessLogBelowLevelAllocatesNothing pins the promise that an RPC whose
+// access line is below the configured level pays no allocation for it.
+func TestAccessLogBelowLevelAllocatesNothing(t *testing.T) {
+	unary, _ := AccessLog(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	info := &grpc.UnaryServerInfo{FullMethod: "/acme.greeter.v1.GreeterService/SayHello"}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() { _, _ = unary(ctx, nil, info, handler) }); n != 0 {
+		t.Errorf("%v allocations per RPC below the log level, want 0", n)
 	}
 }
 

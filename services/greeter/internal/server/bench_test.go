@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -12,43 +13,184 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/acme/greeter/services/greeter/internal/interceptors"
+	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/service"
+	"github.com/acme/greeter/services/greeter/internal/validate"
 )
 
-// BenchmarkSayHello measures one unary RPC over an in-memory connection,
-// through the full production chain and through a bare grpc.Server, so the
-// cost of the interceptors shows as the difference.
-func BenchmarkSayHello(b *testing.B) {
-	full := func(level slog.Level) func(b *testing.B) *grpc.ClientConn {
-		return func(b *testing.B) *grpc.ClientConn {
-			srv, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))))
+// The benchmarks below measure one operation through an in-memory
+// connection (bufconn): a unary call, or one message of a stream. Each runs
+// against a bare grpc.Server and against servers with one production
+// interceptor at a time and with the whole production chain, so the cost of
+// each interceptor shows as its difference from bare. Run them with
+//
+//	go test -run '^$' -bench . -benchmem ./internal/server/
+//
+// docs/performance.md records the figures.
+
+// chain names a server configuration under benchmark.
+type chain struct {
+	name string
+	new  func(b *testing.B) *grpc.Server
+}
+
+// discardLogger logs at level to nowhere: the cost measured is the
+// interceptor's and the handler's formatting, not a terminal's.
+func discardLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+}
+
+// single builds a bare server with the interceptors of one concern.
+func single(name string, pick func(b *testing.B) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor)) chain {
+	return chain{name: name, new: func(b *testing.B) *grpc.Server {
+		u, s := pick(b)
+		srv := grpc.NewServer(grpc.ChainUnaryInterceptor(u), grpc.ChainStreamInterceptor(s))
+		greeterv1.RegisterGreeterServiceServer(srv, service.NewGreeter())
+		return srv
+	}}
+}
+
+func chains() []chain {
+	production := func(level slog.Level) func(b *testing.B) *grpc.Server {
+		return func(b *testing.B) *grpc.Server {
+			srv, err := New(WithLogger(discardLogger(level)))
 			if err != nil {
 				b.Fatal(err)
 			}
-			return benchConn(b, srv.grpc)
+			return srv.grpc
 		}
 	}
-	bare := func(b *testing.B) *grpc.ClientConn {
-		s := grpc.NewServer()
-		greeterv1.RegisterGreeterServiceServer(s, service.NewGreeter())
-		return benchConn(b, s)
+	newMetrics := func(b *testing.B) *metrics.Metrics {
+		m, err := metrics.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
 	}
-	for _, bc := range []struct {
-		name string
-		conn func(*testing.B) *grpc.ClientConn
-	}{
-		{"interceptors/log=info", full(slog.LevelInfo)},
-		{"interceptors/log=warn", full(slog.LevelWarn)},
-		{"bare", bare},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			client := greeterv1.NewGreeterServiceClient(bc.conn(b))
+	return []chain{
+		{"bare", func(*testing.B) *grpc.Server {
+			srv := grpc.NewServer()
+			greeterv1.RegisterGreeterServiceServer(srv, service.NewGreeter())
+			return srv
+		}},
+		single("recovery", func(b *testing.B) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+			return interceptors.Recovery(discardLogger(slog.LevelInfo), newMetrics(b).Panics)
+		}),
+		single("metrics", func(b *testing.B) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+			m := newMetrics(b)
+			return m.GRPC.UnaryServerInterceptor(), m.GRPC.StreamServerInterceptor()
+		}),
+		single("accesslog-info", func(*testing.B) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+			return interceptors.AccessLog(discardLogger(slog.LevelInfo))
+		}),
+		single("accesslog-warn", func(*testing.B) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+			return interceptors.AccessLog(discardLogger(slog.LevelWarn))
+		}),
+		single("validation", func(b *testing.B) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+			v, err := validate.New()
+			if err != nil {
+				b.Fatal(err)
+			}
+			return v.UnaryServerInterceptor(), v.StreamServerInterceptor()
+		}),
+		{"production-log-info", production(slog.LevelInfo)},
+		{"production-log-warn", production(slog.LevelWarn)},
+	}
+}
+
+func BenchmarkSayHello(b *testing.B) {
+	for _, c := range chains() {
+		b.Run(c.name, func(b *testing.B) {
+			client := greeterv1.NewGreeterServiceClient(benchConn(b, c.new(b)))
 			req := &greeterv1.SayHelloRequest{Name: "Ada"}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := client.SayHello(context.Background(), req); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkSayHelloStream measures one greeting of a server stream: each
+// call asks for 1,000.
+func BenchmarkSayHelloStream(b *testing.B) {
+	const perCall = 1000
+	for _, c := range chains() {
+		b.Run(c.name, func(b *testing.B) {
+			client := greeterv1.NewGreeterServiceClient(benchConn(b, c.new(b)))
+			b.ReportAllocs()
+			var resp greeterv1.SayHelloStreamResponse
+			for n := 0; n < b.N; n += perCall {
+				stream, err := client.SayHelloStream(context.Background(), &greeterv1.SayHelloStreamRequest{Name: "Ada", Count: perCall})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if err := stream.RecvMsg(&resp); errors.Is(err, io.EOF) {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSayHelloToAll measures one name sent on a client stream of 1,000.
+func BenchmarkSayHelloToAll(b *testing.B) {
+	const perCall = 1000
+	for _, c := range chains() {
+		b.Run(c.name, func(b *testing.B) {
+			client := greeterv1.NewGreeterServiceClient(benchConn(b, c.new(b)))
+			req := &greeterv1.SayHelloToAllRequest{Name: "Ada"}
+			b.ReportAllocs()
+			for n := 0; n < b.N; n += perCall {
+				stream, err := client.SayHelloToAll(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range perCall {
+					if err := stream.Send(req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := stream.CloseAndRecv(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSayHelloChat measures one round trip of a bidi stream.
+func BenchmarkSayHelloChat(b *testing.B) {
+	for _, c := range chains() {
+		b.Run(c.name, func(b *testing.B) {
+			client := greeterv1.NewGreeterServiceClient(benchConn(b, c.new(b)))
+			stream, err := client.SayHelloChat(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := &greeterv1.SayHelloChatRequest{Name: "Ada"}
+			var resp greeterv1.SayHelloChatResponse
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := stream.Send(req); err != nil {
+					b.Fatal(err)
+				}
+				if err := stream.RecvMsg(&resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := stream.CloseSend(); err != nil {
+				b.Fatal(err)
+			}
+			if err := stream.RecvMsg(&resp); !errors.Is(err, io.EOF) {
+				b.Fatal(err)
 			}
 		})
 	}
