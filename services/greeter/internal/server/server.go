@@ -139,6 +139,9 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 		grpc.MaxSendMsgSize(o.limits.MaxSendMsgSize),
 		grpc.MaxConcurrentStreams(o.limits.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(o.limits.ConnectionTimeout),
+		// Undecodable requests are INVALID_ARGUMENT, not INTERNAL: see
+		// package validate, codec.go.
+		grpc.ForceServerCodecV2(v.Codec()),
 	}
 	if o.tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tlsConfig)))

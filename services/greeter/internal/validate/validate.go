@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -21,6 +22,9 @@ import (
 // a shared Validator pays that cost once.
 type Validator struct {
 	v protovalidate.Validator
+	// decodeFailures holds requests that did not decode, from Codec until
+	// the interceptor that sees them next (see codec.go).
+	decodeFailures sync.Map
 }
 
 // New builds a Validator.
@@ -75,6 +79,9 @@ func toStatus(err error) error {
 func (v *Validator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if msg, ok := req.(proto.Message); ok {
+			if err := v.decodeFailure(msg); err != nil {
+				return nil, err
+			}
 			if err := v.Check(msg); err != nil {
 				return nil, err
 			}
@@ -102,6 +109,9 @@ func (s *validatingStream) RecvMsg(m any) error {
 		return err
 	}
 	if msg, ok := m.(proto.Message); ok {
+		if err := s.v.decodeFailure(msg); err != nil {
+			return err
+		}
 		return s.v.Check(msg)
 	}
 	return nil
