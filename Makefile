@@ -5,6 +5,7 @@
 #   make demo       build, start the server, greet through greetctl, drain
 #   make test       every check and every module's tests (what CI runs)
 #   make generate   regenerate gen/go from api/
+#   make bench      load benchmark: greeter vs bare grpc-go, writes docs/performance.md
 #   make lint | format | format-check | breaking | drift | vet | tidy
 
 GO       ?= go
@@ -16,7 +17,7 @@ MODULES  := gen/go services/greeter clients/greetctl tools
 AGAINST  ?=
 BIN      := bin
 
-.PHONY: all demo test check protodeps generate lint format format-check breaking drift vet gotest build tidy clean
+.PHONY: all demo test check protodeps generate lint format format-check breaking drift vet gotest bench-smoke bench build tidy clean
 
 all: test
 
@@ -53,9 +54,21 @@ vet:
 	@for m in $(MODULES); do echo "== go vet: $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
 # go test -race in every module, one after the other, so the output shows
-# each module's tests ran.
+# each module's tests ran; then every micro-benchmark once, so they keep
+# working (the load benchmark has its own short test in tools).
 gotest: protodeps
 	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race ./...) || exit 1; done
+	@$(MAKE) --no-print-directory bench-smoke
+
+bench-smoke:
+	@echo "== micro-benchmarks, one iteration each: services/greeter"
+	cd services/greeter && $(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
+
+# The load benchmark (minutes; not part of `make test`). BENCH_FLAGS passes
+# flags to greetbench, e.g. BENCH_FLAGS="-duration 2s -concurrency 64".
+BENCH_FLAGS ?=
+bench:
+	$(GO) tool greetbench $(BENCH_FLAGS)
 
 build:
 	$(GO) build -o $(BIN)/ ./services/greeter/cmd/greeter ./clients/greetctl/cmd/greetctl

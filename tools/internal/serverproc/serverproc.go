@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,9 +38,12 @@ var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr)"?[=:]"?([^\s",]*)
 // Start runs bin with args plus `--grpc-addr 127.0.0.1:0` and waits until
 // the server logs the addresses it bound (at most startTimeout). Pass
 // `--metrics-addr 127.0.0.1:0` in args to get the admin server too; it is
-// disabled otherwise.
+// disabled otherwise. A caller that passes its own `--grpc-addr HOST:PORT`
+// (for a log level that hides the start-up line, say) gets that address
+// once it accepts connections.
 func Start(ctx context.Context, bin string, args ...string) (*Server, error) {
 	const startTimeout = 30 * time.Second
+	fixed := fixedAddr(args)
 	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, args...)
 	s := &Server{log: &lockedBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, args...)
@@ -63,6 +68,12 @@ func Start(ctx context.Context, bin string, args ...string) (*Server, error) {
 				s.MetricsAddr = m[2]
 			}
 		}
+		if fixed != "" {
+			if c, err := net.DialTimeout("tcp", fixed, time.Second); err == nil {
+				c.Close()
+				s.Addr = fixed
+			}
+		}
 		if s.Addr != "" {
 			return s, nil
 		}
@@ -78,6 +89,23 @@ func Start(ctx context.Context, bin string, args ...string) (*Server, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// fixedAddr returns the value of a --grpc-addr flag in args with a port
+// other than 0, or "".
+func fixedAddr(args []string) string {
+	for i, a := range args {
+		v, ok := strings.CutPrefix(a, "--grpc-addr=")
+		if !ok && a == "--grpc-addr" && i+1 < len(args) {
+			v, ok = args[i+1], true
+		}
+		if ok {
+			if _, port, err := net.SplitHostPort(v); err == nil && port != "0" {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // Stop sends SIGTERM, the orchestrator's way to ask for a drain, and waits
