@@ -70,8 +70,10 @@ BENCH_FLAGS ?=
 bench:
 	$(GO) tool greetbench $(BENCH_FLAGS)
 
+# -buildvcs=auto stamps the git revision into --version even where GOFLAGS
+# turns VCS stamping off.
 build:
-	$(GO) build -o $(BIN)/ ./services/greeter/cmd/greeter ./clients/greetctl/cmd/greetctl
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./services/greeter/cmd/greeter ./clients/greetctl/cmd/greetctl
 
 # `go mod tidy` for the modules that require gen/go, which is not published
 # on any proxy: see tools/cmd/modproxy.
