@@ -150,6 +150,7 @@ func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (
 		server.WithVersion(version.Get().String()),
 		server.WithReflection(cfg.Reflection),
 		server.WithDrain(cfg.DrainTimeout, cfg.DrainDelay),
+		server.WithRateLimit(cfg.RateLimit, cfg.RateLimitBurst),
 		server.WithLimits(server.Limits{
 			MaxRecvMsgSize:       cfg.MaxRecvMsgSize,
 			MaxSendMsgSize:       cfg.MaxSendMsgSize,

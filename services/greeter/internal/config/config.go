@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -45,6 +46,12 @@ type Config struct {
 	MaxConnectionAgeGrace   time.Duration
 	KeepaliveMinTime        time.Duration
 	KeepalivePermitNoStream bool
+
+	// RateLimit is the RPCs per second each client may start; 0 disables
+	// rate limiting. RateLimitBurst is how many at once (0: RateLimit
+	// rounded up).
+	RateLimit      float64
+	RateLimitBurst int
 
 	// Version asks for the build version to be printed instead of serving.
 	Version bool
@@ -96,6 +103,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 5*time.Minute, "after --max-connection-age, how long RPCs in flight may continue before the connection is closed")
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "clients pinging more often than this are disconnected (too_many_pings)")
 	fs.BoolVar(&c.KeepalivePermitNoStream, "keepalive-permit-without-stream", true, "allow client pings on connections with no RPC in flight")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "RPCs per second each client (mTLS certificate subject, else IP address) may start; 0 disables rate limiting; health checks are exempt")
+	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "RPCs a client may start at once under --rate-limit; 0 means --rate-limit rounded up")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 
 	fs.Usage = func() {
@@ -205,6 +214,15 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<32-1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: want 1 to %d", c.MaxConcurrentStreams, uint64(1<<32-1)))
+	}
+	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0 {
+		errs = append(errs, fmt.Errorf("--rate-limit %v: want a number of requests per second, 0 to disable", c.RateLimit))
+	}
+	if c.RateLimitBurst < 0 {
+		errs = append(errs, fmt.Errorf("--rate-limit-burst %d: must not be negative", c.RateLimitBurst))
+	}
+	if c.RateLimitBurst > 0 && c.RateLimit == 0 {
+		errs = append(errs, errors.New("--rate-limit-burst needs --rate-limit"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))

@@ -64,6 +64,10 @@ func TestPrecedence(t *testing.T) {
 			func(c Config) bool {
 				return c.MaxConnectionAge == time.Minute && !c.KeepalivePermitNoStream && c.KeepaliveMinTime == time.Second
 			}},
+		{"rate limit from env", nil, map[string]string{"GREETER_RATE_LIMIT": "2.5", "GREETER_RATE_LIMIT_BURST": "10"},
+			func(c Config) bool { return c.RateLimit == 2.5 && c.RateLimitBurst == 10 }},
+		{"rate limit flag wins", []string{"--rate-limit", "100"}, map[string]string{"GREETER_RATE_LIMIT": "2.5"},
+			func(c Config) bool { return c.RateLimit == 100 && c.RateLimitBurst == 0 }},
 		{"port 0", []string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, nil,
 			func(c Config) bool { return c.GRPCAddr == "127.0.0.1:0" && c.MetricsAddr == "127.0.0.1:0" }},
 	}
@@ -111,6 +115,12 @@ func TestInvalid(t *testing.T) {
 		{"client CA without cert", []string{"--tls-client-ca", cert}, nil, "--tls-client-ca needs"},
 		{"missing cert file", []string{"--tls-cert", missing, "--tls-key", cert}, nil, "--tls-cert"},
 		{"missing client CA file", []string{"--tls-cert", cert, "--tls-key", cert, "--tls-client-ca", missing}, nil, "--tls-client-ca"},
+		{"negative rate limit", []string{"--rate-limit", "-1"}, nil, "--rate-limit -1"},
+		{"NaN rate limit", []string{"--rate-limit", "NaN"}, nil, "--rate-limit NaN"},
+		{"infinite rate limit", nil, map[string]string{"GREETER_RATE_LIMIT": "+Inf"}, "--rate-limit +Inf"},
+		{"rate limit not a number", nil, map[string]string{"GREETER_RATE_LIMIT": "fast"}, "GREETER_RATE_LIMIT"},
+		{"negative burst", []string{"--rate-limit", "5", "--rate-limit-burst", "-1"}, nil, "--rate-limit-burst -1"},
+		{"burst without rate", []string{"--rate-limit-burst", "5"}, nil, "--rate-limit-burst needs --rate-limit"},
 		{"unknown flag", []string{"--colour"}, nil, "colour"},
 		{"stray argument", []string{"serve"}, nil, "unexpected arguments"},
 	}

@@ -55,7 +55,7 @@ func withClientCreds(cr credentials.TransportCredentials) harnessOption {
 	return func(c *config) { c.clientCred = cr }
 }
 
-func start(t *testing.T, hopts ...harnessOption) *harness {
+func start(t testing.TB, hopts ...harnessOption) *harness {
 	t.Helper()
 	cfg := config{level: slog.LevelInfo, clientCred: insecure.NewCredentials()}
 	for _, o := range hopts {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/acme/greeter/services/greeter/internal/metrics"
+	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 )
 
 // Option configures a Server.
@@ -25,6 +26,7 @@ type options struct {
 	drainTimeout time.Duration
 	drainDelay   time.Duration
 	version      string
+	rateLimit    *ratelimit.Limiter
 	unary        []grpc.UnaryServerInterceptor
 	stream       []grpc.StreamServerInterceptor
 }
@@ -92,6 +94,17 @@ func WithDrain(timeout, delay time.Duration) Option {
 // WithVersion sets the version reported in the greeter-server-version
 // header of health checks.
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithRateLimit limits each client to perSecond RPCs per second, burst at
+// once (see package ratelimit); perSecond 0 (the default) disables it.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(o *options) {
+		o.rateLimit = nil
+		if perSecond > 0 {
+			o.rateLimit = ratelimit.New(perSecond, burst)
+		}
+	}
+}
 
 // WithUnaryInterceptors adds interceptors innermost, after validation and
 // just before the handler: for tests (slow or blocking handlers) and for

@@ -102,10 +102,13 @@ func New(opts ...Option) (*Server, error) {
 //     INTERNAL instead of killing the process;
 //  2. metrics, then the access log: they time and record every outcome,
 //     including validation failures;
-//  3. validation: bad requests never reach the handlers;
-//  4. recovery again, so that a handler panic reaches metrics and the
+//  3. the per-client rate limit, when WithRateLimit enables it: rejected
+//     calls are still counted and logged (RESOURCE_EXHAUSTED), but cost no
+//     validation; health checks are exempt;
+//  4. validation: bad requests never reach the handlers;
+//  5. recovery again, so that a handler panic reaches metrics and the
 //     access log as an INTERNAL result rather than bypassing them;
-//  5. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
+//  6. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
 //     which count as part of the handler.
 func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 	o := s.opts
@@ -116,18 +119,19 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 		recoverUnary,
 		o.metrics.GRPC.UnaryServerInterceptor(),
 		logUnary,
-		v.UnaryServerInterceptor(),
-		recoverUnary,
 	}
-	unary = append(unary, o.unary...)
-
 	stream := []grpc.StreamServerInterceptor{
 		recoverStream,
 		o.metrics.GRPC.StreamServerInterceptor(),
 		logStream,
-		v.StreamServerInterceptor(),
-		recoverStream,
 	}
+	if o.rateLimit != nil {
+		unary = append(unary, o.rateLimit.UnaryServerInterceptor())
+		stream = append(stream, o.rateLimit.StreamServerInterceptor())
+	}
+	unary = append(unary, v.UnaryServerInterceptor(), recoverUnary)
+	unary = append(unary, o.unary...)
+	stream = append(stream, v.StreamServerInterceptor(), recoverStream)
 	stream = append(stream, o.stream...)
 
 	opts := []grpc.ServerOption{
