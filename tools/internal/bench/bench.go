@@ -90,6 +90,15 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 	}
 
 	report := &report{cfg: cfg}
+	// Memory first, on fresh processes: after load, the Go runtime keeps
+	// freed heap for a while and would inflate "idle".
+	for _, t := range targets {
+		idle, err := idleMemory(ctx, t, cfg.IdleConns, cfg.Progress)
+		if err != nil {
+			return "", fmt.Errorf("%s idle memory: %w", t.name, err)
+		}
+		report.idle = append(report.idle, idle)
+	}
 	for _, scenario := range cfg.Scenarios {
 		for _, c := range cfg.Concurrency {
 			var pair [2]row
@@ -103,13 +112,6 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 			report.rows = append(report.rows, pair)
 			printRow(cfg.Progress, pair)
 		}
-	}
-	for _, t := range targets {
-		idle, err := idleMemory(ctx, t, cfg.IdleConns, cfg.Progress)
-		if err != nil {
-			return "", fmt.Errorf("%s idle memory: %w", t.name, err)
-		}
-		report.idle = append(report.idle, idle)
 	}
 	return report.markdown(), nil
 }
@@ -316,7 +318,8 @@ func (r *report) markdown() string {
 			round(g.P50), round(bare.P50), round(g.P99), round(bare.P99), ratio(float64(g.P99), float64(bare.P99)),
 			g.cpuPer100k(), bare.cpuPer100k(), mib(g.peakRSS), mib(bare.peakRSS))
 	}
-	b.WriteString("\n### Idle memory\n\n| server | idle RSS |")
+	b.WriteString("\n### Idle memory\n\nMeasured on freshly started processes, before any load: RSS at rest, then the RSS " +
+		"each idle client connection adds (connected, no RPC), averaged over that many connections.\n\n| server | idle RSS |")
 	for _, n := range r.cfg.IdleConns {
 		fmt.Fprintf(&b, " RSS per idle connection (%d open) |", n)
 	}
