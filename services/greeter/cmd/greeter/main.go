@@ -102,7 +102,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go func() { errc <- srv.Serve(grpcLis) }()
 	var admin *http.Server
 	if adminLis != nil {
-		admin = &http.Server{Handler: m.Handler(srv.Ready), ReadHeaderTimeout: 5 * time.Second}
+		var adminOpts []metrics.HandlerOption
+		if cfg.Pprof {
+			adminOpts = append(adminOpts, metrics.WithPprof())
+		}
+		admin = &http.Server{Handler: m.Handler(srv.Ready, adminOpts...), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve metrics: %w", err)

@@ -26,6 +26,8 @@ type Config struct {
 	LogFormat string // "text" or "json"
 
 	Reflection bool
+	// Pprof serves net/http/pprof on the admin HTTP server.
+	Pprof bool
 
 	DrainTimeout time.Duration
 	DrainDelay   time.Duration
@@ -103,6 +105,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 5*time.Minute, "after --max-connection-age, how long RPCs in flight may continue before the connection is closed")
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "clients pinging more often than this are disconnected (too_many_pings)")
 	fs.BoolVar(&c.KeepalivePermitNoStream, "keepalive-permit-without-stream", true, "allow client pings on connections with no RPC in flight")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin HTTP server; off by default, as profiles reveal internals")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "RPCs per second each client (mTLS certificate subject, else IP address) may start; 0 disables rate limiting; health checks are exempt")
 	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "RPCs a client may start at once under --rate-limit; 0 means --rate-limit rounded up")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")

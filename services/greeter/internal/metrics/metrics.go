@@ -5,6 +5,7 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,16 @@ func New() (*Metrics, error) {
 	return m, nil
 }
 
+// HandlerOption configures Handler.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct{ pprof bool }
+
+// WithPprof adds Go's profiling endpoints (net/http/pprof) under
+// /debug/pprof/. Off by default: profiles and command lines reveal
+// internals, so only turn it on where the admin port is private.
+func WithPprof() HandlerOption { return func(c *handlerConfig) { c.pprof = true } }
+
 // Handler serves the admin endpoints:
 //
 //   - /metrics: Prometheus exposition of Registry;
@@ -56,8 +67,19 @@ func New() (*Metrics, error) {
 //   - /readyz: readiness, 200 while ready reports true (serving) and 503
 //     otherwise (starting or draining), so load balancers stop routing new
 //     work before the gRPC listener closes.
-func (m *Metrics) Handler(ready func() bool) http.Handler {
+func (m *Metrics) Handler(ready func() bool, opts ...HandlerOption) http.Handler {
+	var cfg handlerConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	mux := http.NewServeMux()
+	if cfg.pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")

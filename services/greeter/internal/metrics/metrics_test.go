@@ -50,3 +50,33 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerPprof(t *testing.T) {
+	m, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		opts []HandlerOption
+		code int
+	}{
+		{"off by default", nil, http.StatusNotFound},
+		{"on with WithPprof", []HandlerOption{WithPprof()}, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(m.Handler(func() bool { return true }, tt.opts...))
+			t.Cleanup(srv.Close)
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/cmdline"} {
+				resp, err := http.Get(srv.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tt.code {
+					t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, tt.code)
+				}
+			}
+		})
+	}
+}
