@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/acme/greeter/services/greeter/internal/config"
+	"github.com/acme/greeter/services/greeter/internal/logsink"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/server"
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
@@ -53,7 +54,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	logger := newLogger(cfg, stderr)
+	sink := logsink.New(stderr)
+	defer sink.Close()
+	logger := newLogger(cfg, sink)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := run(ctx, cfg, logger); err != nil {
@@ -160,6 +163,7 @@ func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (
 			MaxSendMsgSize:       cfg.MaxSendMsgSize,
 			MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
 			ConnectionTimeout:    cfg.ConnectionTimeout,
+			StreamWorkers:        uint32(cfg.StreamWorkers),
 		}),
 		server.WithKeepalive(keepalive.ServerParameters{
 			Time:                  cfg.KeepaliveTime,
@@ -185,10 +189,13 @@ func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (
 	return opts, nil
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// newLogger logs to the buffered sink; warnings and errors are flushed at
+// once (see package logsink).
+func newLogger(cfg config.Config, sink *logsink.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(sink, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(sink, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logsink.Handler(h, sink, slog.LevelWarn))
 }

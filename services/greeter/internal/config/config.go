@@ -39,6 +39,7 @@ type Config struct {
 	MaxRecvMsgSize       int
 	MaxSendMsgSize       int
 	MaxConcurrentStreams uint
+	StreamWorkers        uint
 	ConnectionTimeout    time.Duration
 
 	KeepaliveTime           time.Duration
@@ -97,6 +98,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4<<20, "largest message the server accepts, in `bytes`")
 	fs.IntVar(&c.MaxSendMsgSize, "max-send-msg-size", 4<<20, "largest message the server sends, in `bytes`")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "most concurrent RPCs on one client connection")
+	fs.UintVar(&c.StreamWorkers, "stream-workers", 128, "goroutines kept to run RPCs, so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine")
 	fs.DurationVar(&c.ConnectionTimeout, "connection-timeout", 10*time.Second, "how long a new connection may take to complete its handshake")
 	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", time.Minute, "ping a client after this long without activity, to detect dead connections")
 	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", 20*time.Second, "close the connection when a ping is not answered within this long")
@@ -214,6 +216,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxSendMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-send-msg-size %d: must be positive", c.MaxSendMsgSize))
+	}
+	if c.StreamWorkers > 1<<16 {
+		errs = append(errs, fmt.Errorf("--stream-workers %d: want 0 to %d", c.StreamWorkers, 1<<16))
 	}
 	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<32-1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: want 1 to %d", c.MaxConcurrentStreams, uint64(1<<32-1)))

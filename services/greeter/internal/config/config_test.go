@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		GRPCAddr: ":50051", MetricsAddr: ":9090", LogLevel: slog.LevelInfo, LogFormat: "text",
 		Reflection: true, DrainTimeout: 20 * time.Second,
-		MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 4 << 20, MaxConcurrentStreams: 1000,
+		MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 4 << 20, MaxConcurrentStreams: 1000, StreamWorkers: 128,
 		ConnectionTimeout: 10 * time.Second, KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: 5 * time.Minute,
 		KeepaliveMinTime: 10 * time.Second, KeepalivePermitNoStream: true,
@@ -111,6 +111,7 @@ func TestInvalid(t *testing.T) {
 		{"zero message size", []string{"--max-recv-msg-size", "0"}, nil, "--max-recv-msg-size"},
 		{"negative send size", []string{"--max-send-msg-size", "-5"}, nil, "--max-send-msg-size"},
 		{"zero streams", []string{"--max-concurrent-streams", "0"}, nil, "--max-concurrent-streams"},
+		{"too many stream workers", []string{"--stream-workers", "70000"}, nil, "--stream-workers"},
 		{"cert without key", []string{"--tls-cert", cert}, nil, "go together"},
 		{"client CA without cert", []string{"--tls-client-ca", cert}, nil, "--tls-client-ca needs"},
 		{"missing cert file", []string{"--tls-cert", missing, "--tls-key", cert}, nil, "--tls-cert"},

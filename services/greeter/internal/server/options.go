@@ -37,6 +37,12 @@ type Limits struct {
 	MaxSendMsgSize       int           // bytes
 	MaxConcurrentStreams uint32        // per connection
 	ConnectionTimeout    time.Duration // handshake of a new connection
+	// StreamWorkers is how many goroutines are kept to run RPCs; 0 starts a
+	// new goroutine for every RPC. A kept goroutine keeps the stack it grew,
+	// where a new one grows its stack again, by copying, on every RPC: that
+	// copying was a tenth of the server's CPU under load in a profile
+	// (docs/performance.md). RPCs beyond the workers get a new goroutine.
+	StreamWorkers uint32
 }
 
 func defaultOptions() options {
@@ -55,6 +61,7 @@ func defaultOptions() options {
 			MaxSendMsgSize:       4 << 20,
 			MaxConcurrentStreams: 1000,
 			ConnectionTimeout:    10 * time.Second,
+			StreamWorkers:        128,
 		},
 		drainTimeout: 20 * time.Second,
 		version:      "unknown",

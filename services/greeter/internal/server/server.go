@@ -147,6 +147,9 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 		// package validate, codec.go.
 		grpc.ForceServerCodecV2(v.Codec()),
 	}
+	if o.limits.StreamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(o.limits.StreamWorkers))
+	}
 	if o.tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tlsConfig)))
 	}
