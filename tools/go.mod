@@ -7,6 +7,7 @@ tool (
 	github.com/acme/greeter/tools/cmd/breaking
 	github.com/acme/greeter/tools/cmd/gendrift
 	github.com/acme/greeter/tools/cmd/greetbench
+	github.com/acme/greeter/tools/cmd/greetload
 	github.com/acme/greeter/tools/cmd/modproxy
 	github.com/acme/greeter/tools/cmd/protodeps
 	github.com/bufbuild/buf/cmd/buf
