@@ -137,6 +137,47 @@ func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Co
 	return ctx, cancel, nil
 }
 
+// Call is what every RPC command starts from: its printer, its call
+// context and its connection.
+type Call struct {
+	// Ctx carries the -H metadata and the --timeout deadline.
+	Ctx context.Context
+	// Conn is the connection the global flags describe.
+	Conn *grpc.ClientConn
+	// Printer prints -o to standard output.
+	Printer *output.Printer
+
+	cancel context.CancelFunc
+}
+
+// Cancel cancels the call context, ending the call's RPCs.
+func (c *Call) Cancel() { c.cancel() }
+
+// Close cancels the call context and closes the connection.
+func (c *Call) Close() {
+	c.cancel()
+	c.Conn.Close()
+}
+
+// StartCall checks -o, -H and --timeout, then dials; openEnded is as for
+// CallContext. Usage errors come before any connection is made.
+func (c *Container) StartCall(ctx context.Context, openEnded bool) (*Call, error) {
+	printer, err := c.Printer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := c.CallContext(ctx, openEnded)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.Dial()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &Call{Ctx: ctx, Conn: conn, Printer: printer, cancel: cancel}, nil
+}
+
 // Notef writes a note for the user to standard error, e.g. how many
 // messages a stream delivered before it failed.
 func (c *Container) Notef(format string, args ...any) {

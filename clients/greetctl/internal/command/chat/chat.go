@@ -40,20 +40,12 @@ func run(ctx context.Context, c *app.Container) error {
 	if err := c.RejectClassic("SayHelloChat"); err != nil {
 		return err
 	}
-	printer, err := c.Printer()
+	call, err := c.StartCall(ctx, true)
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := c.CallContext(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	conn, err := c.Dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer call.Close()
+	ctx, conn, printer := call.Ctx, call.Conn, call.Printer
 
 	if names.Interactive(c.Stdin) {
 		c.Notef("type a name per line; Ctrl-D ends the chat")
@@ -70,7 +62,7 @@ func run(ctx context.Context, c *app.Container) error {
 		err := send(ctx, c, stream)
 		if err != nil {
 			// The server would wait for names that will never come.
-			cancel()
+			call.Cancel()
 		}
 		sendErr <- err
 	}()
@@ -84,7 +76,7 @@ func run(ctx context.Context, c *app.Container) error {
 			// Stop the sender, which may be waiting for input, and prefer
 			// its error: a failed read of standard input is why the call
 			// was canceled.
-			cancel()
+			call.Cancel()
 			if serr := <-sendErr; serr != nil && !errors.Is(serr, context.Canceled) && !errors.Is(serr, context.DeadlineExceeded) {
 				return serr
 			}
@@ -95,7 +87,7 @@ func run(ctx context.Context, c *app.Container) error {
 		}
 		received++
 		if err := printer.Print(res, res.GetMessage()); err != nil {
-			cancel()
+			call.Cancel()
 			<-sendErr
 			return err
 		}

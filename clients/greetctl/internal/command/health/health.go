@@ -56,20 +56,12 @@ each change until Ctrl-C (exit status 130) or until the server ends the watch.`,
 }
 
 func run(ctx context.Context, c *app.Container, f *flags, service string) error {
-	printer, err := c.Printer()
+	call, err := c.StartCall(ctx, f.Watch)
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := c.CallContext(ctx, f.Watch)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	conn, err := c.Dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer call.Close()
+	ctx, conn, printer := call.Ctx, call.Conn, call.Printer
 	client := healthpb.NewHealthClient(conn)
 	req := &healthpb.HealthCheckRequest{Service: service}
 

@@ -32,20 +32,12 @@ SayHello is idempotent: it is retried after UNAVAILABLE unless --no-retry.`,
 }
 
 func run(ctx context.Context, c *app.Container, name string) error {
-	printer, err := c.Printer()
+	call, err := c.StartCall(ctx, false)
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := c.CallContext(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	conn, err := c.Dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer call.Close()
+	ctx, conn, printer := call.Ctx, call.Conn, call.Printer
 	if c.Globals.Classic {
 		res, err := helloworld.NewGreeterClient(conn).SayHello(ctx, &helloworld.HelloRequest{Name: name})
 		if err != nil {

@@ -41,20 +41,12 @@ func run(ctx context.Context, c *app.Container, args []string) error {
 	if err := c.RejectClassic("SayHelloToAll"); err != nil {
 		return err
 	}
-	printer, err := c.Printer()
+	call, err := c.StartCall(ctx, false)
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := c.CallContext(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	conn, err := c.Dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer call.Close()
+	ctx, conn, printer := call.Ctx, call.Conn, call.Printer
 
 	stream, err := greeterv1.NewGreeterServiceClient(conn).SayHelloToAll(ctx)
 	if err != nil {

@@ -56,20 +56,12 @@ func run(ctx context.Context, c *app.Container, f *flags, name string) error {
 	if err := c.RejectClassic("SayHelloStream"); err != nil {
 		return err
 	}
-	printer, err := c.Printer()
+	call, err := c.StartCall(ctx, false)
 	if err != nil {
 		return err
 	}
-	ctx, cancel, err := c.CallContext(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	conn, err := c.Dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer call.Close()
+	ctx, conn, printer := call.Ctx, call.Conn, call.Printer
 
 	req := &greeterv1.SayHelloStreamRequest{Name: name, Count: f.Count}
 	if f.Interval != 0 {
