@@ -7,7 +7,8 @@
 //
 // AGAINST is a git ref (branch, tag or commit; default: the previous commit
 // of main, or HEAD~1 where there is no local main), a directory laid out like
-// this repository, or a buf image file (.binpb, .bin, .json). A pull-request
+// this repository, or a buf image file (.binpb, .bin, .json) of the contract,
+// built with `go tool buf build api -o contract.binpb`. A pull-request
 // job passes the merge base with its target branch, e.g.
 // `go tool breaking "$(git merge-base origin/main HEAD)"`.
 // When the default baseline does not exist (the first commit), there is

@@ -67,15 +67,42 @@ func FormatCheck(ctx context.Context, repoDir string) error {
 	return err
 }
 
-// Breaking checks the workspace in repoDir against the workspace in
-// againstDir (a directory laid out like the repository, see Baseline) or a
-// buf image file.
+// ContractPath is the part of the workspace that is the published contract:
+// what images hold and what breaking checks compare.
+const ContractPath = "api"
+
+// Breaking checks the workspace in repoDir against a baseline: a directory
+// laid out like the repository (see Baseline), or a buf image file of the
+// contract, as BuildImage writes it.
 func Breaking(ctx context.Context, repoDir, against string) error {
 	abs, err := filepath.Abs(against)
 	if err != nil {
 		return err
 	}
+	if info, err := os.Stat(abs); err == nil && !info.IsDir() {
+		// An image holds one set of files; the workspace is two modules.
+		// Compare like with like: the contract's image against the image.
+		tmp, err := os.MkdirTemp("", "greeter-image-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		current := filepath.Join(tmp, "current.binpb")
+		if err := BuildImage(ctx, repoDir, current); err != nil {
+			return err
+		}
+		_, err = Buf(ctx, repoDir, "breaking", current, "--against", abs)
+		return err
+	}
 	_, err = Buf(ctx, repoDir, "breaking", "--against", abs)
+	return err
+}
+
+// BuildImage writes the image of the contract in repoDir (api/, with the
+// protos it imports, which breaking checks leave out) to out: a baseline
+// for Breaking that needs no checkout.
+func BuildImage(ctx context.Context, repoDir, out string) error {
+	_, err := Buf(ctx, repoDir, "build", ContractPath, "--output", out)
 	return err
 }
 

@@ -194,6 +194,24 @@ func TestBreaking(t *testing.T) {
 	})
 }
 
+// TestBreakingAgainstImage covers the other kind of baseline: a buf image
+// (what a contract registry or a release artefact holds).
+func TestBreakingAgainstImage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := copyRepo(t)
+	image := filepath.Join(t.TempDir(), "base.binpb")
+	if err := protocheck.BuildImage(ctx, base, image); err != nil {
+		t.Fatal(err)
+	}
+	if err := protocheck.Breaking(ctx, base, image); err != nil {
+		t.Fatalf("a tree must not break its own image: %v", err)
+	}
+	dir := copyRepo(t)
+	plant(t, dir, v1Proto, "int32 count = 2 ", "int64 count = 2 ")
+	wantCheckError(t, protocheck.Breaking(ctx, dir, image), "count")
+}
+
 func TestBaselineFromGit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
