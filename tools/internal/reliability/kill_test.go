@@ -30,6 +30,22 @@ func startGreeter(t *testing.T, args ...string) *reliability.Proc {
 	return p
 }
 
+// startQuiet starts a greeter at --log-level warn (no access log) with its
+// admin server, on ports picked beforehand (the "serving" line is not
+// logged at warn).
+func startQuiet(t *testing.T, args ...string) *reliability.Proc {
+	t.Helper()
+	grpcAddr, err := reliability.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr, err := reliability.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startGreeter(t, append([]string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, args...)...)
+}
+
 // greetctl runs greetctl with args against addr (plaintext unless args
 // say otherwise) and returns its exit code, stdout and stderr.
 func greetctl(t *testing.T, timeout time.Duration, args ...string) (int, string, string) {

@@ -49,7 +49,9 @@ var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr)"?[=:]"?([^\s",]*)
 
 // Start runs bin with args after `--grpc-addr 127.0.0.1:0 --metrics-addr ""`
 // (args may override both), logging to logPath, and waits for its
-// "serving" line.
+// "serving" line — or, when args give a fixed --grpc-addr, until that
+// address accepts connections (then MetricsAddr is --metrics-addr as
+// given, which must be fixed too).
 func Start(ctx context.Context, bin, logPath string, args ...string) (*Proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -66,9 +68,19 @@ func Start(ctx context.Context, bin, logPath string, args ...string) (*Proc, err
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	fixedGRPC, fixedMetrics := flagValue(args, "--grpc-addr"), flagValue(args, "--metrics-addr")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		log := p.Log()
+		if _, port, _ := net.SplitHostPort(fixedGRPC); port != "" && port != "0" {
+			// A log level above info hides the "serving" line: a fixed
+			// address is ready when it accepts connections.
+			if c, err := net.DialTimeout("tcp", fixedGRPC, time.Second); err == nil {
+				c.Close()
+				p.Addr, p.MetricsAddr = fixedGRPC, fixedMetrics
+				return p, nil
+			}
+		}
 		if strings.Contains(log, "serving") {
 			for _, m := range addrPattern.FindAllStringSubmatch(log, -1) {
 				if m[1] == "grpc_addr" && p.Addr == "" {
@@ -95,6 +107,30 @@ func Start(ctx context.Context, bin, logPath string, args ...string) (*Proc, err
 			return nil, fmt.Errorf("%s did not start serving:\n%s", bin, log)
 		}
 	}
+}
+
+// flagValue is the last value of flag name in args, or "".
+func flagValue(args []string, name string) string {
+	v := ""
+	for i, a := range args {
+		if x, ok := strings.CutPrefix(a, name+"="); ok {
+			v = x
+		} else if a == name && i+1 < len(args) {
+			v = args[i+1]
+		}
+	}
+	return v
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for a server that must be started on a known port.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // Log is everything the process has logged so far.
