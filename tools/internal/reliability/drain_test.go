@@ -223,7 +223,7 @@ func TestDrainUnderLoad(t *testing.T) {
 	// Client side.
 	var (
 		okUnary, okStream, refusedBefore, refusedAfter, inFlightAtClose int
-		lost                                                           []rpcResult
+		lost                                                            []rpcResult
 	)
 	for _, r := range results {
 		switch {
