@@ -96,7 +96,9 @@ func New(opts ...Option) (*Server, error) {
 
 // serverOptions builds the transport settings and the interceptor chain.
 //
-// The chain runs, outermost first:
+// The chain runs, outermost first (unary calls start with the validator's
+// decode guard, which only moves a decode failure into the context; see
+// package validate, codec.go):
 //
 //  1. recovery: a panic anywhere below, interceptors included, becomes
 //     INTERNAL instead of killing the process;
@@ -116,6 +118,7 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 	logUnary, logStream := interceptors.AccessLog(o.logger)
 
 	unary := []grpc.UnaryServerInterceptor{
+		v.UnaryDecodeGuard(), // see package validate, codec.go
 		recoverUnary,
 		o.metrics.GRPC.UnaryServerInterceptor(),
 		logUnary,

@@ -1,11 +1,13 @@
 package validate
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	encodingproto "google.golang.org/grpc/encoding/proto"
@@ -36,12 +38,16 @@ import (
 //     success, so the RPC carries on to the interceptors;
 //  2. the validation interceptors, which see every request message of every
 //     RPC (unary requests before the handler, stream messages in RecvMsg),
-//     take the record out (LoadAndDelete) before validating and answer
-//     INVALID_ARGUMENT with a BadRequest detail naming the field when it can
-//     be found. The handler never sees the reset message.
+//     answer INVALID_ARGUMENT with a BadRequest detail naming the field
+//     when it can be found. The handler never sees the reset message.
 //
-// Every decoded message passes through one of those interceptors right
-// after decoding, so records do not accumulate (TestDecodeErrorsDoNotLeak).
+// Records must not accumulate (TestDecodeErrorsDoNotLeak). A stream
+// message's record is taken out (LoadAndDelete) in the same RecvMsg call
+// that decoded it. A unary request is decoded before the interceptor chain
+// runs, and an interceptor may end the call before validation does (the
+// rate limit, a panic): so UnaryDecodeGuard, the outermost unary
+// interceptor, takes the record out at once and hands it down in the
+// context to the validation interceptor.
 
 // decodeError is why a request message did not decode.
 type decodeError struct {
@@ -109,6 +115,33 @@ func (c codec) Unmarshal(data mem.BufferSlice, m any) error {
 		msgName: msg.ProtoReflect().Descriptor().FullName(), field: field, reason: reason, err: err,
 	})
 	return nil
+}
+
+// decodeFailureKey is the context key of a unary request's decode failure.
+type decodeFailureKey struct{}
+
+// UnaryDecodeGuard returns the unary interceptor that moves a request's
+// decode failure from the codec's record into the context, where the
+// validation interceptor finds it. Install it outermost, so that no record
+// is left behind by a call that ends before validation.
+func (v *Validator) UnaryDecodeGuard() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if msg, ok := req.(proto.Message); ok {
+			if d, found := v.decodeFailures.LoadAndDelete(msg); found {
+				ctx = context.WithValue(ctx, decodeFailureKey{}, d)
+			}
+		}
+		return handler(ctx, req)
+	}
+}
+
+// unaryDecodeFailure is the decode failure of a unary request: handed down
+// by UnaryDecodeGuard, or still recorded (no guard installed).
+func (v *Validator) unaryDecodeFailure(ctx context.Context, msg proto.Message) error {
+	if d, ok := ctx.Value(decodeFailureKey{}).(*decodeError); ok {
+		return d.status()
+	}
+	return v.decodeFailure(msg)
 }
 
 // decodeFailure takes out the decode failure recorded for msg, if any, as

@@ -70,6 +70,50 @@ func TestDecodeErrorsDoNotLeak(t *testing.T) {
 	}
 }
 
+// TestDecodeGuard: behind UnaryDecodeGuard, a call that an interceptor
+// ends before validation (the rate limit) leaves no record, and one that
+// reaches validation is INVALID_ARGUMENT.
+func TestDecodeGuard(t *testing.T) {
+	v, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, validation := v.UnaryDecodeGuard(), v.UnaryServerInterceptor()
+	info := &grpc.UnaryServerInfo{}
+	limited := status.Error(codes.ResourceExhausted, "rate limited")
+	pending := func() int {
+		n := 0
+		v.decodeFailures.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	for range 100 {
+		req := &greeterv1.SayHelloRequest{}
+		if err := v.Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
+			t.Fatal(err)
+		}
+		_, err := guard(t.Context(), req, info, func(context.Context, any) (any, error) { return nil, limited })
+		if err != limited {
+			t.Fatalf("short-circuited call: %v", err)
+		}
+	}
+	if n := pending(); n != 0 {
+		t.Fatalf("%d decode failures left behind by calls that ended before validation", n)
+	}
+	req := &greeterv1.SayHelloRequest{}
+	if err := v.Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
+		t.Fatal(err)
+	}
+	_, err = guard(t.Context(), req, info, func(ctx context.Context, req any) (any, error) {
+		return validation(ctx, req, info, func(context.Context, any) (any, error) {
+			t.Fatal("the handler saw an undecodable request")
+			return nil, nil
+		})
+	})
+	if status.Code(err) != codes.InvalidArgument || pending() != 0 {
+		t.Fatalf("through the guard and validation: %v, %d pending", err, pending())
+	}
+}
+
 func TestDiagnose(t *testing.T) {
 	md := (&greeterv1.SayHelloStreamRequest{}).ProtoReflect().Descriptor()
 	for _, tt := range []struct {

@@ -79,7 +79,7 @@ func toStatus(err error) error {
 func (v *Validator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if msg, ok := req.(proto.Message); ok {
-			if err := v.decodeFailure(msg); err != nil {
+			if err := v.unaryDecodeFailure(ctx, msg); err != nil {
 				return nil, err
 			}
 			if err := v.Check(msg); err != nil {
