@@ -206,6 +206,14 @@ func TestHostileRequests(t *testing.T) {
 			})
 		}
 	}
+	// Undecodable requests went through the interceptors: metrics and the
+	// access log saw client errors, never INTERNAL.
+	if n := metricValue(t, h.metrics, "grpc_server_handled_total", map[string]string{"grpc_code": "Internal"}); n != 0 {
+		t.Errorf("%v calls counted INTERNAL", n)
+	}
+	if lines := h.logs.lines("grpc.method=SayHello", "grpc.code=InvalidArgument", "must be valid UTF-8"); len(lines) == 0 {
+		t.Errorf("no access-log line for an invalid UTF-8 SayHello:\n%s", h.logs.String())
+	}
 }
 
 // TestHostileStreamRequests covers SayHelloStream's count and interval.
