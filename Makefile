@@ -33,10 +33,10 @@ generate: protodeps
 lint: protodeps
 	$(BUF) lint
 
-format:
+format: protodeps
 	$(BUF) format -w
 
-format-check:
+format-check: protodeps
 	$(BUF) format --diff --exit-code
 
 breaking: protodeps
