@@ -328,6 +328,21 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 // Blackhole stops forwarding, silently.
 func (p *Proxy) Blackhole() { p.dark.Store(true) }
 
+// Reset closes every connection with a TCP RST (SO_LINGER 0), as the
+// kernel does for a killed process that left data unread: no GOAWAY, no
+// orderly close.
+func (p *Proxy) Reset() {
+	p.dark.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		c.Close()
+	}
+}
+
 // Close closes the listener and every connection.
 func (p *Proxy) Close() {
 	p.lis.Close()

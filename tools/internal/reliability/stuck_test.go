@@ -60,8 +60,21 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) t
 // goes silent (a proxy turns into a black hole: no FIN, no RST), and the
 // server must notice through keepalive (--keepalive-time 1s,
 // --keepalive-timeout 1s) and end the streams: go_goroutines back to the
-// baseline.
+// baseline. A second run kills the client instead (TCP RST, as the kernel
+// sends for a killed process with unread data): noticed at once.
 func TestStuckClient(t *testing.T) {
+	for _, death := range []struct {
+		name string
+		die  func(*reliability.Proxy)
+	}{
+		{"black hole", (*reliability.Proxy).Blackhole},
+		{"killed (RST)", (*reliability.Proxy).Reset},
+	} {
+		t.Run(death.name, func(t *testing.T) { stuckClient(t, death.die) })
+	}
+}
+
+func stuckClient(t *testing.T, die func(*reliability.Proxy)) {
 	const (
 		streams   = 100
 		count     = 10000
@@ -158,8 +171,8 @@ func TestStuckClient(t *testing.T) {
 		t.Errorf("heap in use grew by %.0f KiB per stuck stream, want < %d KiB", per/1024, maxPerStream>>10)
 	}
 
-	// The client goes silent.
-	proxy.Blackhole()
+	// The client dies.
+	die(proxy)
 	took := waitFor(t, 20*time.Second, "streams reclaimed after the client went silent", func() bool {
 		return inFlight() == 0
 	})
@@ -178,7 +191,7 @@ func TestStuckClient(t *testing.T) {
 			ended = append(ended, fmt.Sprintf("%s: %v", code, n))
 		}
 	}
-	t.Logf("black hole → streams reclaimed in %s (keepalive 1s + 1s); goroutines %v (baseline %v); SayHelloStream endings %v",
+	t.Logf("client dead → streams reclaimed in %s (keepalive 1s + 1s); goroutines %v (baseline %v); SayHelloStream endings %v",
 		took.Round(time.Millisecond), g, baseGoroutines, ended)
 	if handled := m.Sum("grpc_server_handled_total", `grpc_method="SayHelloStream"`); handled != streams {
 		t.Errorf("%v SayHelloStream calls ended, want %d", handled, streams)
