@@ -140,7 +140,8 @@ func TestServerKilledMidStream(t *testing.T) {
 // the refused dial, and the channel does not dial again before its
 // reconnect backoff (1s, jittered) — longer than the whole retry budget
 // (jittered backoffs of at most 0.1+0.2+0.4s). Only a call whose first
-// dial finds the server up succeeds.
+// dial finds the server up succeeds. Asserted strictly for a 2s outage
+// (exit 4, before the restart); shorter ones may race greetctl's start.
 func TestCallDuringRestart(t *testing.T) {
 	srv := startGreeter(t)
 	addr := srv.Addr
@@ -171,14 +172,17 @@ func TestCallDuringRestart(t *testing.T) {
 			s.Kill()
 			noStackTrace(t, r.err)
 			switch {
-			case r.code == 0 && down > 0:
+			case r.code == 0 && down >= time.Second:
 				t.Errorf("succeeded although the server was down for %s: the retry window is longer than measured before; update docs/reliability.md", down)
 			case r.code == 0:
-				// The server came up before greetctl's first dial.
+				// The server came up before greetctl's first dial (a loaded
+				// machine starts greetctl slowly).
 			case r.code != 4 || !strings.Contains(r.err, "Unavailable"):
 				t.Errorf("exit %d, want 0 or 4 (Unavailable): %s", r.code, r.err)
 			case r.took > 3*time.Second:
 				t.Errorf("gave up after %s: retries must be bounded (4 attempts, backoff at most 1s)", r.took)
+			case down >= time.Second && r.took >= down:
+				t.Errorf("took %s, past the restart at %s", r.took, down)
 			}
 		})
 	}
