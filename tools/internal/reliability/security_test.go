@@ -204,7 +204,7 @@ func port(t *testing.T, addr string) int {
 
 // TestMetricsListeners: with --metrics-addr "" the process listens on the
 // gRPC port only; with it, on exactly two ports, and the gRPC port does not
-// answer HTTP GET /metrics with metrics.
+// answer GET /metrics with metrics, in HTTP/1.1 or HTTP/2.
 func TestMetricsListeners(t *testing.T) {
 	off := startGreeter(t) // startGreeter passes --metrics-addr ""
 	ports, err := reliability.ListeningPorts(off.Pid())
@@ -240,6 +240,21 @@ func TestMetricsListeners(t *testing.T) {
 		}
 	} else {
 		t.Logf("HTTP/1.1 GET /metrics on the gRPC port: %v", err)
+	}
+	// And in HTTP/2 without TLS (prior knowledge), which the gRPC port does
+	// speak: an HTTP error, never metrics.
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &protocols}}
+	resp, err = h2c.Get("http://" + on.Addr + "/metrics")
+	if err != nil {
+		t.Fatalf("h2c GET /metrics on the gRPC port: %v", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	t.Logf("h2c GET /metrics on the gRPC port: %s %s, %q", resp.Proto, resp.Status, body)
+	if resp.StatusCode == http.StatusOK || strings.Contains(string(body), "go_goroutines") || strings.Contains(string(body), "grpc_server_") {
+		t.Fatal("the gRPC port serves metrics over HTTP/2")
 	}
 }
 
