@@ -87,9 +87,10 @@ func TestDrainUnderLoad(t *testing.T) {
 		health   []healthEvent
 	)
 	watchDone := make(chan struct{})
+	healthClient := healthpb.NewHealthClient(dialPlain(t, srv.Addr))
 	go func() {
 		defer close(watchDone)
-		w, err := healthpb.NewHealthClient(dialPlain(t, srv.Addr)).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+		w, err := healthClient.Watch(context.Background(), &healthpb.HealthCheckRequest{})
 		if err != nil {
 			return
 		}
