@@ -114,6 +114,28 @@ func BenchmarkSayHello(b *testing.B) {
 	}
 }
 
+// BenchmarkSayHelloParallel keeps many unary calls in flight (RunParallel,
+// 16 per GOMAXPROCS), so ns/op is the CPU cost of a call at saturation
+// rather than the latency of one call alone, which scheduling dominates.
+func BenchmarkSayHelloParallel(b *testing.B) {
+	for _, c := range chains() {
+		b.Run(c.name, func(b *testing.B) {
+			client := greeterv1.NewGreeterServiceClient(benchConn(b, c.new(b)))
+			req := &greeterv1.SayHelloRequest{Name: "Ada"}
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := client.SayHello(context.Background(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkSayHelloStream measures one greeting of a server stream: each
 // call asks for 1,000.
 func BenchmarkSayHelloStream(b *testing.B) {
