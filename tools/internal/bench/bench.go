@@ -307,7 +307,7 @@ func (r *report) markdown() string {
 		"then the bare grpc-go server built from the same gen/go with no interceptors (tools/cmd/bareserver). "+
 		"Streams carry 1,000 messages per call; for streams a \"req\" is one message (server stream: a greeting "+
 		"received; client stream: a name sent; bidi: a round trip). Latency: per call (unary, client stream), per "+
-		"round trip (bidi), per gap between greetings (server stream). CPU is the server's user+system time.\n\n",
+		"round trip (bidi), per gap between greetings (server stream). CPU is the server's user+system time. Peak RSS is the highest resident memory during the row, which includes heap the process still holds from earlier rows (the Go runtime returns freed memory to the OS gradually; the first rows follow the 5,000-connection memory step).\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpuModel, runtime.Version(), runtime.GOMAXPROCS(0), r.cfg.Duration)
 	b.WriteString("| scenario | in flight | greeter req/s | bare req/s | ratio | greeter p50 | bare p50 | greeter p99 | bare p99 | p99 ratio | greeter CPU s/100k | bare CPU s/100k | greeter peak RSS | bare peak RSS |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
