@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/acme/greeter/tools/internal/binaries"
 	"github.com/acme/greeter/tools/internal/load"
 	"github.com/acme/greeter/tools/internal/procstat"
 	"github.com/acme/greeter/tools/internal/serverproc"
@@ -68,20 +67,18 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 	}
 	defer os.RemoveAll(bin)
 	fmt.Fprintln(cfg.Progress, "building greeter and bareserver ...")
-	if err := goBuild(root, filepath.Join(bin, "greeter"), "./services/greeter/cmd/greeter"); err != nil {
-		return "", err
-	}
-	if err := goBuild(root, filepath.Join(bin, "bareserver"), "./tools/cmd/bareserver"); err != nil {
+	paths, err := binaries.Build(root, bin, binaries.Greeter, binaries.BareServer)
+	if err != nil {
 		return "", err
 	}
 
 	var targets []target
-	for _, name := range []string{"greeter", "bareserver"} {
+	for i, name := range []string{"greeter", "bareserver"} {
 		var args []string
 		if name == "greeter" {
 			args = cfg.GreeterArgs
 		}
-		srv, err := serverproc.Start(ctx, filepath.Join(bin, name), args...)
+		srv, err := serverproc.Start(ctx, paths[i], args...)
 		if err != nil {
 			return "", err
 		}
@@ -114,15 +111,6 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		}
 	}
 	return report.markdown(), nil
-}
-
-func goBuild(root, out, pkg string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if output, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, output)
-	}
-	return nil
 }
 
 // row is one scenario at one concurrency against one server.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/greeter/tools/internal/binaries"
 	"github.com/acme/greeter/tools/internal/deploycheck"
 )
 
@@ -20,28 +21,15 @@ import (
 var greeter, help string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "deploycheck")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		greeter = filepath.Join(dir, "greeter")
-		build := exec.Command("go", "build", "-o", greeter, "./cmd/greeter")
-		build.Dir = filepath.Join(repoRoot(), "services", "greeter")
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build greeter: %v\n%s", err, out)
-			return 1
-		}
+	os.Exit(binaries.Main(m, func(paths []string) error {
+		greeter = paths[0]
 		out, err := exec.Command(greeter, "--help").CombinedOutput()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "greeter --help: %v\n%s", err, out)
-			return 1
+			return fmt.Errorf("greeter --help: %w\n%s", err, out)
 		}
 		help = string(out)
-		return m.Run()
-	}())
+		return nil
+	}, binaries.Greeter))
 }
 
 // repoRoot is three levels up from tools/internal/deploycheck.

@@ -2,11 +2,9 @@ package scaling_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/tools/internal/binaries"
 	"github.com/acme/greeter/tools/internal/scaling"
 	"github.com/acme/greeter/tools/internal/serverproc"
 )
@@ -26,37 +25,10 @@ import (
 var greeterBin, greetctlBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		flag.Parse()
-		if testing.Short() {
-			// Let -short runs skip without building anything.
-			return m.Run()
-		}
-		dir, err := os.MkdirTemp("", "scaling")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		root, err := filepath.Abs(filepath.Join("..", "..", ".."))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		greeterBin, greetctlBin = filepath.Join(dir, "greeter"), filepath.Join(dir, "greetctl")
-		for _, b := range []struct{ dir, main, out string }{
-			{"services/greeter", "./cmd/greeter", greeterBin},
-			{"clients/greetctl", "./cmd/greetctl", greetctlBin},
-		} {
-			cmd := exec.Command("go", "build", "-o", b.out, b.main)
-			cmd.Dir = filepath.Join(root, b.dir)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.dir, err, out)
-				return 1
-			}
-		}
-		return m.Run()
-	}())
+	os.Exit(binaries.Main(m, func(paths []string) error {
+		greeterBin, greetctlBin = paths[0], paths[1]
+		return nil
+	}, binaries.Greeter, binaries.Greetctl))
 }
 
 // startReplicas starts n greeter processes on loopback with their admin
