@@ -31,6 +31,7 @@ type Globals struct {
 	Headers            []string
 	UserAgent          string
 	NoRetry            bool
+	WaitForReady       bool
 	Plaintext          bool
 	TLS                bool
 	CA                 string
@@ -51,6 +52,7 @@ func (g *Globals) Bind(flags *pflag.FlagSet) {
 	flags.StringArrayVarP(&g.Headers, "header", "H", nil, "request metadata "+header.Format+"; repeatable")
 	flags.StringVar(&g.UserAgent, "user-agent", "", `user agent sent to the server (default "greetctl/<version>")`)
 	flags.BoolVar(&g.NoRetry, "no-retry", false, "do not retry SayHello, SayHelloAgain and health Check after UNAVAILABLE (by default up to 4 attempts)")
+	flags.BoolVar(&g.WaitForReady, "wait-for-ready", false, "when the server cannot be reached, wait for it (up to --timeout) instead of failing at once with UNAVAILABLE, e.g. while it restarts")
 	flags.BoolVar(&g.Plaintext, "plaintext", false, "send in clear text, without TLS (the default only for localhost, 127.0.0.0/8, ::1 and unix sockets)")
 	flags.BoolVar(&g.TLS, "tls", false, "use TLS even for a loopback address (implied by --ca, --cert, --key, --server-name, --insecure-skip-verify)")
 	flags.StringVar(&g.CA, "ca", "", "PEM file of the certificate authorities that verify the server (default the system roots)")
@@ -109,6 +111,7 @@ func (c *Container) Dial() (*grpc.ClientConn, error) {
 		InsecureSkipVerify: g.InsecureSkipVerify,
 		UserAgent:          ua,
 		NoRetry:            g.NoRetry,
+		WaitForReady:       g.WaitForReady,
 		Warnings:           c.Stderr,
 		DialOptions:        opts,
 	})

@@ -536,3 +536,62 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	}
 	return path
 }
+
+// droppingListener holds a loopback port and drops every connection to
+// it, reporting each on the returned channel: a server that is down, whose
+// port a test can still watch.
+func droppingListener(t *testing.T) (net.Listener, <-chan struct{}) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	attempts := make(chan struct{}, 64)
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case attempts <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return lis, attempts
+}
+
+// TestWaitForReady starts a call while nothing serves the address and the
+// server only afterwards: with --wait-for-ready the call waits for it and
+// succeeds; without it the call fails at once with exit 4.
+func TestWaitForReady(t *testing.T) {
+	down, _ := droppingListener(t)
+	if res := run(t, invocation{args: []string{"--addr", down.Addr().String(), "hello", "Ada"}}); res.code != 4 {
+		t.Fatalf("without --wait-for-ready: exit %d, want 4 (unavailable)\n%s", res.code, res.stderr)
+	}
+
+	lis, attempts := droppingListener(t)
+	addr := lis.Addr().String()
+	done := make(chan result, 1)
+	go func() {
+		done <- run(t, invocation{args: []string{"--addr", addr, "--wait-for-ready", "--timeout", "30s", "hello", "Ada"}})
+	}()
+	// A second connection attempt proves the call outlived the failure of
+	// the first, which is what a call without --wait-for-ready does not.
+	for range 2 {
+		select {
+		case <-attempts:
+		case res := <-done:
+			t.Fatalf("the call ended while the server was down: exit %d\n%s", res.code, res.stderr)
+		}
+	}
+	lis.Close()
+	greettest.Start(t, greettest.Options{Addr: addr})
+	res := <-done
+	if res.code != 0 || !strings.Contains(res.stdout, "Hello, Ada!") {
+		t.Fatalf("with --wait-for-ready: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+}

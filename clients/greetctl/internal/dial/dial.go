@@ -38,6 +38,9 @@ type Options struct {
 	UserAgent string
 	// NoRetry disables retries.
 	NoRetry bool
+	// WaitForReady makes calls wait for a connection, up to their
+	// deadline, instead of failing with UNAVAILABLE while there is none.
+	WaitForReady bool
 	// Warnings receives security warnings; nil discards them.
 	Warnings io.Writer
 	// DialOptions are appended, e.g. interceptors.
@@ -88,6 +91,9 @@ func New(o Options) (*grpc.ClientConn, error) {
 		// A service config from the resolver (DNS TXT records) may carry
 		// its own retry policy; --no-retry must win over it too.
 		opts = append(opts, grpc.WithDisableRetry())
+	}
+	if o.WaitForReady {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.WaitForReady(true)))
 	}
 	if o.UserAgent != "" {
 		opts = append(opts, grpc.WithUserAgent(o.UserAgent))

@@ -49,6 +49,8 @@ const VersionHeader = "greeter-server-version"
 
 // Options configures a Server.
 type Options struct {
+	// Addr is the address to listen on; default 127.0.0.1:0.
+	Addr string
 	// TLS serves TLS instead of plaintext.
 	TLS *tls.Config
 	// FailUnary is how many unary greeter calls fail with Unavailable
@@ -82,7 +84,11 @@ type Server struct {
 // Start runs a server on a loopback port until the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
