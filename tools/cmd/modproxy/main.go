@@ -24,13 +24,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/mod/modfile"
-
 	"github.com/acme/greeter/tools/internal/modproxy"
 	"github.com/acme/greeter/tools/internal/repo"
 )
-
-const genModulePath = "github.com/acme/greeter/gen/go"
 
 // consumers are the modules that require gen/go.
 var consumers = []string{"services/greeter", "clients/greetctl"}
@@ -73,35 +69,20 @@ func run(args []string) error {
 	return nil
 }
 
-// publishRequired publishes gen/go at every version a consumer requires:
-// a released version as its tag gen/go/vX.Y.Z has it, an unreleased one as
-// the working tree has it, in which case the consumers' go.sum lines for it
-// are brought up to date with its content.
+// publishRequired publishes gen/go at every version a consumer requires
+// (see Sandbox.PublishGen); for an unreleased version it brings the
+// consumers' go.sum lines up to date with its content.
 func publishRequired(sandbox *modproxy.Sandbox) error {
 	for _, dir := range consumers {
-		name := filepath.Join(dir, "go.mod")
-		data, err := os.ReadFile(name)
+		version, err := modproxy.RequiredVersion(dir, modproxy.GenModule)
 		if err != nil {
 			return err
 		}
-		f, err := modfile.ParseLax(name, data, nil)
+		pub, released, err := sandbox.PublishGen(".", version)
 		if err != nil {
 			return err
 		}
-		for _, r := range f.Require {
-			if r.Mod.Path != genModulePath {
-				continue
-			}
-			if tag := "gen/go/" + r.Mod.Version; modproxy.TagExists(".", tag) {
-				if _, err := sandbox.PublishGitRef(".", tag, "gen/go", r.Mod.Version); err != nil {
-					return err
-				}
-				continue
-			}
-			pub, err := sandbox.Publish("gen/go", r.Mod.Version)
-			if err != nil {
-				return err
-			}
+		if !released {
 			if err := modproxy.WriteGoSum(filepath.Join(dir, "go.sum"), pub); err != nil {
 				return err
 			}

@@ -228,3 +228,43 @@ func TagExists(repoDir, tag string) bool {
 	cmd.Dir = repoDir
 	return cmd.Run() == nil
 }
+
+// GenModule is the generated-code module the server and the CLI require,
+// and GenDir its directory in the repository (also its tag prefix).
+const (
+	GenModule = "github.com/acme/greeter/gen/go"
+	GenDir    = "gen/go"
+)
+
+// RequiredVersion returns the version of modulePath that the go.mod in
+// moduleDir requires, or an error if it requires none.
+func RequiredVersion(moduleDir, modulePath string) (string, error) {
+	name := filepath.Join(moduleDir, "go.mod")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	f, err := modfile.ParseLax(name, data, nil)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range f.Require {
+		if r.Mod.Path == modulePath {
+			return r.Mod.Version, nil
+		}
+	}
+	return "", fmt.Errorf("%s does not require %s", name, modulePath)
+}
+
+// PublishGen publishes gen/go of the repository at repoDir as version, as
+// a user would get it: from its tag gen/go/<version> once released, from
+// the working tree before. released reports which; an unreleased version's
+// go.sum lines follow its content (see WriteGoSum).
+func (s *Sandbox) PublishGen(repoDir, version string) (pub Published, released bool, err error) {
+	if tag := GenDir + "/" + version; TagExists(repoDir, tag) {
+		pub, err = s.PublishGitRef(repoDir, tag, GenDir, version)
+		return pub, true, err
+	}
+	pub, err = s.Publish(filepath.Join(repoDir, filepath.FromSlash(GenDir)), version)
+	return pub, false, err
+}

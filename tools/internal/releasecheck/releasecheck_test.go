@@ -18,7 +18,7 @@ import (
 	"github.com/acme/greeter/tools/internal/serverproc"
 )
 
-const genPath = "github.com/acme/greeter/gen/go"
+const genPath = modproxy.GenModule
 
 // consumer is a module that requires gen/go and ships a binary.
 type consumer struct {
@@ -43,38 +43,25 @@ func newSandbox(t *testing.T) *modproxy.Sandbox {
 // requiredGen returns the gen/go version that the consumer's go.mod requires.
 func requiredGen(t *testing.T, root string, c consumer) string {
 	t.Helper()
-	name := filepath.Join(root, c.dir, "go.mod")
-	data, err := os.ReadFile(name)
+	version, err := modproxy.RequiredVersion(filepath.Join(root, c.dir), genPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := modfile.Parse(name, data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range f.Require {
-		if r.Mod.Path == genPath {
-			return r.Mod.Version
-		}
-	}
-	t.Fatalf("%s does not require %s", c.dir, genPath)
-	return ""
+	return version
 }
 
 // publishRequired publishes gen/go at the version c requires, as a user
-// would get it: from its tag once released, from the working tree before.
+// would get it (Sandbox.PublishGen), and checks that c's go.sum records an
+// unreleased version's current content.
 func publishRequired(t *testing.T, sb *modproxy.Sandbox, root string, c consumer) {
 	t.Helper()
 	version := requiredGen(t, root, c)
-	if tag := "gen/go/" + version; modproxy.TagExists(root, tag) {
-		if _, err := sb.PublishGitRef(root, tag, "gen/go", version); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	pub, err := sb.Publish(filepath.Join(root, "gen/go"), version)
+	pub, released, err := sb.PublishGen(root, version)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if released {
+		return
 	}
 	sum, err := os.ReadFile(filepath.Join(root, c.dir, "go.sum"))
 	if err != nil {
