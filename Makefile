@@ -1,17 +1,23 @@
 # greeter: the workflow in short commands. Everything runs through the Go
 # toolchain: buf and the protoc plugins are pinned in tools/go.mod and built
-# by `go tool`, so a fresh machine needs only Go (and make).
+# by `go tool` (the root go.work is the toolchain's workspace), so a fresh
+# machine needs only Go (and make). Every other module resolves alone, from
+# its own go.mod and go.sum (its own go.work), so what is built and tested
+# here is what ships.
 #
 #   make demo       build, start the server, greet through greetctl, drain
 #   make test       every check and every module's tests (what CI runs)
 #   make generate   regenerate gen/go from api/
 #   make bench      load benchmark: greeter vs bare grpc-go, writes docs/performance.md
+#   make build      bin/greeter and bin/greetctl, each from its own module
 #   make lint | format | format-check | breaking | drift | vet | tidy
 
 GO       ?= go
 BUF      := $(GO) tool buf
-# Every module of go.work; there is no root module, so each is named.
-MODULES  := gen/go services/greeter clients/greetctl tools
+# Every module; there is no root module, so each is named. gen/go,
+# services/greeter and clients/greetctl ship; tools is the toolchain; test
+# holds the end-to-end tests, the benchmark and the deploy checks.
+MODULES  := gen/go services/greeter clients/greetctl tools test
 # Baseline for `make breaking`: a git ref, a directory or a buf image.
 # Empty means the previous commit of main.
 AGAINST  ?=
@@ -55,7 +61,7 @@ vet:
 
 # go test -race in every module, one after the other, so the output shows
 # each module's tests ran; then every micro-benchmark once, so they keep
-# working (the load benchmark has its own short test in tools).
+# working (the load benchmark has its own short test in test/bench).
 gotest: protodeps
 	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race ./...) || exit 1; done
 	@$(MAKE) --no-print-directory bench-smoke
@@ -68,15 +74,19 @@ bench-smoke:
 # flags to greetbench, e.g. BENCH_FLAGS="-duration 2s -concurrency 64".
 BENCH_FLAGS ?=
 bench:
-	$(GO) tool greetbench $(BENCH_FLAGS)
+	cd test && $(GO) tool greetbench $(BENCH_FLAGS)
 
-# -buildvcs=auto stamps the git revision into --version even where GOFLAGS
-# turns VCS stamping off.
+# Each binary is built inside its own module, with that module's versions
+# (test/e2e/release proves it). -buildvcs=auto stamps the git revision into
+# --version even where GOFLAGS turns VCS stamping off.
 build:
-	$(GO) build -buildvcs=auto -o $(BIN)/ ./services/greeter/cmd/greeter ./clients/greetctl/cmd/greetctl
+	@mkdir -p $(BIN)
+	cd services/greeter && $(GO) build -buildvcs=auto -o $(abspath $(BIN))/ ./cmd/greeter
+	cd clients/greetctl && $(GO) build -buildvcs=auto -o $(abspath $(BIN))/ ./cmd/greetctl
 
 # `go mod tidy` for the modules that require gen/go, which is not published
-# on any proxy: see tools/cmd/modproxy.
+# on any proxy (services/greeter, clients/greetctl, test): see
+# tools/cmd/modproxy. The tools module is tidied by hand: see README.md.
 tidy:
 	$(GO) tool modproxy tidy
 

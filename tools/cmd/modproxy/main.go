@@ -6,12 +6,15 @@
 // Usage:
 //
 //	go tool modproxy tidy
-//	    `go mod tidy` in services/greeter and clients/greetctl. Use it
-//	    instead of a plain `go mod tidy`, which looks for the unpublished
-//	    gen/go on the public proxy.
+//	    `go mod tidy` in every module that requires gen/go (services/greeter,
+//	    clients/greetctl, test). Use it instead of a plain `go mod tidy`,
+//	    which looks for the unpublished gen/go on the public proxy; it also
+//	    records an unreleased gen/go's current content in their go.sum.
 //	go tool modproxy exec DIR COMMAND [ARG...]
 //	    Run COMMAND in DIR, e.g.
 //	    go tool modproxy exec services/greeter go get github.com/spf13/cobra@v1.10.2
+//	    It fails, naming the fix, when DIR's go.sum does not record the
+//	    content of the unreleased gen/go: run `make tidy` first.
 //
 // gen/go is published at every version a consumer module requires: from
 // its tag gen/go/vX.Y.Z once released, from the working tree before that.
@@ -29,7 +32,7 @@ import (
 )
 
 // consumers are the modules that require gen/go.
-var consumers = []string{"services/greeter", "clients/greetctl"}
+var consumers = []string{"services/greeter", "clients/greetctl", "test"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -54,10 +57,11 @@ func run(args []string) error {
 		sandbox.Close()
 		os.RemoveAll(tmp)
 	}()
-	if err := publishRequired(sandbox); err != nil {
+	tidy := args[0] == "tidy"
+	if err := publishRequired(sandbox, tidy); err != nil {
 		return err
 	}
-	if args[0] == "exec" {
+	if !tidy {
 		return command(sandbox, args[1], args[2], args[3:]...)
 	}
 	for _, dir := range consumers {
@@ -70,9 +74,10 @@ func run(args []string) error {
 }
 
 // publishRequired publishes gen/go at every version a consumer requires
-// (see Sandbox.PublishGen); for an unreleased version it brings the
-// consumers' go.sum lines up to date with its content.
-func publishRequired(sandbox *modproxy.Sandbox) error {
+// (see Sandbox.PublishGen). For an unreleased version, the consumers' go.sum
+// lines must follow its content: with update they are brought up to date,
+// without it a stale line is an error.
+func publishRequired(sandbox *modproxy.Sandbox, update bool) error {
 	for _, dir := range consumers {
 		version, err := modproxy.RequiredVersion(dir, modproxy.GenModule)
 		if err != nil {
@@ -82,10 +87,18 @@ func publishRequired(sandbox *modproxy.Sandbox) error {
 		if err != nil {
 			return err
 		}
-		if !released {
-			if err := modproxy.WriteGoSum(filepath.Join(dir, "go.sum"), pub); err != nil {
+		if released {
+			continue
+		}
+		sum := filepath.Join(dir, "go.sum")
+		if update {
+			if err := modproxy.WriteGoSum(sum, pub); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := modproxy.CheckGoSum(sum, pub); err != nil {
+			return fmt.Errorf("%w: run `make tidy` and commit the result", err)
 		}
 	}
 	return nil

@@ -115,6 +115,23 @@ func WriteGoSum(path string, pub Published) error {
 	return os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
+// CheckGoSum reports an error unless the go.sum file at path records
+// exactly pub's hashes, as WriteGoSum writes them.
+func CheckGoSum(path string, pub Published) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(data), "\n")
+	prefix := pub.Path + " " + pub.Version.Version
+	for _, want := range []string{prefix + " " + pub.Sum, prefix + "/go.mod " + pub.GoModSum} {
+		if !slices.Contains(lines, want) {
+			return fmt.Errorf("%s does not record the current content of the unreleased %s (want %q)", path, prefix, want)
+		}
+	}
+	return nil
+}
+
 // writeList adds version to the proxy's version list, keeping it sorted.
 func writeList(vdir, version string) error {
 	listFile := filepath.Join(vdir, "list")

@@ -89,8 +89,14 @@ func TestWriteGoSum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := modproxy.CheckGoSum(sum, pub); err == nil {
+		t.Error("CheckGoSum accepts a go.sum with stale lines")
+	}
 	if err := modproxy.WriteGoSum(sum, pub); err != nil {
 		t.Fatal(err)
+	}
+	if err := modproxy.CheckGoSum(sum, pub); err != nil {
+		t.Errorf("CheckGoSum after WriteGoSum: %v", err)
 	}
 	got, err := os.ReadFile(sum)
 	if err != nil {

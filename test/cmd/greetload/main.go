@@ -1,0 +1,63 @@
+// Command greetload drives a running greeter (or any GreeterService) with
+// a fixed number of RPCs in flight for a fixed time and prints throughput,
+// latency and failures by code: the load generator of `make bench`
+// (package load), pointed at an address of your choosing. Plaintext only;
+// loopback or a private test network only.
+//
+//	go tool greetload -addr 127.0.0.1:50051 -scenario unary -concurrency 64 -duration 10s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/acme/greeter/test/bench/load"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:50051", "server `host:port`")
+	scenario := flag.String("scenario", "unary", "unary, server-stream, client-stream or bidi")
+	concurrency := flag.Int("concurrency", 16, "RPCs in flight")
+	conns := flag.Int("connections", 4, "client connections the RPCs are spread over")
+	duration := flag.Duration("duration", 10*time.Second, "how long to run (at most 1h)")
+	maxOps := flag.Int64("max-ops", 0, "stop after this many operations too; 0: no limit")
+	streamLen := flag.Int("stream-length", 1000, "messages per streaming call")
+	flag.Parse()
+	if *duration <= 0 || *duration > time.Hour || *concurrency < 1 || *conns < 1 {
+		fmt.Fprintln(os.Stderr, "greetload: need 0 < -duration ≤ 1h, -concurrency ≥ 1, -connections ≥ 1")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	var clients []grpc.ClientConnInterface
+	for range *conns {
+		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "greetload:", err)
+			os.Exit(2)
+		}
+		defer cc.Close()
+		clients = append(clients, cc)
+	}
+	res, err := load.Run(ctx, clients, load.Options{
+		Scenario: load.Scenario(*scenario), Concurrency: *concurrency,
+		Duration: *duration, MaxOps: *maxOps, StreamLength: *streamLen,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "greetload:", err)
+		os.Exit(2)
+	}
+	fmt.Printf("%s, %d in flight, %s: %d ops, %.0f ops/s, p50 %v, p99 %v, failed %d %v\n",
+		res.Scenario, res.Concurrency, res.Elapsed.Round(time.Millisecond), res.Ops, res.Rate(), res.P50, res.P99, res.Failed(), res.Errors)
+	if res.Failed() > 0 {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,229 @@
+package deploycheck_test
+
+import (
+	"context"
+	"debug/buildinfo"
+	"debug/elf"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/greeter/test/deploycheck"
+	"github.com/acme/greeter/test/harness/buildlist"
+)
+
+// TestDockerBuilderStage runs the Dockerfile's builder stage without
+// Docker, which cannot run here: an empty directory stands for the build
+// container's root, the stage's COPY instructions copy into it from the
+// repository (less what the .dockerignore excludes), its ENV is set and its
+// go build runs. So the COPY list is complete for the server module's own
+// build (its go.work: its go.mod and go.sum, with this tree's gen/go), and
+// the binary it makes is checked: static (no ELF interpreter, no shared
+// libraries), -trimpath, CGO_ENABLED=0, every dependency at the version the
+// server's own go.mod selects, gen/go from this tree, and runnable.
+func TestDockerBuilderStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the server from scratch with the image's flags")
+	}
+	root := repoRoot()
+	data, err := os.ReadFile(filepath.Join(root, deploycheck.Dockerfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages, err := deploycheck.ParseDockerfile(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore := dockerignore(t, filepath.Join(root, deploycheck.Dockerfile+".dockerignore"))
+	fakeRoot := t.TempDir()
+	workdir := "/"
+	inContainer := func(p string) string {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(workdir, p)
+		}
+		return filepath.Join(fakeRoot, p)
+	}
+	// The host's Go settings must not leak in; the stage's ENV replaces them.
+	env := []string{"CGO_ENABLED=", "GOWORK=", "GOFLAGS=", "GOTOOLCHAIN="}
+	binary := ""
+	for _, in := range stages[0].Instructions {
+		switch in.Keyword {
+		case "WORKDIR":
+			workdir = in.Args
+			if err := os.MkdirAll(inContainer("."), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		case "ENV":
+			for _, kv := range strings.Fields(in.Args) {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					t.Fatalf("line %d: write ENV as KEY=VALUE", in.Line)
+				}
+				if strings.HasPrefix(v, "/") {
+					v = inContainer(v)
+				}
+				env = append(env, k+"="+v)
+			}
+		case "COPY":
+			f := strings.Fields(in.Args)
+			if strings.HasPrefix(f[0], "--") {
+				t.Fatalf("line %d: COPY flags are not simulated: %s", in.Line, in.Args)
+			}
+			dst := inContainer(f[len(f)-1])
+			for _, src := range f[:len(f)-1] {
+				copyIn(t, root, src, dst, strings.HasSuffix(f[len(f)-1], "/"), ignore)
+			}
+		case "RUN":
+			cmd := in.Args
+			for strings.HasPrefix(cmd, "--mount=") {
+				_, cmd, _ = strings.Cut(cmd, " ")
+				cmd = strings.TrimSpace(cmd)
+			}
+			// Absolute paths of the container, e.g. -o /out/greeter.
+			cmd = regexp.MustCompile(`(^|\s)(/[A-Za-z])`).ReplaceAllString(cmd, "${1}"+fakeRoot+"${2}")
+			if m := regexp.MustCompile(`-o\s+(\S+)`).FindStringSubmatch(cmd); m != nil {
+				binary = m[1]
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			run := exec.CommandContext(ctx, "sh", "-c", cmd)
+			run.Dir = inContainer(".")
+			run.Env = append(os.Environ(), env...)
+			out, err := run.CombinedOutput()
+			cancel()
+			if err != nil {
+				t.Fatalf("line %d: RUN %s: %v\n%s", in.Line, cmd, err, out)
+			}
+		}
+	}
+	if binary == "" {
+		t.Fatal("the builder stage ran no go build -o")
+	}
+
+	f, err := elf.Open(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary has an ELF interpreter: it is dynamically linked and will not start on distroless/static")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("the binary needs shared libraries %q", libs)
+	}
+	bi, err := buildinfo.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if settings["-trimpath"] != "true" || settings["CGO_ENABLED"] != "0" {
+		t.Errorf("build settings -trimpath=%q CGO_ENABLED=%q, want true and 0", settings["-trimpath"], settings["CGO_ENABLED"])
+	}
+	local := false
+	for _, d := range bi.Deps {
+		if d.Path == buildlist.GenModule {
+			local = d.Replace != nil
+			t.Logf("gen/go in the image: %s %s => %v", d.Path, d.Version, d.Replace)
+		}
+	}
+	if !local {
+		t.Error("the binary was not built against this tree's gen/go: copy services/greeter/go.work and build in services/greeter")
+	}
+	own, err := buildlist.Own(context.Background(), root, "services/greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := buildlist.Mismatches(binary, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("the image's binary links other versions than services/greeter/go.mod selects: %s", d)
+	}
+	out, err := exec.Command(binary, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --version: %v\n%s", binary, err, out)
+	}
+	t.Logf("builder stage made a static binary: %s", strings.TrimSpace(string(out)))
+}
+
+// dockerignore reads the simple patterns of a .dockerignore: paths from the
+// context root, and **/ followed by a base-name pattern.
+func dockerignore(t *testing.T, path string) func(rel string) bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+			patterns = append(patterns, l)
+		}
+	}
+	return func(rel string) bool {
+		for _, p := range patterns {
+			if base, ok := strings.CutPrefix(p, "**/"); ok {
+				if m, _ := filepath.Match(base, filepath.Base(rel)); m {
+					return true
+				}
+				continue
+			}
+			if m, _ := filepath.Match(p, rel); m || rel == p || strings.HasPrefix(rel, p+"/") {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// copyIn copies src (relative to the context root, a file or a directory)
+// to dst as COPY does: a directory's contents into dst, a file into dst/
+// when dst ends in a slash.
+func copyIn(t *testing.T, root, src, dst string, dstIsDir bool, ignored func(string) bool) {
+	t.Helper()
+	src = filepath.Clean(src)
+	err := filepath.WalkDir(filepath.Join(root, src), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if ignored(filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		inSrc, _ := filepath.Rel(filepath.Join(root, src), path)
+		target := filepath.Join(dst, inSrc)
+		if inSrc == "." {
+			target = dst
+			if dstIsDir {
+				target = filepath.Join(dst, filepath.Base(path))
+			}
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("COPY %s: %v", src, err)
+	}
+}

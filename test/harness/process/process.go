@@ -1,0 +1,259 @@
+// Package process runs a server binary of this repository (the greeter, or
+// the bare grpc-go server of the benchmark) as a child process on a
+// loopback port chosen by the kernel, for the tests and benchmarks that need
+// the real process: release checks, faults, drain, scaling and load.
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Server is a running server process.
+type Server struct {
+	// Addr is the gRPC address the server bound, e.g. 127.0.0.1:43121.
+	Addr string
+	// MetricsAddr is the bound admin HTTP address, or "" when disabled.
+	MetricsAddr string
+
+	cmd     *exec.Cmd
+	logText func() string
+	done    chan struct{}
+	err     error
+}
+
+// startTimeout bounds how long a server may take to start serving.
+const startTimeout = 30 * time.Second
+
+// addrPattern finds the bound addresses in the server's "serving" log line,
+// in the text or the JSON log format.
+var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr)"?[=:]"?([^\s",]*)`)
+
+// Start runs bin with `--grpc-addr 127.0.0.1:0 --metrics-addr ""` followed
+// by args, so args may override both (pass `--metrics-addr 127.0.0.1:0` to
+// get the admin server), and waits until the server logs its "serving" line
+// with the addresses it bound, at most 30s. When args give a fixed
+// --grpc-addr (for a log level that hides that line, say), the server is
+// ready once that address accepts connections, and MetricsAddr is
+// --metrics-addr as given.
+//
+// Start keeps the head and the tail of what the server prints (64 KiB
+// each), so a server logging every RPC under load cannot grow the caller;
+// use StartLogged to keep all of it.
+func Start(ctx context.Context, bin string, args ...string) (*Server, error) {
+	buf := &boundedBuffer{}
+	return start(ctx, bin, buf, buf.String, args)
+}
+
+// StartLogged is Start with everything the server prints written to the file
+// logPath, for tests that count access-log lines.
+func StartLogged(ctx context.Context, bin, logPath string, args ...string) (*Server, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	// The child writes to its own copy of the descriptor.
+	defer f.Close()
+	return start(ctx, bin, f, func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}, args)
+}
+
+func start(ctx context.Context, bin string, out io.Writer, logText func() string, args []string) (*Server, error) {
+	s := &Server{logText: logText, done: make(chan struct{})}
+	s.cmd = exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, args...)...)
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+	fixedGRPC, fixedMetrics := FlagValue(args, "--grpc-addr"), FlagValue(args, "--metrics-addr")
+	if _, port, _ := net.SplitHostPort(fixedGRPC); port == "" || port == "0" {
+		fixedGRPC = ""
+	}
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if fixedGRPC != "" {
+			if c, err := net.DialTimeout("tcp", fixedGRPC, time.Second); err == nil {
+				c.Close()
+				s.Addr, s.MetricsAddr = fixedGRPC, fixedMetrics
+				return s, nil
+			}
+		} else if s.readAddrs() {
+			return s, nil
+		}
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("%s exited before serving (%v):\n%s", bin, s.err, s.Log())
+		case <-ctx.Done():
+			s.Kill()
+			return nil, ctx.Err()
+		case <-deadline.C:
+			s.Kill()
+			return nil, fmt.Errorf("%s did not start serving within %s:\n%s", bin, startTimeout, s.Log())
+		case <-tick.C:
+		}
+	}
+}
+
+// readAddrs reads the bound addresses from the "serving" line, reporting
+// whether it has been logged.
+func (s *Server) readAddrs() bool {
+	for _, line := range strings.Split(s.Log(), "\n") {
+		if !strings.Contains(line, "serving") {
+			continue
+		}
+		for _, m := range addrPattern.FindAllStringSubmatch(line, -1) {
+			switch m[1] {
+			case "grpc_addr":
+				s.Addr = m[2]
+			case "metrics_addr":
+				s.MetricsAddr = m[2]
+			}
+		}
+		if s.Addr != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// FlagValue is the last value of flag name (e.g. "--grpc-addr") in args,
+// or "".
+func FlagValue(args []string, name string) string {
+	v := ""
+	for i, a := range args {
+		if x, ok := strings.CutPrefix(a, name+"="); ok {
+			v = x
+		} else if a == name && i+1 < len(args) {
+			v = args[i+1]
+		}
+	}
+	return v
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for a server that must be started on a known port.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Stop sends SIGTERM, the orchestrator's way to ask for a drain, and waits
+// for the process to exit (at most timeout, then it is killed). It returns
+// the process's exit error: nil for exit status 0.
+func (s *Server) Stop(timeout time.Duration) error {
+	if err := s.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-s.done:
+		return s.err
+	case <-time.After(timeout):
+		s.Kill()
+		return fmt.Errorf("server did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+// Wait waits at most timeout for the process to exit and returns its exit
+// code (-1 if a signal ended it).
+func (s *Server) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-s.done:
+		return s.cmd.ProcessState.ExitCode(), nil
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("process %d did not exit within %s", s.Pid(), timeout)
+	}
+}
+
+// Kill ends the process at once (SIGKILL) and waits for it.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// Signal sends sig to the process.
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
+
+// Pid is the process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Log is what the server printed so far (see Start and StartLogged for how
+// much of it is kept).
+func (s *Server) Log() string { return s.logText() }
+
+// Done is closed when the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// ExitCode is the exit code of a finished command's error: 0 for nil, -1
+// for an error that is not an exit status.
+func ExitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// logKeep bounds what a boundedBuffer keeps: its first logKeep bytes
+// (start-up, the bound addresses) and its last logKeep bytes (the drain).
+const logKeep = 64 << 10
+
+// boundedBuffer keeps the head and the tail of what is written to it.
+type boundedBuffer struct {
+	mu      sync.Mutex
+	head    bytes.Buffer
+	tail    []byte
+	dropped int64
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(p)
+	if room := logKeep - b.head.Len(); room > 0 {
+		k := min(room, len(p))
+		b.head.Write(p[:k])
+		p = p[k:]
+	}
+	b.tail = append(b.tail, p...)
+	if over := len(b.tail) - logKeep; over > 0 {
+		b.dropped += int64(over)
+		b.tail = append(b.tail[:0], b.tail[over:]...)
+	}
+	return n, nil
+}
+
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dropped == 0 {
+		return b.head.String() + string(b.tail)
+	}
+	return fmt.Sprintf("%s\n[... %d bytes left out ...]\n%s", b.head.String(), b.dropped, b.tail)
+}

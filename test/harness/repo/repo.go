@@ -1,0 +1,44 @@
+// Package repo locates this repository and asks the go command about its
+// environment, for the tests and benchmarks of this module.
+//
+// tools/internal/repo does the same for the toolchain module; the two cannot
+// share it, because this module must not depend on tools (whose build list,
+// buf's, would then reach the binaries built here) and tools must not
+// depend on the test harness.
+package repo
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Root returns the top directory of the git checkout containing the
+// working directory.
+func Root() (string, error) {
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the repository root (git rev-parse --show-toplevel): %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// TestRoot is Root for tests: it fails tb when the root cannot be found.
+func TestRoot(tb testing.TB) string {
+	tb.Helper()
+	root, err := Root()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return root
+}
+
+// GoEnv returns `go env name`, or "" when the go command cannot tell.
+func GoEnv(name string) string {
+	out, err := exec.Command("go", "env", name).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
