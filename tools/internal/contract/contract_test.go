@@ -70,7 +70,12 @@ func TestValidationRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validator, err := protovalidate.New()
+	// The name rules are the predefined rule acme.greeter.v1.person_name, an
+	// extension of buf.validate.StringRules. This test binary does not link
+	// gen/go, so the global registry does not know it, and protovalidate
+	// would refuse the unknown rule (a compilation error): it must come from
+	// the image, like the messages.
+	validator, err := protovalidate.New(protovalidate.WithExtensionTypeResolver(dynamicpb.NewTypes(files)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,12 @@
 //   - not blank: at least one character that is not white space;
 //   - no control characters (Unicode category Cc: NUL, TAB, LF, CR, DEL, ...).
 //
+// The last two are the predefined rule person_name, declared once in
+// name_rules.proto. A client that validates before sending must let its
+// protovalidate runtime resolve that extension: a runtime that takes a
+// registry (protovalidate-es, for one) needs name_rules.proto's extension in
+// it; in Go, importing the generated package registers it.
+//
 // Names are valid UTF-8 by construction: proto3 strings reject anything else
 // when they are decoded. The server trims surrounding white space before it
 // greets.
@@ -550,41 +556,31 @@ var File_acme_greeter_v1_greeter_proto protoreflect.FileDescriptor
 
 const file_acme_greeter_v1_greeter_proto_rawDesc = "" +
 	"\n" +
-	"\x1dacme/greeter/v1/greeter.proto\x12\x0facme.greeter.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\"\xf8\x01\n" +
-	"\x0fSayHelloRequest\x12\xe4\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\xcf\x01\xbaH\xcb\x01\xba\x01c\n" +
-	"\x0ename.not_blank\x120must contain a character that is not white space\x1a\x1f!this.matches('^[\\\\s\\\\p{Z}]*$')\xba\x01[\n" +
-	"\x1aname.no_control_characters\x12#must not contain control characters\x1a\x18!this.matches('\\\\p{Cc}')\xc8\x01\x01r\x02\x18dR\x04name\",\n" +
+	"\x1dacme/greeter/v1/greeter.proto\x12\x0facme.greeter.v1\x1a acme/greeter/v1/name_rules.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\"5\n" +
+	"\x0fSayHelloRequest\x12\"\n" +
+	"\x04name\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xa0\xbb\x18\x01\x18dR\x04name\",\n" +
 	"\x10SayHelloResponse\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage\"\xfd\x01\n" +
-	"\x14SayHelloAgainRequest\x12\xe4\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\xcf\x01\xbaH\xcb\x01\xba\x01c\n" +
-	"\x0ename.not_blank\x120must contain a character that is not white space\x1a\x1f!this.matches('^[\\\\s\\\\p{Z}]*$')\xba\x01[\n" +
-	"\x1aname.no_control_characters\x12#must not contain control characters\x1a\x18!this.matches('\\\\p{Cc}')\xc8\x01\x01r\x02\x18dR\x04name\"1\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\":\n" +
+	"\x14SayHelloAgainRequest\x12\"\n" +
+	"\x04name\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xa0\xbb\x18\x01\x18dR\x04name\"1\n" +
 	"\x15SayHelloAgainResponse\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage\"\xe5\x02\n" +
-	"\x15SayHelloStreamRequest\x12\xe4\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\xcf\x01\xbaH\xcb\x01\xba\x01c\n" +
-	"\x0ename.not_blank\x120must contain a character that is not white space\x1a\x1f!this.matches('^[\\\\s\\\\p{Z}]*$')\xba\x01[\n" +
-	"\x1aname.no_control_characters\x12#must not contain control characters\x1a\x18!this.matches('\\\\p{Cc}')\xc8\x01\x01r\x02\x18dR\x04name\x12 \n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\"\xa2\x01\n" +
+	"\x15SayHelloStreamRequest\x12\"\n" +
+	"\x04name\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xa0\xbb\x18\x01\x18dR\x04name\x12 \n" +
 	"\x05count\x18\x02 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\x90N(\x01R\x05count\x12C\n" +
 	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\f\xbaH\t\xaa\x01\x06\"\x02\b\n" +
 	"2\x00R\binterval\"N\n" +
 	"\x16SayHelloStreamResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x05R\bsequence\"\xfd\x01\n" +
-	"\x14SayHelloToAllRequest\x12\xe4\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\xcf\x01\xbaH\xcb\x01\xba\x01c\n" +
-	"\x0ename.not_blank\x120must contain a character that is not white space\x1a\x1f!this.matches('^[\\\\s\\\\p{Z}]*$')\xba\x01[\n" +
-	"\x1aname.no_control_characters\x12#must not contain control characters\x1a\x18!this.matches('\\\\p{Cc}')\xc8\x01\x01r\x02\x18dR\x04name\"G\n" +
+	"\bsequence\x18\x02 \x01(\x05R\bsequence\":\n" +
+	"\x14SayHelloToAllRequest\x12\"\n" +
+	"\x04name\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xa0\xbb\x18\x01\x18dR\x04name\"G\n" +
 	"\x15SayHelloToAllResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\xfc\x01\n" +
-	"\x13SayHelloChatRequest\x12\xe4\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\xcf\x01\xbaH\xcb\x01\xba\x01c\n" +
-	"\x0ename.not_blank\x120must contain a character that is not white space\x1a\x1f!this.matches('^[\\\\s\\\\p{Z}]*$')\xba\x01[\n" +
-	"\x1aname.no_control_characters\x12#must not contain control characters\x1a\x18!this.matches('\\\\p{Cc}')\xc8\x01\x01r\x02\x18dR\x04name\"L\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"9\n" +
+	"\x13SayHelloChatRequest\x12\"\n" +
+	"\x04name\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xa0\xbb\x18\x01\x18dR\x04name\"L\n" +
 	"\x14SayHelloChatResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence2\xf8\x03\n" +
@@ -646,6 +642,7 @@ func file_acme_greeter_v1_greeter_proto_init() {
 	if File_acme_greeter_v1_greeter_proto != nil {
 		return
 	}
+	file_acme_greeter_v1_name_rules_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

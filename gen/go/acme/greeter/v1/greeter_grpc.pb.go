@@ -16,6 +16,12 @@
 //   - not blank: at least one character that is not white space;
 //   - no control characters (Unicode category Cc: NUL, TAB, LF, CR, DEL, ...).
 //
+// The last two are the predefined rule person_name, declared once in
+// name_rules.proto. A client that validates before sending must let its
+// protovalidate runtime resolve that extension: a runtime that takes a
+// registry (protovalidate-es, for one) needs name_rules.proto's extension in
+// it; in Go, importing the generated package registers it.
+//
 // Names are valid UTF-8 by construction: proto3 strings reject anything else
 // when they are decoded. The server trims surrounding white space before it
 // greets.
