@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,112 @@ func TestValidationRules(t *testing.T) {
 		t.Run("SayHelloStreamRequest/"+caseName, func(t *testing.T) {
 			checkViolation(t, validator, newMessage(t, "SayHelloStreamRequest", tc.fields), tc.wantField, tc.wantRule)
 		})
+	}
+}
+
+// TestNameFieldsUsePersonName pins down where the name rules live: once, in
+// the predefined rule acme.greeter.v1.person_name. Every string field called
+// name, or ending in _name, of every request of acme.greeter.v1 must set it
+// and keep its own required and max_len, and none may spell the rules out as
+// field CEL again; so a new request's name cannot forget them, even before
+// TestValidationRules has cases for it.
+func TestNameFieldsUsePersonName(t *testing.T) {
+	t.Parallel()
+	files, err := protodesc.NewFiles(image(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := dynamicpb.NewTypes(files)
+	personName, err := types.FindExtensionByName("acme.greeter.v1.person_name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := personName.TypeDescriptor().ContainingMessage().FullName(); got != "buf.validate.StringRules" {
+		t.Fatalf("person_name extends %s, want buf.validate.StringRules", got)
+	}
+	// buf breaking (FILE rules) lets an extension change its number, but a
+	// consumer generated before the change would no longer recognise the
+	// rule in the field options: the number is pinned here instead.
+	if got := personName.TypeDescriptor().Number(); got != 50100 {
+		t.Errorf("person_name is number %d, want 50100 for good", got)
+	}
+	predefined, _ := proto.GetExtension(personName.TypeDescriptor().Options(), validatepb.E_Predefined).(*validatepb.PredefinedRules)
+	var ids []string
+	for _, rule := range predefined.GetCel() {
+		ids = append(ids, rule.GetId())
+	}
+	if want := []string{"name.not_blank", "name.no_control_characters"}; !slices.Equal(ids, want) {
+		t.Errorf("person_name's predefined rules are %q, want %q", ids, want)
+	}
+
+	var found []string
+	files.RangeFilesByPackage("acme.greeter.v1", func(f protoreflect.FileDescriptor) bool {
+		for i := range f.Messages().Len() {
+			msg := f.Messages().Get(i)
+			if !strings.HasSuffix(string(msg.Name()), "Request") {
+				continue
+			}
+			for j := range msg.Fields().Len() {
+				field := msg.Fields().Get(j)
+				if field.Kind() != protoreflect.StringKind || (field.Name() != "name" && !strings.HasSuffix(string(field.Name()), "_name")) {
+					continue
+				}
+				found = append(found, string(field.FullName()))
+				t.Run(string(field.FullName()), func(t *testing.T) {
+					checkPersonName(t, field, personName, types)
+				})
+			}
+		}
+		return true
+	})
+	// The walk itself must not miss the names there are today.
+	for _, want := range []string{
+		"acme.greeter.v1.SayHelloRequest.name",
+		"acme.greeter.v1.SayHelloAgainRequest.name",
+		"acme.greeter.v1.SayHelloStreamRequest.name",
+		"acme.greeter.v1.SayHelloToAllRequest.name",
+		"acme.greeter.v1.SayHelloChatRequest.name",
+	} {
+		if !slices.Contains(found, want) {
+			t.Errorf("name field %s not found; found %q", want, found)
+		}
+	}
+}
+
+// checkPersonName asserts that field sets person_name to true, is required,
+// has a max_len and repeats none of the name rules as its own CEL.
+func checkPersonName(t *testing.T, field protoreflect.FieldDescriptor, personName protoreflect.ExtensionType, types *dynamicpb.Types) {
+	t.Helper()
+	rules, _ := proto.GetExtension(field.Options(), validatepb.E_Field).(*validatepb.FieldRules)
+	if !rules.GetRequired() {
+		t.Error("not required")
+	}
+	if !rules.GetString().HasMaxLen() {
+		t.Error("no string.max_len")
+	}
+	for _, rule := range rules.GetCel() {
+		if strings.HasPrefix(rule.GetId(), "name.") {
+			t.Errorf("field CEL rule %s: the name rules belong to person_name only", rule.GetId())
+		}
+	}
+	// The image was decoded with the global registry, which lacks
+	// person_name: the extension is an unknown field of the string rules
+	// until they are decoded again, as the image's StringRules (the message
+	// person_name extends) with the image's types.
+	raw, err := proto.Marshal(rules.GetString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	xd := personName.TypeDescriptor()
+	str := dynamicpb.NewMessage(xd.ContainingMessage())
+	if err := (proto.UnmarshalOptions{Resolver: types}).Unmarshal(raw, str); err != nil {
+		t.Fatal(err)
+	}
+	if !str.Has(xd) {
+		t.Fatal("does not set (buf.validate.field).string.(acme.greeter.v1.person_name)")
+	}
+	if !str.Get(xd).Bool() {
+		t.Error("sets person_name to false: the name rules are off")
 	}
 }
 
