@@ -17,9 +17,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// nameRules is the contract's name rules written out by hand (see
-// api/acme/greeter/v1/greeter.proto), for valid UTF-8: the rule ids a name
-// breaks. "Blank" is RE2's \s (tab, LF, FF, CR, space) and Unicode Z.
+// nameRules is the contract's name rules written out by hand (required and
+// max_len on each field of api/acme/greeter/v1/greeter.proto, the rest in
+// the predefined rule of name_rules.proto), for valid UTF-8: the rule ids a
+// name breaks. "Blank" is RE2's \s (tab, LF, FF, CR, space) and Unicode Z.
 func nameRules(name string) []string {
 	if name == "" {
 		return []string{"required"}

@@ -28,6 +28,12 @@ type Validator struct {
 }
 
 // New builds a Validator.
+//
+// The name rules are the predefined rule acme.greeter.v1.person_name, an
+// extension that protovalidate looks up in the global registry: the
+// generated package registers it, and every request type links that
+// package. Were it missing, Check would answer INTERNAL (protovalidate
+// refuses unknown rules) rather than let names through unchecked.
 func New() (*Validator, error) {
 	v, err := protovalidate.New()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"buf.build/go/protovalidate"
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -58,6 +60,46 @@ func TestCheck(t *testing.T) {
 			fv := br.FieldViolations[0]
 			if fv.Field != tt.field || fv.Reason != tt.rule || fv.Description == "" {
 				t.Errorf("violation = {%q %q %q}, want field %q rule %q", fv.Field, fv.Reason, fv.Description, tt.field, tt.rule)
+			}
+		})
+	}
+}
+
+// TestNameRulesArePredefined checks what protovalidate-aware clients see of
+// the name rules in the native buf.validate.Violations detail: the rule ids
+// and messages of the contract, under the rule path of the predefined rule
+// acme.greeter.v1.person_name, which this binary resolves from the registry
+// the generated package fills.
+func TestNameRulesArePredefined(t *testing.T) {
+	v, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		msg        proto.Message
+		rule, text string
+	}{
+		{"blank", &greeterv1.SayHelloRequest{Name: "\u3000"}, "name.not_blank", "must contain a character that is not white space"},
+		{"control", &greeterv1.SayHelloChatRequest{Name: "Ada\x7f"}, "name.no_control_characters", "must not contain control characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var violations *validatepb.Violations
+			for _, d := range status.Convert(v.Check(tt.msg)).Details() {
+				if vs, ok := d.(*validatepb.Violations); ok {
+					violations = vs
+				}
+			}
+			if len(violations.GetViolations()) != 1 {
+				t.Fatalf("want one native violation, got %v", violations)
+			}
+			got := violations.GetViolations()[0]
+			if got.GetRuleId() != tt.rule || got.GetMessage() != tt.text {
+				t.Errorf("violation %q %q, want %q %q", got.GetRuleId(), got.GetMessage(), tt.rule, tt.text)
+			}
+			if path := protovalidate.FieldPathString(got.GetRule()); path != "string.[acme.greeter.v1.person_name]" {
+				t.Errorf("rule path %q, want the predefined rule string.[acme.greeter.v1.person_name]", path)
 			}
 		})
 	}
