@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/keepalive"
-
 	"github.com/acme/greeter/services/greeter/internal/config"
 	"github.com/acme/greeter/services/greeter/internal/logsink"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
@@ -156,25 +154,23 @@ func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (
 		server.WithMetrics(m),
 		server.WithVersion(version.Get().String()),
 		server.WithReflection(cfg.Reflection),
-		server.WithDrain(cfg.DrainTimeout, cfg.DrainDelay),
-		server.WithRateLimit(cfg.RateLimit, cfg.RateLimitBurst),
-		server.WithLimits(server.Limits{
-			MaxRecvMsgSize:       cfg.MaxRecvMsgSize,
-			MaxSendMsgSize:       cfg.MaxSendMsgSize,
-			MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
-			ConnectionTimeout:    cfg.ConnectionTimeout,
-			StreamWorkers:        uint32(cfg.StreamWorkers),
-		}),
-		server.WithKeepalive(keepalive.ServerParameters{
-			Time:                  cfg.KeepaliveTime,
-			Timeout:               cfg.KeepaliveTimeout,
-			MaxConnectionIdle:     cfg.MaxConnectionIdle,
-			MaxConnectionAge:      cfg.MaxConnectionAge,
-			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
-		}, keepalive.EnforcementPolicy{
-			MinTime:             cfg.KeepaliveMinTime,
-			PermitWithoutStream: cfg.KeepalivePermitNoStream,
-		}),
+		server.WithDrainTimeout(cfg.DrainTimeout),
+		server.WithDrainDelay(cfg.DrainDelay),
+		server.WithRateLimit(cfg.RateLimit),
+		server.WithRateLimitBurst(cfg.RateLimitBurst),
+		server.WithMaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		server.WithMaxSendMsgSize(cfg.MaxSendMsgSize),
+		// config has checked both fit in a uint32.
+		server.WithMaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+		server.WithStreamWorkers(uint32(cfg.StreamWorkers)),
+		server.WithConnectionTimeout(cfg.ConnectionTimeout),
+		server.WithKeepaliveTime(cfg.KeepaliveTime),
+		server.WithKeepaliveTimeout(cfg.KeepaliveTimeout),
+		server.WithMaxConnectionIdle(cfg.MaxConnectionIdle),
+		server.WithMaxConnectionAge(cfg.MaxConnectionAge),
+		server.WithMaxConnectionAgeGrace(cfg.MaxConnectionAgeGrace),
+		server.WithKeepaliveMinTime(cfg.KeepaliveMinTime),
+		server.WithKeepalivePermitWithoutStream(cfg.KeepalivePermitNoStream),
 	}
 	if cfg.TLSCert != "" {
 		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,

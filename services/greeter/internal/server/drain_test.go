@@ -50,7 +50,7 @@ func (g *gate) waitArrivals(t *testing.T, n int) {
 // normally, then Shutdown returns.
 func TestDrainCompletesInFlight(t *testing.T) {
 	g := newGate()
-	h := start(t, withOptions(WithUnaryInterceptors(g.unary), WithDrain(time.Minute, 0)))
+	h := start(t, withOptions(WithUnaryInterceptors(g.unary), WithDrainTimeout(time.Minute)))
 
 	watch, err := h.health.Watch(t.Context(), &healthpb.HealthCheckRequest{Service: ""})
 	if err != nil {
@@ -164,7 +164,7 @@ func TestDrainCompletesInFlight(t *testing.T) {
 // would never finish.
 func TestDrainTimeoutForcesStop(t *testing.T) {
 	g := newGate() // never opened
-	h := start(t, withOptions(WithUnaryInterceptors(g.unary), WithDrain(200*time.Millisecond, 0)))
+	h := start(t, withOptions(WithUnaryInterceptors(g.unary), WithDrainTimeout(200*time.Millisecond)))
 
 	result := make(chan error, 1)
 	go func() {
@@ -188,7 +188,7 @@ func TestDrainTimeoutForcesStop(t *testing.T) {
 // TestDrainDelay keeps serving through the delay while reporting
 // NOT_SERVING, so load balancers can move traffic first.
 func TestDrainDelay(t *testing.T) {
-	h := start(t, withOptions(WithDrain(time.Minute, time.Hour)))
+	h := start(t, withOptions(WithDrainTimeout(time.Minute), WithDrainDelay(time.Hour)))
 	ctx, cancel := context.WithCancel(t.Context())
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- h.srv.Shutdown(ctx) }()

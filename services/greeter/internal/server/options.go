@@ -2,7 +2,9 @@ package server
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
@@ -12,37 +14,30 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 )
 
-// Option configures a Server.
-type Option func(*options)
+// Option configures a Server. Each option sets one setting and leaves every
+// other at its default; an option given a value it cannot honour makes New
+// return an error naming it, rather than a server that misbehaves.
+type Option func(*options) error
 
 type options struct {
-	logger       *slog.Logger
-	metrics      *metrics.Metrics
-	reflection   bool
-	tlsConfig    *tls.Config
-	keepalive    keepalive.ServerParameters
-	enforcement  keepalive.EnforcementPolicy
-	limits       Limits
-	drainTimeout time.Duration
-	drainDelay   time.Duration
-	version      string
-	rateLimit    *ratelimit.Limiter
-	unary        []grpc.UnaryServerInterceptor
-	stream       []grpc.StreamServerInterceptor
-}
-
-// Limits bounds what one client can ask of the server.
-type Limits struct {
-	MaxRecvMsgSize       int           // bytes
-	MaxSendMsgSize       int           // bytes
-	MaxConcurrentStreams uint32        // per connection
-	ConnectionTimeout    time.Duration // handshake of a new connection
-	// StreamWorkers is how many goroutines are kept to run RPCs; 0 starts a
-	// new goroutine for every RPC. A kept goroutine keeps the stack it grew,
-	// where a new one grows its stack again, by copying, on every RPC: that
-	// copying was a tenth of the server's CPU under load in a profile
-	// (docs/performance.md). RPCs beyond the workers get a new goroutine.
-	StreamWorkers uint32
+	logger         *slog.Logger
+	metrics        *metrics.Metrics
+	reflection     bool
+	tlsConfig      *tls.Config
+	keepalive      keepalive.ServerParameters
+	enforcement    keepalive.EnforcementPolicy
+	maxRecvMsgSize int
+	maxSendMsgSize int
+	maxStreams     uint32
+	connTimeout    time.Duration
+	streamWorkers  uint32
+	drainTimeout   time.Duration
+	drainDelay     time.Duration
+	version        string
+	rateLimit      float64 // RPCs per second, 0 off
+	rateBurst      int     // 0: rateLimit rounded up
+	unary          []grpc.UnaryServerInterceptor
+	stream         []grpc.StreamServerInterceptor
 }
 
 func defaultOptions() options {
@@ -55,72 +50,281 @@ func defaultOptions() options {
 			MaxConnectionAge:      30 * time.Minute,
 			MaxConnectionAgeGrace: 5 * time.Minute,
 		},
-		enforcement: keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true},
-		limits: Limits{
-			MaxRecvMsgSize:       4 << 20,
-			MaxSendMsgSize:       4 << 20,
-			MaxConcurrentStreams: 1000,
-			ConnectionTimeout:    10 * time.Second,
-			StreamWorkers:        128,
-		},
-		drainTimeout: 20 * time.Second,
-		version:      "unknown",
+		enforcement:    keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true},
+		maxRecvMsgSize: 4 << 20,
+		maxSendMsgSize: 4 << 20,
+		maxStreams:     1000,
+		connTimeout:    10 * time.Second,
+		streamWorkers:  128,
+		drainTimeout:   20 * time.Second,
+		version:        "unknown",
 	}
 }
 
 // WithLogger sets the logger for access lines, panics and lifecycle events.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithMetrics sets where RPC metrics and panics are counted; by default a
-// fresh, private metrics.Metrics.
-func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }
-
-// WithReflection turns gRPC server reflection (v1 and v1alpha) on or off;
-// it is on by default.
-func WithReflection(on bool) Option { return func(o *options) { o.reflection = on } }
-
-// WithTLS serves TLS (and mutual TLS, as cfg says) instead of plaintext.
-func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tlsConfig = cfg } }
-
-// WithKeepalive sets the server's keepalive pings and connection ages, and
-// how often clients may ping it.
-func WithKeepalive(p keepalive.ServerParameters, e keepalive.EnforcementPolicy) Option {
-	return func(o *options) { o.keepalive, o.enforcement = p, e }
-}
-
-// WithLimits sets message size, concurrency and handshake limits.
-func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
-
-// WithDrain sets the graceful shutdown timing: delay is how long the server
-// keeps serving after reporting NOT_SERVING, timeout how long in-flight RPCs
-// then get to finish before they are cut off.
-func WithDrain(timeout, delay time.Duration) Option {
-	return func(o *options) { o.drainTimeout, o.drainDelay = timeout, delay }
-}
-
-// WithVersion sets the version reported in the greeter-server-version
-// header of health checks.
-func WithVersion(v string) Option { return func(o *options) { o.version = v } }
-
-// WithRateLimit limits each client to perSecond RPCs per second, burst at
-// once (see package ratelimit); perSecond 0 (the default) disables it.
-func WithRateLimit(perSecond float64, burst int) Option {
-	return func(o *options) {
-		o.rateLimit = nil
-		if perSecond > 0 {
-			o.rateLimit = ratelimit.New(perSecond, burst)
+// The default, and what nil means, is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.logger = l
+		if l == nil {
+			o.logger = slog.Default()
 		}
+		return nil
+	}
+}
+
+// WithMetrics sets where RPC metrics and panics are counted. The default,
+// and what nil means, is a fresh metrics.Metrics private to the server.
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options) error { o.metrics = m; return nil }
+}
+
+// WithReflection turns gRPC server reflection (v1 and v1alpha) on or off.
+// The default is on.
+func WithReflection(on bool) Option {
+	return func(o *options) error { o.reflection = on; return nil }
+}
+
+// WithTLS serves TLS (and mutual TLS, as cfg says). The default, and what
+// nil means, is plaintext.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) error { o.tlsConfig = cfg; return nil }
+}
+
+// WithMaxRecvMsgSize sets the largest message, in bytes, the server accepts;
+// a larger one is RESOURCE_EXHAUSTED. The default is 4 MiB. n must be
+// positive: gRPC would read 0 as rejecting every message that is not empty.
+func WithMaxRecvMsgSize(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxRecvMsgSize(%d): must be positive", n)
+		}
+		o.maxRecvMsgSize = n
+		return nil
+	}
+}
+
+// WithMaxSendMsgSize sets the largest message, in bytes, the server sends;
+// an RPC whose response is larger fails with RESOURCE_EXHAUSTED. The default
+// is 4 MiB. n must be positive: gRPC would read 0 as failing every response
+// that is not empty.
+func WithMaxSendMsgSize(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxSendMsgSize(%d): must be positive", n)
+		}
+		o.maxSendMsgSize = n
+		return nil
+	}
+}
+
+// WithMaxConcurrentStreams sets how many RPCs one client connection may have
+// in flight. The default is 1000. n must be positive: gRPC would read 0 as
+// no limit at all.
+func WithMaxConcurrentStreams(n uint32) Option {
+	return func(o *options) error {
+		if n == 0 {
+			return fmt.Errorf("WithMaxConcurrentStreams(0): must be positive")
+		}
+		o.maxStreams = n
+		return nil
+	}
+}
+
+// WithConnectionTimeout sets how long a new connection may take to complete
+// its handshake (TLS and HTTP/2 settings). The default is 10s. d must be
+// positive: gRPC would time out every connection at once.
+func WithConnectionTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("WithConnectionTimeout(%v): must be positive", d)
+		}
+		o.connTimeout = d
+		return nil
+	}
+}
+
+// WithStreamWorkers sets how many goroutines are kept to run RPCs; RPCs
+// beyond them get a new goroutine each. The default is 128; 0 starts a new
+// goroutine for every RPC.
+//
+// A kept goroutine keeps the stack it grew, where a new one grows its stack
+// again, by copying, on every RPC: that copying was a tenth of the server's
+// CPU under load in a profile (docs/performance.md).
+func WithStreamWorkers(n uint32) Option {
+	return func(o *options) error { o.streamWorkers = n; return nil }
+}
+
+// WithKeepaliveTime sets how long a connection may go without activity
+// before the server pings the client, to find dead connections. The default
+// is 1m; 0 is gRPC's own default, 2h, and gRPC raises anything below 1s to
+// 1s. d must not be negative.
+func WithKeepaliveTime(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithKeepaliveTime(%v): must not be negative", d)
+		}
+		o.keepalive.Time = d
+		return nil
+	}
+}
+
+// WithKeepaliveTimeout sets how long the server waits for the answer to a
+// keepalive ping before it closes the connection. The default is 20s, which
+// is also what 0 means (gRPC's own default). d must not be negative.
+func WithKeepaliveTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithKeepaliveTimeout(%v): must not be negative", d)
+		}
+		o.keepalive.Timeout = d
+		return nil
+	}
+}
+
+// WithMaxConnectionIdle closes connections that have had no RPC for d. The
+// default, 0, never closes an idle connection. d must not be negative.
+func WithMaxConnectionIdle(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithMaxConnectionIdle(%v): must not be negative", d)
+		}
+		o.keepalive.MaxConnectionIdle = d
+		return nil
+	}
+}
+
+// WithMaxConnectionAge asks clients to reconnect (GOAWAY) once a connection
+// is d old, so that client-side load balancing sees new servers. The default
+// is 30m; 0 never does. d must not be negative.
+func WithMaxConnectionAge(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithMaxConnectionAge(%v): must not be negative", d)
+		}
+		o.keepalive.MaxConnectionAge = d
+		return nil
+	}
+}
+
+// WithMaxConnectionAgeGrace sets how long RPCs in flight may continue after
+// WithMaxConnectionAge's GOAWAY before the connection is closed. The default
+// is 5m; 0 lets them run to the end, however long. d must not be negative.
+func WithMaxConnectionAgeGrace(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithMaxConnectionAgeGrace(%v): must not be negative", d)
+		}
+		o.keepalive.MaxConnectionAgeGrace = d
+		return nil
+	}
+}
+
+// WithKeepaliveMinTime sets the shortest interval at which clients may send
+// keepalive pings; a client pinging more often is disconnected
+// (too_many_pings). The default is 10s; 0 is gRPC's own default, 5m,
+// stricter than this default. d must not be negative.
+func WithKeepaliveMinTime(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithKeepaliveMinTime(%v): must not be negative", d)
+		}
+		o.enforcement.MinTime = d
+		return nil
+	}
+}
+
+// WithKeepalivePermitWithoutStream allows or forbids client keepalive pings
+// on connections with no RPC in flight. The default is to allow them.
+func WithKeepalivePermitWithoutStream(permit bool) Option {
+	return func(o *options) error { o.enforcement.PermitWithoutStream = permit; return nil }
+}
+
+// WithDrainTimeout sets how long, once Shutdown has stopped accepting RPCs,
+// those in flight get to finish before they are cut off. The default is 20s;
+// 0 cuts them off at once. d must not be negative.
+func WithDrainTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithDrainTimeout(%v): must not be negative", d)
+		}
+		o.drainTimeout = d
+		return nil
+	}
+}
+
+// WithDrainDelay sets how long Shutdown keeps accepting RPCs while health
+// reports NOT_SERVING, so that load balancers move traffic away first. The
+// default, 0, stops accepting at once. d must not be negative.
+func WithDrainDelay(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithDrainDelay(%v): must not be negative", d)
+		}
+		o.drainDelay = d
+		return nil
+	}
+}
+
+// WithVersion sets the version reported in the greeter-server-version header
+// of health checks. The default, and what "" means, is "unknown".
+func WithVersion(v string) Option {
+	return func(o *options) error {
+		o.version = v
+		if v == "" {
+			o.version = "unknown"
+		}
+		return nil
+	}
+}
+
+// WithRateLimit limits each client to perSecond RPCs per second (see package
+// ratelimit; health checks are exempt). The default, 0, does not limit.
+// perSecond must be a finite number, not negative.
+func WithRateLimit(perSecond float64) Option {
+	return func(o *options) error {
+		if math.IsNaN(perSecond) || math.IsInf(perSecond, 0) || perSecond < 0 {
+			return fmt.Errorf("WithRateLimit(%v): want a finite number of RPCs per second, 0 to disable", perSecond)
+		}
+		o.rateLimit = perSecond
+		return nil
+	}
+}
+
+// WithRateLimitBurst sets how many RPCs a client may start at once under
+// WithRateLimit, which it needs. The default, 0, is WithRateLimit's rate
+// rounded up. n must not be negative.
+func WithRateLimitBurst(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithRateLimitBurst(%d): must not be negative", n)
+		}
+		o.rateBurst = n
+		return nil
 	}
 }
 
 // WithUnaryInterceptors adds interceptors innermost, after validation and
 // just before the handler: for tests (slow or blocking handlers) and for
-// concerns specific to one deployment.
+// concerns specific to one deployment. Each use adds to the previous ones.
 func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
-	return func(o *options) { o.unary = append(o.unary, i...) }
+	return func(o *options) error { o.unary = append(o.unary, i...); return nil }
 }
 
 // WithStreamInterceptors is WithUnaryInterceptors for streaming RPCs.
 func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
-	return func(o *options) { o.stream = append(o.stream, i...) }
+	return func(o *options) error { o.stream = append(o.stream, i...); return nil }
+}
+
+// rateLimiter is the limiter the options ask for, nil for none. Settings
+// that only make sense together are checked here, once every option has been
+// applied, so that their order does not matter.
+func (o *options) rateLimiter() (*ratelimit.Limiter, error) {
+	if o.rateLimit == 0 {
+		if o.rateBurst > 0 {
+			return nil, fmt.Errorf("WithRateLimitBurst(%d) needs WithRateLimit", o.rateBurst)
+		}
+		return nil, nil
+	}
+	return ratelimit.New(o.rateLimit, o.rateBurst), nil
 }

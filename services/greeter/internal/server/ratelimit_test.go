@@ -17,7 +17,7 @@ import (
 // RESOURCE_EXHAUSTED), counted by metrics, and health checks are exempt.
 func TestRateLimit(t *testing.T) {
 	// 0.5/s: the bucket cannot refill during the test.
-	h := start(t, withOptions(WithRateLimit(0.5, 3)))
+	h := start(t, withOptions(WithRateLimit(0.5), WithRateLimitBurst(3)))
 	for i := range 3 {
 		if _, err := h.greeter.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
 			t.Fatalf("call %d of the burst: %v", i+1, err)
@@ -59,7 +59,7 @@ func TestRateLimit(t *testing.T) {
 
 // TestRateLimitOff: without WithRateLimit (or with 0) nothing is limited.
 func TestRateLimitOff(t *testing.T) {
-	h := start(t, withOptions(WithRateLimit(0, 0)))
+	h := start(t, withOptions(WithRateLimit(0)))
 	for range 50 {
 		if _, err := h.greeter.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
 			t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/acme/greeter/services/greeter/internal/interceptors"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
+	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 	"github.com/acme/greeter/services/greeter/internal/service"
 	"github.com/acme/greeter/services/greeter/internal/validate"
 )
@@ -50,11 +51,22 @@ type Server struct {
 }
 
 // New builds a Server with every service registered and health SERVING; it
-// accepts RPCs once Serve is called.
+// accepts RPCs once Serve is called. It returns an error naming each option
+// given a value it cannot honour.
 func New(opts ...Option) (*Server, error) {
 	o := defaultOptions()
+	var errs []error
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	limiter, err := o.rateLimiter()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("build server: %w", err)
 	}
 	if o.metrics == nil {
 		m, err := metrics.New()
@@ -69,7 +81,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 
 	s := &Server{health: health.NewServer(), opts: o}
-	s.grpc = grpc.NewServer(s.serverOptions(validator)...)
+	s.grpc = grpc.NewServer(s.serverOptions(validator, limiter)...)
 
 	greeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())
 	helloworld.RegisterGreeterServer(s.grpc, service.NewHelloworld(validator))
@@ -112,7 +124,7 @@ func New(opts ...Option) (*Server, error) {
 //     access log as an INTERNAL result rather than bypassing them;
 //  6. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
 //     which count as part of the handler.
-func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
+func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter) []grpc.ServerOption {
 	o := s.opts
 	recoverUnary, recoverStream := interceptors.Recovery(o.logger, o.metrics.Panics)
 	logUnary, logStream := interceptors.AccessLog(o.logger)
@@ -128,9 +140,9 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 		o.metrics.GRPC.StreamServerInterceptor(),
 		logStream,
 	}
-	if o.rateLimit != nil {
-		unary = append(unary, o.rateLimit.UnaryServerInterceptor())
-		stream = append(stream, o.rateLimit.StreamServerInterceptor())
+	if limiter != nil {
+		unary = append(unary, limiter.UnaryServerInterceptor())
+		stream = append(stream, limiter.StreamServerInterceptor())
 	}
 	unary = append(unary, v.UnaryServerInterceptor(), recoverUnary)
 	unary = append(unary, o.unary...)
@@ -142,16 +154,16 @@ func (s *Server) serverOptions(v *validate.Validator) []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveParams(o.keepalive),
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
-		grpc.MaxRecvMsgSize(o.limits.MaxRecvMsgSize),
-		grpc.MaxSendMsgSize(o.limits.MaxSendMsgSize),
-		grpc.MaxConcurrentStreams(o.limits.MaxConcurrentStreams),
-		grpc.ConnectionTimeout(o.limits.ConnectionTimeout),
+		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
+		grpc.MaxSendMsgSize(o.maxSendMsgSize),
+		grpc.MaxConcurrentStreams(o.maxStreams),
+		grpc.ConnectionTimeout(o.connTimeout),
 		// Undecodable requests are INVALID_ARGUMENT, not INTERNAL: see
 		// package validate, codec.go.
 		grpc.ForceServerCodecV2(v.Codec()),
 	}
-	if o.limits.StreamWorkers > 0 {
-		opts = append(opts, grpc.NumStreamWorkers(o.limits.StreamWorkers))
+	if o.streamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))
 	}
 	if o.tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tlsConfig)))
