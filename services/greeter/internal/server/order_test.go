@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/services/greeter/internal/validate"
 )
 
 func panicUnary(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
@@ -108,4 +110,30 @@ func TestAccessLog(t *testing.T) {
 			t.Fatalf("logged below warn: %q", got)
 		}
 	})
+}
+
+// TestUndecodableStopsAtValidation: on a server built by New, a unary
+// request that does not decode is INVALID_ARGUMENT, never reaches the
+// innermost interceptors, and is counted and logged as the client error it
+// is.
+func TestUndecodableStopsAtValidation(t *testing.T) {
+	reached := false
+	inner := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		reached = true
+		return handler(ctx, req)
+	}
+	h := start(t, withOptions(WithUnaryInterceptors(inner)))
+	_, err := callRaw(t.Context(), h.conn, "/acme.greeter.v1.GreeterService/SayHello", wire(nil).str(1, "Ad\xffa"))
+	wantStatus(t, err, codes.InvalidArgument, "name", validate.ReasonInvalidUTF8)
+	if reached {
+		t.Error("an undecodable request got past validation")
+	}
+	if got := metricValue(t, h.metrics, "grpc_server_handled_total", map[string]string{
+		"grpc_method": "SayHello", "grpc_code": "InvalidArgument",
+	}); got != 1 {
+		t.Errorf("grpc_server_handled_total{SayHello,InvalidArgument} = %v, want 1", got)
+	}
+	if got := h.logs.lines("finished call", "grpc.method=SayHello ", "grpc.code=InvalidArgument"); len(got) != 1 {
+		t.Errorf("access lines %q, want one", got)
+	}
 }

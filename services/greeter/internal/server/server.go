@@ -119,7 +119,8 @@ func New(opts ...Option) (*Server, error) {
 //  3. the per-client rate limit, when WithRateLimit enables it: rejected
 //     calls are still counted and logged (RESOURCE_EXHAUSTED), but cost no
 //     validation; health checks are exempt;
-//  4. validation: bad requests never reach the handlers;
+//  4. validation: bad requests, and requests that do not decode, never
+//     reach the handlers;
 //  5. recovery again, so that a handler panic reaches metrics and the
 //     access log as an INTERNAL result rather than bypassing them;
 //  6. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
@@ -129,39 +130,25 @@ func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter
 	recoverUnary, recoverStream := interceptors.Recovery(o.logger, o.metrics.Panics)
 	logUnary, logStream := interceptors.AccessLog(o.logger)
 
-	unary := []grpc.UnaryServerInterceptor{
-		v.UnaryDecodeGuard(), // see package validate, codec.go
-		recoverUnary,
-		o.metrics.GRPC.UnaryServerInterceptor(),
-		logUnary,
-	}
-	stream := []grpc.StreamServerInterceptor{
-		recoverStream,
-		o.metrics.GRPC.StreamServerInterceptor(),
-		logStream,
+	chain := validate.Chain{
+		UnaryOuter:  []grpc.UnaryServerInterceptor{recoverUnary, o.metrics.GRPC.UnaryServerInterceptor(), logUnary},
+		StreamOuter: []grpc.StreamServerInterceptor{recoverStream, o.metrics.GRPC.StreamServerInterceptor(), logStream},
+		UnaryInner:  append([]grpc.UnaryServerInterceptor{recoverUnary}, o.unary...),
+		StreamInner: append([]grpc.StreamServerInterceptor{recoverStream}, o.stream...),
 	}
 	if limiter != nil {
-		unary = append(unary, limiter.UnaryServerInterceptor())
-		stream = append(stream, limiter.StreamServerInterceptor())
+		chain.UnaryOuter = append(chain.UnaryOuter, limiter.UnaryServerInterceptor())
+		chain.StreamOuter = append(chain.StreamOuter, limiter.StreamServerInterceptor())
 	}
-	unary = append(unary, v.UnaryServerInterceptor(), recoverUnary)
-	unary = append(unary, o.unary...)
-	stream = append(stream, v.StreamServerInterceptor(), recoverStream)
-	stream = append(stream, o.stream...)
 
-	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
+	opts := append(v.ServerOptions(chain),
 		grpc.KeepaliveParams(o.keepalive),
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
 		grpc.MaxSendMsgSize(o.maxSendMsgSize),
 		grpc.MaxConcurrentStreams(o.maxStreams),
 		grpc.ConnectionTimeout(o.connTimeout),
-		// Undecodable requests are INVALID_ARGUMENT, not INTERNAL: see
-		// package validate, codec.go.
-		grpc.ForceServerCodecV2(v.Codec()),
-	}
+	)
 	if o.streamWorkers > 0 {
 		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))
 	}

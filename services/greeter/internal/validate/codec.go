@@ -32,22 +32,25 @@ import (
 //
 // The mechanism is small:
 //
-//  1. Codec (installed with grpc.ForceServerCodecV2 by package server) is
-//     grpc-go's proto codec, except that when Unmarshal fails it resets the
-//     message, records why against the message pointer and reports
-//     success, so the RPC carries on to the interceptors;
+//  1. the codec is grpc-go's proto codec, except that when Unmarshal fails
+//     it resets the message, records why against the message pointer and
+//     reports success, so the RPC carries on to the interceptors;
 //  2. the validation interceptors, which see every request message of every
 //     RPC (unary requests before the handler, stream messages in RecvMsg),
 //     answer INVALID_ARGUMENT with a BadRequest detail naming the field
 //     when it can be found. The handler never sees the reset message.
 //
+// The codec without the interceptors would hand handlers empty messages in
+// place of undecodable ones, so there is one way to install it:
+// Validator.ServerOptions, which installs both.
+//
 // Records must not accumulate (TestDecodeErrorsDoNotLeak). A stream
 // message's record is taken out (LoadAndDelete) in the same RecvMsg call
 // that decoded it. A unary request is decoded before the interceptor chain
 // runs, and an interceptor may end the call before validation does (the
-// rate limit, a panic): so UnaryDecodeGuard, the outermost unary
-// interceptor, takes the record out at once and hands it down in the
-// context to the validation interceptor.
+// rate limit, a panic): so a decode guard, the outermost unary interceptor,
+// takes the record out at once and hands it down in the context to the
+// validation interceptor.
 
 // decodeError is why a request message did not decode.
 type decodeError struct {
@@ -82,17 +85,46 @@ func (d *decodeError) status() error {
 	return detailed.Err()
 }
 
+// Chain is a server's interceptor chain around validation. Outer
+// interceptors run, outermost first, before validation: they see every
+// call, including those validation rejects. Inner ones run after it, just
+// before the handler, and see only valid requests.
+type Chain struct {
+	UnaryOuter, UnaryInner   []grpc.UnaryServerInterceptor
+	StreamOuter, StreamInner []grpc.StreamServerInterceptor
+}
+
+// ServerOptions returns the options that install v in a gRPC server: c's
+// interceptors with v's validation between Outer and Inner, and the codec
+// that turns requests which do not decode into INVALID_ARGUMENT (see the
+// top of this file). They must be the server's only interceptors, so that
+// the decode guard runs first.
+func (v *Validator) ServerOptions(c Chain) []grpc.ServerOption {
+	unary := make([]grpc.UnaryServerInterceptor, 0, len(c.UnaryOuter)+len(c.UnaryInner)+2)
+	unary = append(unary, v.decodeGuard())
+	unary = append(unary, c.UnaryOuter...)
+	unary = append(unary, v.UnaryServerInterceptor())
+	unary = append(unary, c.UnaryInner...)
+	stream := make([]grpc.StreamServerInterceptor, 0, len(c.StreamOuter)+len(c.StreamInner)+1)
+	stream = append(stream, c.StreamOuter...)
+	stream = append(stream, v.StreamServerInterceptor())
+	stream = append(stream, c.StreamInner...)
+	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(v.serverCodec()),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+}
+
+// serverCodec is the server codec that records decode failures for v's
+// interceptors.
+func (v *Validator) serverCodec() codec {
+	return codec{base: encoding.GetCodecV2(encodingproto.Name), failures: &v.decodeFailures}
+}
+
 type codec struct {
 	base     encoding.CodecV2
 	failures *sync.Map // proto.Message → *decodeError
-}
-
-// Codec returns the server codec that turns undecodable requests into
-// INVALID_ARGUMENT through this Validator's interceptors (see the comment
-// above). Install it with grpc.ForceServerCodecV2 together with v's
-// interceptors, never without them.
-func (v *Validator) Codec() encoding.CodecV2 {
-	return codec{base: encoding.GetCodecV2(encodingproto.Name), failures: &v.decodeFailures}
 }
 
 func (c codec) Name() string { return encodingproto.Name }
@@ -120,11 +152,11 @@ func (c codec) Unmarshal(data mem.BufferSlice, m any) error {
 // decodeFailureKey is the context key of a unary request's decode failure.
 type decodeFailureKey struct{}
 
-// UnaryDecodeGuard returns the unary interceptor that moves a request's
-// decode failure from the codec's record into the context, where the
-// validation interceptor finds it. Install it outermost, so that no record
-// is left behind by a call that ends before validation.
-func (v *Validator) UnaryDecodeGuard() grpc.UnaryServerInterceptor {
+// decodeGuard returns the unary interceptor that moves a request's decode
+// failure from the codec's record into the context, where the validation
+// interceptor finds it. It runs outermost, so that no record is left behind
+// by a call that ends before validation.
+func (v *Validator) decodeGuard() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if msg, ok := req.(proto.Message); ok {
 			if d, found := v.decodeFailures.LoadAndDelete(msg); found {
@@ -136,7 +168,8 @@ func (v *Validator) UnaryDecodeGuard() grpc.UnaryServerInterceptor {
 }
 
 // unaryDecodeFailure is the decode failure of a unary request: handed down
-// by UnaryDecodeGuard, or still recorded (no guard installed).
+// by the decode guard, or still recorded (a test that calls the validation
+// interceptor alone).
 func (v *Validator) unaryDecodeFailure(ctx context.Context, msg proto.Message) error {
 	if d, ok := ctx.Value(decodeFailureKey{}).(*decodeError); ok {
 		return d.status()

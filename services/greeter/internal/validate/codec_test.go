@@ -2,13 +2,20 @@ package validate
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -20,7 +27,7 @@ func TestDecodeErrorsDoNotLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := v.Codec()
+	c := v.serverCodec()
 	if c.Name() != "proto" {
 		t.Fatalf("codec name %q", c.Name())
 	}
@@ -70,7 +77,7 @@ func TestDecodeErrorsDoNotLeak(t *testing.T) {
 	}
 }
 
-// TestDecodeGuard: behind UnaryDecodeGuard, a call that an interceptor
+// TestDecodeGuard: behind the decode guard, a call that an interceptor
 // ends before validation (the rate limit) leaves no record, and one that
 // reaches validation is INVALID_ARGUMENT.
 func TestDecodeGuard(t *testing.T) {
@@ -78,7 +85,7 @@ func TestDecodeGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard, validation := v.UnaryDecodeGuard(), v.UnaryServerInterceptor()
+	guard, validation := v.decodeGuard(), v.UnaryServerInterceptor()
 	info := &grpc.UnaryServerInfo{}
 	limited := status.Error(codes.ResourceExhausted, "rate limited")
 	pending := func() int {
@@ -88,7 +95,7 @@ func TestDecodeGuard(t *testing.T) {
 	}
 	for range 100 {
 		req := &greeterv1.SayHelloRequest{}
-		if err := v.Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
+		if err := v.serverCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
 			t.Fatal(err)
 		}
 		_, err := guard(t.Context(), req, info, func(context.Context, any) (any, error) { return nil, limited })
@@ -100,7 +107,7 @@ func TestDecodeGuard(t *testing.T) {
 		t.Fatalf("%d decode failures left behind by calls that ended before validation", n)
 	}
 	req := &greeterv1.SayHelloRequest{}
-	if err := v.Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
+	if err := v.serverCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
 		t.Fatal(err)
 	}
 	_, err = guard(t.Context(), req, info, func(ctx context.Context, req any) (any, error) {
@@ -135,6 +142,139 @@ func TestDiagnose(t *testing.T) {
 			field, reason := diagnose(tt.data, md)
 			if field != tt.field || reason != tt.reason {
 				t.Errorf("diagnose = %q, %q; want %q, %q", field, reason, tt.field, tt.reason)
+			}
+		})
+	}
+}
+
+// rawCodec puts bytes on the wire as they are, as a buggy client would.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// recordingGreeter is a GreeterService whose handlers note each request
+// that reaches them.
+type recordingGreeter struct {
+	greeterv1.UnimplementedGreeterServiceServer
+	seen chan<- string
+}
+
+func (g recordingGreeter) SayHello(_ context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
+	g.seen <- "handler " + req.GetName()
+	return &greeterv1.SayHelloResponse{}, nil
+}
+
+func (g recordingGreeter) SayHelloToAll(stream grpc.ClientStreamingServer[greeterv1.SayHelloToAllRequest, greeterv1.SayHelloToAllResponse]) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&greeterv1.SayHelloToAllResponse{})
+		}
+		if err != nil {
+			return err
+		}
+		g.seen <- "handler " + req.GetName()
+	}
+}
+
+// TestServerOptions serves through ServerOptions alone: a request that does
+// not decode is INVALID_ARGUMENT, seen by the outer interceptors with that
+// result and by neither the inner ones nor the handler, and leaves no
+// record; a request that decodes goes outer, inner, handler.
+func TestServerOptions(t *testing.T) {
+	v, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan string, 100)
+	unary := func(name string) grpc.UnaryServerInterceptor {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			seen <- name
+			resp, err := handler(ctx, req)
+			seen <- name + " " + status.Code(err).String()
+			return resp, err
+		}
+	}
+	stream := func(name string) grpc.StreamServerInterceptor {
+		return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			seen <- name
+			err := handler(srv, ss)
+			seen <- name + " " + status.Code(err).String()
+			return err
+		}
+	}
+	srv := grpc.NewServer(v.ServerOptions(Chain{
+		UnaryOuter: []grpc.UnaryServerInterceptor{unary("outer")}, UnaryInner: []grpc.UnaryServerInterceptor{unary("inner")},
+		StreamOuter: []grpc.StreamServerInterceptor{stream("outer")}, StreamInner: []grpc.StreamServerInterceptor{stream("inner")},
+	})...)
+	greeterv1.RegisterGreeterServiceServer(srv, recordingGreeter{seen: seen})
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	ada, undecodable := []byte{0x0a, 0x03, 'A', 'd', 'a'}, []byte{0x0a, 0x02, 0xff, 0xfe}
+	tests := []struct {
+		desc   string
+		method string
+		msgs   [][]byte
+		code   codes.Code
+		want   []string
+	}{
+		{"unary, decodes", "SayHello", [][]byte{ada}, codes.OK,
+			[]string{"outer", "inner", "handler Ada", "inner OK", "outer OK"}},
+		{"unary, does not decode", "SayHello", [][]byte{undecodable}, codes.InvalidArgument,
+			[]string{"outer", "outer InvalidArgument"}},
+		{"stream, decodes", "SayHelloToAll", [][]byte{ada, ada}, codes.OK,
+			[]string{"outer", "inner", "handler Ada", "handler Ada", "inner OK", "outer OK"}},
+		{"stream, second message does not decode", "SayHelloToAll", [][]byte{ada, undecodable, ada}, codes.InvalidArgument,
+			[]string{"outer", "inner", "handler Ada", "inner InvalidArgument", "outer InvalidArgument"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			desc := &grpc.StreamDesc{ClientStreams: true}
+			s, err := conn.NewStream(t.Context(), desc, "/acme.greeter.v1.GreeterService/"+tt.method, grpc.ForceCodec(rawCodec{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tt.msgs {
+				if err := s.SendMsg(&m); err != nil {
+					break // the server ended the call; RecvMsg has its status
+				}
+			}
+			_ = s.CloseSend()
+			var reply []byte
+			err = s.RecvMsg(&reply)
+			if status.Code(err) != tt.code {
+				t.Fatalf("code %v (%v), want %v", status.Code(err), err, tt.code)
+			}
+			var got []string
+			for range tt.want {
+				select {
+				case call := <-seen:
+					got = append(got, call)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("calls %q, want %q", got, tt.want)
+				}
+			}
+			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") || len(seen) != 0 {
+				t.Errorf("calls %q (and %d more), want %q", got, len(seen), tt.want)
+			}
+			n := 0
+			v.decodeFailures.Range(func(any, any) bool { n++; return true })
+			if n != 0 {
+				t.Errorf("%d decode failures left recorded", n)
 			}
 		})
 	}

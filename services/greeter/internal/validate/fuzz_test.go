@@ -186,7 +186,7 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c := v.Codec()
+	c := v.serverCodec()
 	for _, seed := range [][]byte{
 		{0x0a, 0x03, 'A', 'd', 'a'},
 		{0x0a, 0x02, 0xff, 0xfe},
