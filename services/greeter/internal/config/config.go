@@ -69,6 +69,50 @@ func EnvName(flagName string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// flagName is a flag's name, declared once below: the flag, its
+// environment variable and every message about it are derived from it.
+type flagName string
+
+// String is the flag as typed on the command line, for messages and help:
+// --grpc-addr.
+func (n flagName) String() string { return "--" + string(n) }
+
+// env is the flag's environment variable: GREETER_GRPC_ADDR.
+func (n flagName) env() string { return EnvName(string(n)) }
+
+// The flags of the server.
+const (
+	flagGRPCAddr                flagName = "grpc-addr"
+	flagMetricsAddr             flagName = "metrics-addr"
+	flagLogLevel                flagName = "log-level"
+	flagLogFormat               flagName = "log-format"
+	flagReflection              flagName = "reflection"
+	flagDrainTimeout            flagName = "drain-timeout"
+	flagDrainDelay              flagName = "drain-delay"
+	flagTLSCert                 flagName = "tls-cert"
+	flagTLSKey                  flagName = "tls-key"
+	flagTLSClientCA             flagName = "tls-client-ca"
+	flagMaxRecvMsgSize          flagName = "max-recv-msg-size"
+	flagMaxSendMsgSize          flagName = "max-send-msg-size"
+	flagMaxConcurrentStreams    flagName = "max-concurrent-streams"
+	flagStreamWorkers           flagName = "stream-workers"
+	flagConnectionTimeout       flagName = "connection-timeout"
+	flagKeepaliveTime           flagName = "keepalive-time"
+	flagKeepaliveTimeout        flagName = "keepalive-timeout"
+	flagMaxConnectionIdle       flagName = "max-connection-idle"
+	flagMaxConnectionAge        flagName = "max-connection-age"
+	flagMaxConnectionAgeGrace   flagName = "max-connection-age-grace"
+	flagKeepaliveMinTime        flagName = "keepalive-min-time"
+	flagKeepalivePermitNoStream flagName = "keepalive-permit-without-stream"
+	flagPprof                   flagName = "pprof"
+	flagRateLimit               flagName = "rate-limit"
+	flagRateLimitBurst          flagName = "rate-limit-burst"
+	// flagVersion is an action, not a setting: it has no environment
+	// variable, as deployments commonly use GREETER_VERSION for their own
+	// labels.
+	flagVersion flagName = "version"
+)
+
 // ErrInvalid wraps every configuration error, so callers can tell bad
 // configuration (exit 2) from other failures.
 var ErrInvalid = errors.New("invalid configuration")
@@ -85,32 +129,32 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.SetOutput(output)
 
 	var logLevel string
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":50051", "`address` the gRPC server listens on (host:port; port 0 picks a free port)")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", ":9090", "`address` of the admin HTTP server (/metrics, /healthz, /readyz); empty disables it")
-	fs.StringVar(&logLevel, "log-level", "info", "minimum log `level`: debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
-	fs.BoolVar(&c.Reflection, "reflection", true, "serve gRPC server reflection (v1 and v1alpha)")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM/SIGINT, how long in-flight RPCs may take to finish before they are cut off")
-	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, how long to keep accepting RPCs while reporting NOT_SERVING, so load balancers notice first")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file`; with --tls-key enables TLS (reloaded when it changes)")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
-	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA `file`; when set, clients must present a certificate it signed (mTLS)")
-	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", 4<<20, "largest message the server accepts, in `bytes`")
-	fs.IntVar(&c.MaxSendMsgSize, "max-send-msg-size", 4<<20, "largest message the server sends, in `bytes`")
-	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "most concurrent RPCs on one client connection")
-	fs.UintVar(&c.StreamWorkers, "stream-workers", 128, "goroutines kept to run RPCs, so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine")
-	fs.DurationVar(&c.ConnectionTimeout, "connection-timeout", 10*time.Second, "how long a new connection may take to complete its handshake")
-	fs.DurationVar(&c.KeepaliveTime, "keepalive-time", time.Minute, "ping a client after this long without activity, to detect dead connections")
-	fs.DurationVar(&c.KeepaliveTimeout, "keepalive-timeout", 20*time.Second, "close the connection when a ping is not answered within this long")
-	fs.DurationVar(&c.MaxConnectionIdle, "max-connection-idle", 0, "close connections idle (no RPC) this long; 0 never")
-	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", 30*time.Minute, "ask clients to reconnect after this long (GOAWAY), so client-side load balancing sees new servers; 0 never")
-	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", 5*time.Minute, "after --max-connection-age, how long RPCs in flight may continue before the connection is closed")
-	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", 10*time.Second, "clients pinging more often than this are disconnected (too_many_pings)")
-	fs.BoolVar(&c.KeepalivePermitNoStream, "keepalive-permit-without-stream", true, "allow client pings on connections with no RPC in flight")
-	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin HTTP server; off by default, as profiles reveal internals")
-	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "RPCs per second each client (mTLS certificate subject, else IP address) may start; 0 disables rate limiting; health checks are exempt")
-	fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", 0, "RPCs a client may start at once under --rate-limit; 0 means --rate-limit rounded up")
-	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+	fs.StringVar(&c.GRPCAddr, string(flagGRPCAddr), ":50051", "`address` the gRPC server listens on (host:port; port 0 picks a free port)")
+	fs.StringVar(&c.MetricsAddr, string(flagMetricsAddr), ":9090", "`address` of the admin HTTP server (/metrics, /healthz, /readyz); empty disables it")
+	fs.StringVar(&logLevel, string(flagLogLevel), "info", "minimum log `level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, string(flagLogFormat), "text", "log `format`: text or json")
+	fs.BoolVar(&c.Reflection, string(flagReflection), true, "serve gRPC server reflection (v1 and v1alpha)")
+	fs.DurationVar(&c.DrainTimeout, string(flagDrainTimeout), 20*time.Second, "on SIGTERM/SIGINT, how long in-flight RPCs may take to finish before they are cut off")
+	fs.DurationVar(&c.DrainDelay, string(flagDrainDelay), 0, "on SIGTERM/SIGINT, how long to keep accepting RPCs while reporting NOT_SERVING, so load balancers notice first")
+	fs.StringVar(&c.TLSCert, string(flagTLSCert), "", "PEM certificate `file`; with "+flagTLSKey.String()+" enables TLS (reloaded when it changes)")
+	fs.StringVar(&c.TLSKey, string(flagTLSKey), "", "PEM private key `file` of "+flagTLSCert.String())
+	fs.StringVar(&c.TLSClientCA, string(flagTLSClientCA), "", "PEM CA `file`; when set, clients must present a certificate it signed (mTLS)")
+	fs.IntVar(&c.MaxRecvMsgSize, string(flagMaxRecvMsgSize), 4<<20, "largest message the server accepts, in `bytes`")
+	fs.IntVar(&c.MaxSendMsgSize, string(flagMaxSendMsgSize), 4<<20, "largest message the server sends, in `bytes`")
+	fs.UintVar(&c.MaxConcurrentStreams, string(flagMaxConcurrentStreams), 1000, "most concurrent RPCs on one client connection")
+	fs.UintVar(&c.StreamWorkers, string(flagStreamWorkers), 128, "goroutines kept to run RPCs, so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine")
+	fs.DurationVar(&c.ConnectionTimeout, string(flagConnectionTimeout), 10*time.Second, "how long a new connection may take to complete its handshake")
+	fs.DurationVar(&c.KeepaliveTime, string(flagKeepaliveTime), time.Minute, "ping a client after this long without activity, to detect dead connections")
+	fs.DurationVar(&c.KeepaliveTimeout, string(flagKeepaliveTimeout), 20*time.Second, "close the connection when a ping is not answered within this long")
+	fs.DurationVar(&c.MaxConnectionIdle, string(flagMaxConnectionIdle), 0, "close connections idle (no RPC) this long; 0 never")
+	fs.DurationVar(&c.MaxConnectionAge, string(flagMaxConnectionAge), 30*time.Minute, "ask clients to reconnect after this long (GOAWAY), so client-side load balancing sees new servers; 0 never")
+	fs.DurationVar(&c.MaxConnectionAgeGrace, string(flagMaxConnectionAgeGrace), 5*time.Minute, "after "+flagMaxConnectionAge.String()+", how long RPCs in flight may continue before the connection is closed")
+	fs.DurationVar(&c.KeepaliveMinTime, string(flagKeepaliveMinTime), 10*time.Second, "clients pinging more often than this are disconnected (too_many_pings)")
+	fs.BoolVar(&c.KeepalivePermitNoStream, string(flagKeepalivePermitNoStream), true, "allow client pings on connections with no RPC in flight")
+	fs.BoolVar(&c.Pprof, string(flagPprof), false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin HTTP server; off by default, as profiles reveal internals")
+	fs.Float64Var(&c.RateLimit, string(flagRateLimit), 0, "RPCs per second each client (mTLS certificate subject, else IP address) may start; 0 disables rate limiting; health checks are exempt")
+	fs.IntVar(&c.RateLimitBurst, string(flagRateLimitBurst), 0, "RPCs a client may start at once under "+flagRateLimit.String()+"; 0 means "+flagRateLimit.String()+" rounded up")
+	fs.BoolVar(&c.Version, string(flagVersion), false, "print the version and exit")
 
 	fs.Usage = func() {
 		out := fs.Output()
@@ -119,15 +163,16 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 		fmt.Fprintf(out, "Every flag can also be set by its environment variable; a flag on the\ncommand line wins over the environment.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			name, usage := flag.UnquoteUsage(f)
-			line := "  --" + f.Name
+			n := flagName(f.Name)
+			line := "  " + n.String()
 			if name != "" {
 				line += " " + name
 			}
-			if f.Name == "version" {
+			if n == flagVersion {
 				fmt.Fprintf(out, "%s\n    \t%s\n", line, usage)
 				return
 			}
-			fmt.Fprintf(out, "%s\n    \t%s\n    \tenv %s, default %q\n", line, usage, EnvName(f.Name), f.DefValue)
+			fmt.Fprintf(out, "%s\n    \t%s\n    \tenv %s, default %q\n", line, usage, n.env(), f.DefValue)
 		})
 		fmt.Fprintf(out, "\nExit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration.\n")
 	}
@@ -135,12 +180,10 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	// Environment first, so that Parse below lets flags override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "version" {
-			// An action, not a setting; deployments commonly use
-			// GREETER_VERSION for their own labels.
+		if flagName(f.Name) == flagVersion {
 			return
 		}
-		env := EnvName(f.Name)
+		env := flagName(f.Name).env()
 		v, ok := lookupEnv(env)
 		if !ok || envErr != nil {
 			return
@@ -162,7 +205,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 		return Config{}, fmt.Errorf("%w: unexpected arguments %q", ErrInvalid, fs.Args())
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", ErrInvalid, logLevel)
+		return Config{}, fmt.Errorf("%w: %s %q: want debug, info, warn or error", ErrInvalid, flagLogLevel, logLevel)
 	}
 	if c.Version {
 		return c, nil
@@ -176,76 +219,79 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 func (c *Config) validate() error {
 	var errs []error
 	if err := checkAddr(c.GRPCAddr); err != nil {
-		errs = append(errs, fmt.Errorf("--grpc-addr: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", flagGRPCAddr, err))
 	}
 	if c.MetricsAddr != "" {
 		if err := checkAddr(c.MetricsAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--metrics-addr: %w", err))
+			errs = append(errs, fmt.Errorf("%s: %w", flagMetricsAddr, err))
 		} else if c.MetricsAddr == c.GRPCAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
-			errs = append(errs, errors.New("--metrics-addr must differ from --grpc-addr: metrics never share the gRPC port"))
+			errs = append(errs, fmt.Errorf("%s must differ from %s: metrics never share the gRPC port", flagMetricsAddr, flagGRPCAddr))
 		}
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+		errs = append(errs, fmt.Errorf("%s %q: want text or json", flagLogFormat, c.LogFormat))
 	}
 	for _, d := range []struct {
-		name string
+		flag flagName
 		v    time.Duration
 	}{
-		{"drain-timeout", c.DrainTimeout},
-		{"drain-delay", c.DrainDelay},
-		{"connection-timeout", c.ConnectionTimeout},
-		{"keepalive-time", c.KeepaliveTime},
-		{"keepalive-timeout", c.KeepaliveTimeout},
-		{"max-connection-idle", c.MaxConnectionIdle},
-		{"max-connection-age", c.MaxConnectionAge},
-		{"max-connection-age-grace", c.MaxConnectionAgeGrace},
-		{"keepalive-min-time", c.KeepaliveMinTime},
+		{flagDrainTimeout, c.DrainTimeout},
+		{flagDrainDelay, c.DrainDelay},
+		{flagConnectionTimeout, c.ConnectionTimeout},
+		{flagKeepaliveTime, c.KeepaliveTime},
+		{flagKeepaliveTimeout, c.KeepaliveTimeout},
+		{flagMaxConnectionIdle, c.MaxConnectionIdle},
+		{flagMaxConnectionAge, c.MaxConnectionAge},
+		{flagMaxConnectionAgeGrace, c.MaxConnectionAgeGrace},
+		{flagKeepaliveMinTime, c.KeepaliveMinTime},
 	} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("--%s %v: must not be negative", d.name, d.v))
+			errs = append(errs, fmt.Errorf("%s %v: must not be negative", d.flag, d.v))
 		}
 	}
 	if c.ConnectionTimeout == 0 {
-		errs = append(errs, errors.New("--connection-timeout must be positive"))
+		errs = append(errs, fmt.Errorf("%s must be positive", flagConnectionTimeout))
 	}
 	if c.MaxRecvMsgSize <= 0 {
-		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d: must be positive", c.MaxRecvMsgSize))
+		errs = append(errs, fmt.Errorf("%s %d: must be positive", flagMaxRecvMsgSize, c.MaxRecvMsgSize))
 	}
 	if c.MaxSendMsgSize <= 0 {
-		errs = append(errs, fmt.Errorf("--max-send-msg-size %d: must be positive", c.MaxSendMsgSize))
+		errs = append(errs, fmt.Errorf("%s %d: must be positive", flagMaxSendMsgSize, c.MaxSendMsgSize))
 	}
 	if c.StreamWorkers > 1<<16 {
-		errs = append(errs, fmt.Errorf("--stream-workers %d: want 0 to %d", c.StreamWorkers, 1<<16))
+		errs = append(errs, fmt.Errorf("%s %d: want 0 to %d", flagStreamWorkers, c.StreamWorkers, 1<<16))
 	}
 	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<32-1 {
-		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: want 1 to %d", c.MaxConcurrentStreams, uint64(1<<32-1)))
+		errs = append(errs, fmt.Errorf("%s %d: want 1 to %d", flagMaxConcurrentStreams, c.MaxConcurrentStreams, uint64(1<<32-1)))
 	}
 	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0 {
-		errs = append(errs, fmt.Errorf("--rate-limit %v: want a number of requests per second, 0 to disable", c.RateLimit))
+		errs = append(errs, fmt.Errorf("%s %v: want a number of requests per second, 0 to disable", flagRateLimit, c.RateLimit))
 	}
 	if c.RateLimitBurst < 0 {
-		errs = append(errs, fmt.Errorf("--rate-limit-burst %d: must not be negative", c.RateLimitBurst))
+		errs = append(errs, fmt.Errorf("%s %d: must not be negative", flagRateLimitBurst, c.RateLimitBurst))
 	}
 	if c.RateLimitBurst > 0 && c.RateLimit == 0 {
-		errs = append(errs, errors.New("--rate-limit-burst needs --rate-limit"))
+		errs = append(errs, fmt.Errorf("%s needs %s", flagRateLimitBurst, flagRateLimit))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+		errs = append(errs, fmt.Errorf("%s and %s go together", flagTLSCert, flagTLSKey))
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
-		errs = append(errs, errors.New("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first"))
+		errs = append(errs, fmt.Errorf("%s needs %s and %s: mutual TLS is TLS first", flagTLSClientCA, flagTLSCert, flagTLSKey))
 	}
-	for _, f := range []struct{ name, path string }{
-		{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"tls-client-ca", c.TLSClientCA},
+	for _, f := range []struct {
+		flag flagName
+		path string
+	}{
+		{flagTLSCert, c.TLSCert}, {flagTLSKey, c.TLSKey}, {flagTLSClientCA, c.TLSClientCA},
 	} {
 		if f.path == "" {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", f.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", f.flag, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,64 @@ func TestHelpAndVersion(t *testing.T) {
 	c, err = Parse(nil, env(map[string]string{"GREETER_VERSION": "v1.2.3"}), &out)
 	if err != nil || c.Version {
 		t.Fatalf("GREETER_VERSION set: %+v, %v", c, err)
+	}
+}
+
+// helpFlags returns the flags --help lists, and the whole help text.
+func helpFlags(t *testing.T) (map[string]bool, string) {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := Parse([]string{"--help"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	flags := map[string]bool{}
+	for l := range strings.Lines(out.String()) {
+		if name, ok := strings.CutPrefix(l, "  --"); ok {
+			flags[strings.Fields(name)[0]] = true
+		}
+	}
+	return flags, out.String()
+}
+
+var flagMention = regexp.MustCompile(`--[a-z][a-z0-9-]*`)
+
+// TestHelpNamesOnlyFlags: a flag that is renamed cannot stay behind in the
+// help text of another.
+func TestHelpNamesOnlyFlags(t *testing.T) {
+	flags, help := helpFlags(t)
+	for _, m := range flagMention.FindAllString(help, -1) {
+		if !flags[strings.TrimPrefix(m, "--")] {
+			t.Errorf("--help mentions %s, which is not a flag", m)
+		}
+	}
+}
+
+// TestREADMEListsEveryFlag keeps the README's configuration table and the
+// flags in step: every flag with its environment variable, and no other.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags, _ := helpFlags(t)
+	listed := map[string]bool{}
+	for l := range strings.Lines(string(readme)) {
+		if name, ok := strings.CutPrefix(l, "| `--"); ok {
+			listed[name[:strings.IndexByte(name, '`')]] = true
+		}
+	}
+	for name := range flags {
+		envCell := "| `" + EnvName(name) + "` |"
+		if name == string(flagVersion) {
+			envCell = "| (none) |"
+		}
+		if !listed[name] || !strings.Contains(string(readme), "| `--"+name+"` "+envCell) {
+			t.Errorf("README.md does not list --%s with %s", name, envCell)
+		}
+	}
+	for name := range listed {
+		if !flags[name] {
+			t.Errorf("README.md lists --%s, which is not a flag", name)
+		}
 	}
 }
