@@ -14,6 +14,7 @@ import (
 
 	"github.com/acme/greeter/clients/greetctl/internal/dial"
 	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 	"github.com/acme/greeter/clients/greetctl/internal/header"
 	"github.com/acme/greeter/clients/greetctl/internal/output"
 	"github.com/acme/greeter/clients/greetctl/internal/verbose"
@@ -46,23 +47,25 @@ type Globals struct {
 
 // Bind registers the global flags on flags, the root's persistent flags.
 func (g *Globals) Bind(flags *pflag.FlagSet) {
-	flags.StringVar(&g.Config, "config", "", "YAML config file whose keys are long flag names (default $XDG_CONFIG_HOME/greetctl/config.yaml, if it exists)")
-	flags.StringVar(&g.Addr, "addr", "localhost:50051", "server address: "+dial.AddrFormats+"; always load-balanced round_robin")
-	flags.DurationVar(&g.Timeout, "timeout", DefaultTimeout, "deadline of each call, e.g. 500ms, 30s, 2m; for streams the deadline of the whole stream; 0 means none.\nchat and health --watch run until EOF or Ctrl-C unless --timeout is set explicitly")
-	flags.StringArrayVarP(&g.Headers, "header", "H", nil, "request metadata "+header.Format+"; repeatable")
-	flags.StringVar(&g.UserAgent, "user-agent", "", `user agent sent to the server (default "greetctl/<version>")`)
-	flags.BoolVar(&g.NoRetry, "no-retry", false, "do not retry SayHello, SayHelloAgain and health Check after UNAVAILABLE (by default up to 4 attempts)")
-	flags.BoolVar(&g.WaitForReady, "wait-for-ready", false, "when the server cannot be reached, wait for it (up to --timeout) instead of failing at once with UNAVAILABLE, e.g. while it restarts")
-	flags.BoolVar(&g.Plaintext, "plaintext", false, "send in clear text, without TLS (the default only for localhost, 127.0.0.0/8, ::1 and unix sockets)")
-	flags.BoolVar(&g.TLS, "tls", false, "use TLS even for a loopback address (implied by --ca, --cert, --key, --server-name, --insecure-skip-verify)")
-	flags.StringVar(&g.CA, "ca", "", "PEM file of the certificate authorities that verify the server (default the system roots)")
-	flags.StringVar(&g.Cert, "cert", "", "PEM client certificate for mutual TLS; needs --key")
-	flags.StringVar(&g.Key, "key", "", "PEM private key of --cert")
-	flags.StringVar(&g.ServerName, "server-name", "", "name to verify the server certificate against (default the host of --addr)")
-	flags.BoolVar(&g.InsecureSkipVerify, "insecure-skip-verify", false, "accept any server certificate: INSECURE, for testing only")
-	flags.StringVarP(&g.Output, "output", "o", string(output.Text), "output format: "+output.Formats+" (json: one protojson object per line)")
-	flags.BoolVarP(&g.Verbose, "verbose", "v", false, "report headers, trailers, status and timing of each call on standard error")
-	flags.BoolVar(&g.Classic, "classic", false, "hello and hello-again call the classic helloworld.Greeter instead of acme.greeter.v1.GreeterService")
+	flags.StringVar(&g.Config, string(flagname.Config), "", "YAML config file whose keys are long flag names (default $XDG_CONFIG_HOME/greetctl/config.yaml, if it exists)")
+	flags.StringVar(&g.Addr, string(flagname.Addr), "localhost:50051", "server address: "+dial.AddrFormats+"; always load-balanced round_robin")
+	flags.DurationVar(&g.Timeout, string(flagname.Timeout), DefaultTimeout, "deadline of each call, e.g. 500ms, 30s, 2m; for streams the deadline of the whole stream; 0 means none.\n"+
+		"chat and health --watch run until EOF or Ctrl-C unless "+flagname.Timeout.String()+" is set explicitly")
+	flags.StringArrayVarP(&g.Headers, string(flagname.Header), string(flagname.HeaderShort), nil, "request metadata "+header.Format+"; repeatable")
+	flags.StringVar(&g.UserAgent, string(flagname.UserAgent), "", `user agent sent to the server (default "greetctl/<version>")`)
+	flags.BoolVar(&g.NoRetry, string(flagname.NoRetry), false, "do not retry SayHello, SayHelloAgain and health Check after UNAVAILABLE (by default up to 4 attempts)")
+	flags.BoolVar(&g.WaitForReady, string(flagname.WaitForReady), false, "when the server cannot be reached, wait for it (up to "+flagname.Timeout.String()+") instead of failing at once with UNAVAILABLE, e.g. while it restarts")
+	flags.BoolVar(&g.Plaintext, string(flagname.Plaintext), false, "send in clear text, without TLS (the default only for localhost, 127.0.0.0/8, ::1 and unix sockets)")
+	flags.BoolVar(&g.TLS, string(flagname.TLS), false, fmt.Sprintf("use TLS even for a loopback address (implied by %s, %s, %s, %s, %s)",
+		flagname.CA, flagname.Cert, flagname.Key, flagname.ServerName, flagname.InsecureSkipVerify))
+	flags.StringVar(&g.CA, string(flagname.CA), "", "PEM file of the certificate authorities that verify the server (default the system roots)")
+	flags.StringVar(&g.Cert, string(flagname.Cert), "", "PEM client certificate for mutual TLS; needs "+flagname.Key.String())
+	flags.StringVar(&g.Key, string(flagname.Key), "", "PEM private key of "+flagname.Cert.String())
+	flags.StringVar(&g.ServerName, string(flagname.ServerName), "", "name to verify the server certificate against (default the host of "+flagname.Addr.String()+")")
+	flags.BoolVar(&g.InsecureSkipVerify, string(flagname.InsecureSkipVerify), false, "accept any server certificate: INSECURE, for testing only")
+	flags.StringVarP(&g.Output, string(flagname.Output), string(flagname.OutputShort), string(output.Text), "output format: "+output.Formats+" (json: one protojson object per line)")
+	flags.BoolVarP(&g.Verbose, string(flagname.Verbose), string(flagname.VerboseShort), false, "report headers, trailers, status and timing of each call on standard error")
+	flags.BoolVar(&g.Classic, string(flagname.Classic), false, "hello and hello-again call the classic helloworld.Greeter instead of acme.greeter.v1.GreeterService")
 }
 
 // Container is what a command runs with.
@@ -84,7 +87,7 @@ type Container struct {
 func (c *Container) Printer() (*output.Printer, error) {
 	format, err := output.ParseFormat(c.Globals.Output)
 	if err != nil {
-		return nil, exitcode.Usagef("-o: %w", err)
+		return nil, exitcode.Usagef("%s: %w", flagname.OutputShort, err)
 	}
 	return output.New(c.Stdout, format), nil
 }
@@ -123,14 +126,14 @@ func (c *Container) Dial() (*grpc.ClientConn, error) {
 func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Context, context.CancelFunc, error) {
 	md, err := header.Parse(c.Globals.Headers)
 	if err != nil {
-		return nil, nil, exitcode.Usagef("-H: %w", err)
+		return nil, nil, exitcode.Usagef("%s: %w", flagname.HeaderShort, err)
 	}
 	if len(md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
 	timeout := c.Globals.Timeout
 	if timeout < 0 {
-		return nil, nil, exitcode.Usagef("--timeout %s: must not be negative", timeout)
+		return nil, nil, exitcode.Usagef("%s %s: must not be negative", flagname.Timeout, timeout)
 	}
 	if timeout == 0 || (openEnded && !c.TimeoutSet) {
 		ctx, cancel := context.WithCancel(ctx)
@@ -193,6 +196,6 @@ func (c *Container) RejectClassic(method string) error {
 	if !c.Globals.Classic {
 		return nil
 	}
-	return exitcode.Usagef("--classic: the classic helloworld.Greeter has no streaming methods, only SayHello and SayHelloAgain; "+
-		"drop --classic to call acme.greeter.v1.GreeterService/%s", method)
+	return exitcode.Usagef("%s: the classic helloworld.Greeter has no streaming methods, only SayHello and SayHelloAgain; "+
+		"drop %s to call acme.greeter.v1.GreeterService/%s", flagname.Classic, flagname.Classic, method)
 }

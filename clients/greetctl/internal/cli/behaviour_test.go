@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -522,6 +523,41 @@ func TestCompletionAndHelp(t *testing.T) {
 				t.Errorf("exit %d, stdout lacks %q; stderr %q", r.code, tt.want, r.stderr)
 			}
 		})
+	}
+}
+
+var (
+	flagMention = regexp.MustCompile(`--[a-z][a-z0-9-]*`)
+	flagLine    = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z][a-z0-9-]*)`)
+	commandLine = regexp.MustCompile(`(?m)^  ([a-z][a-z-]*) +\S`)
+)
+
+// TestHelpNamesOnlyFlags reads the help of every command: each --flag it
+// mentions, in descriptions and examples alike, is a flag of some command,
+// so a renamed flag cannot stay behind in the prose.
+func TestHelpNamesOnlyFlags(t *testing.T) {
+	root := run(t, invocation{args: []string{"--help"}})
+	_, commands, _ := strings.Cut(root.stdout, "Available Commands:\n")
+	commands, _, _ = strings.Cut(commands, "\n\n")
+	helps := map[string]string{"greetctl": root.stdout}
+	for _, m := range commandLine.FindAllStringSubmatch(commands, -1) {
+		helps[m[1]] = run(t, invocation{args: []string{m[1], "--help"}}).stdout
+	}
+	if len(helps) < 8 {
+		t.Fatalf("found the help of %d commands, want every command:\n%s", len(helps), root.stdout)
+	}
+	flags := map[string]bool{}
+	for _, help := range helps {
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			flags[m[1]] = true
+		}
+	}
+	for cmd, help := range helps {
+		for _, m := range flagMention.FindAllString(help, -1) {
+			if !flags[strings.TrimPrefix(m, "--")] {
+				t.Errorf("help of %s mentions %s, which is not a flag", cmd, m)
+			}
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	versioncmd "github.com/acme/greeter/clients/greetctl/internal/command/version"
 	"github.com/acme/greeter/clients/greetctl/internal/config"
 	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 	"github.com/acme/greeter/clients/greetctl/internal/rpcerror"
 	"github.com/acme/greeter/clients/greetctl/internal/version"
 )
@@ -134,15 +135,16 @@ func newRoot(c *app.Container, lookupEnv func(string) (string, bool)) *cobra.Com
 	root := &cobra.Command{
 		Use:   "greetctl",
 		Short: "Command-line client of the greeter service",
-		Long: `greetctl calls the greeter service, acme.greeter.v1.GreeterService, or with
---classic the classic helloworld.Greeter.
+		Long: fmt.Sprintf(`greetctl calls the greeter service, acme.greeter.v1.GreeterService, or with
+%s the classic helloworld.Greeter.
 
-Every flag can also be set with a GREETCTL_<FLAG> environment variable
-(GREETCTL_ADDR, GREETCTL_USER_AGENT, ...) or a key of the YAML config file
-(--config, default $XDG_CONFIG_HOME/greetctl/config.yaml if it exists). A flag
+Every flag can also be set with a %s<FLAG> environment variable
+(%s, %s, ...) or a key of the YAML config file
+(%s, default $XDG_CONFIG_HOME/greetctl/config.yaml if it exists). A flag
 wins over the environment, the environment over the config file.
 
-` + exitcode.Table,
+`, flagname.Classic, config.EnvPrefix, config.EnvName(string(flagname.Addr)), config.EnvName(string(flagname.UserAgent)),
+			flagname.Config) + exitcode.Table,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -189,7 +191,7 @@ func configure(cmd *cobra.Command, c *app.Container, lookupEnv func(string) (str
 		Known:     knownFlags(cmd.Root()),
 	}
 	if !src.Required {
-		if p, ok := lookupEnv(config.EnvName("config")); ok && p != "" {
+		if p, ok := lookupEnv(config.EnvName(string(flagname.Config))); ok && p != "" {
 			src.Path, src.Required = p, true
 		} else {
 			src.Path = config.DefaultPath(lookupEnv)
@@ -198,7 +200,7 @@ func configure(cmd *cobra.Command, c *app.Container, lookupEnv func(string) (str
 	if err := config.Apply(flags, src); err != nil {
 		return exitcode.New(exitcode.Usage, err)
 	}
-	c.TimeoutSet = flags.Changed("timeout")
+	c.TimeoutSet = flags.Changed(string(flagname.Timeout))
 	return nil
 }
 
@@ -216,7 +218,7 @@ func knownFlags(root *cobra.Command) func(string) bool {
 		}
 	}
 	walk(root)
-	delete(known, "config")
+	delete(known, string(flagname.Config))
 	delete(known, "help")
 	return func(name string) bool { return known[name] }
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 )
 
 // Options configures a connection.
@@ -54,7 +55,8 @@ func (o Options) usesTLS(t Target) (bool, error) {
 	tlsFlags := o.TLS || o.CA != "" || o.Cert != "" || o.Key != "" || o.ServerName != "" || o.InsecureSkipVerify
 	switch {
 	case o.Plaintext && tlsFlags:
-		return false, exitcode.Usagef("--plaintext conflicts with --tls, --ca, --cert, --key, --server-name and --insecure-skip-verify")
+		return false, exitcode.Usagef("%s conflicts with %s, %s, %s, %s, %s and %s", flagname.Plaintext,
+			flagname.TLS, flagname.CA, flagname.Cert, flagname.Key, flagname.ServerName, flagname.InsecureSkipVerify)
 	case o.Plaintext:
 		return false, nil
 	case tlsFlags:
@@ -69,7 +71,7 @@ func (o Options) usesTLS(t Target) (bool, error) {
 func New(o Options) (*grpc.ClientConn, error) {
 	target, err := ParseTarget(o.Addr)
 	if err != nil {
-		return nil, exitcode.Usagef("--addr: %w", err)
+		return nil, exitcode.Usagef("%s: %w", flagname.Addr, err)
 	}
 	useTLS, err := o.usesTLS(target)
 	if err != nil {
@@ -104,7 +106,7 @@ func New(o Options) (*grpc.ClientConn, error) {
 	opts = append(opts, o.DialOptions...)
 	conn, err := grpc.NewClient(target.URI, opts...)
 	if err != nil {
-		return nil, exitcode.Usagef("--addr %q: %w", o.Addr, err)
+		return nil, exitcode.Usagef("%s %q: %w", flagname.Addr, o.Addr, err)
 	}
 	return conn, nil
 }
@@ -116,17 +118,18 @@ func (o Options) tlsConfig() (*tls.Config, error) {
 		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // Opt-in, with a warning.
 	}
 	if o.InsecureSkipVerify && o.Warnings != nil {
-		fmt.Fprintln(o.Warnings, "WARNING: --insecure-skip-verify: the server's certificate is NOT verified.\n"+
-			"WARNING: anyone on the network path can impersonate the server and read this traffic. Use it only for testing.")
+		fmt.Fprintf(o.Warnings, "WARNING: %s: the server's certificate is NOT verified.\n"+
+			"WARNING: anyone on the network path can impersonate the server and read this traffic. Use it only for testing.\n",
+			flagname.InsecureSkipVerify)
 	}
 	if o.CA != "" {
 		pem, err := os.ReadFile(o.CA)
 		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
+			return nil, fmt.Errorf("%s: %w", flagname.CA, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca: no PEM certificate found in %s", o.CA)
+			return nil, fmt.Errorf("%s: no PEM certificate found in %s", flagname.CA, o.CA)
 		}
 		cfg.RootCAs = pool
 	}
@@ -134,11 +137,11 @@ func (o Options) tlsConfig() (*tls.Config, error) {
 	case o.Cert != "" && o.Key != "":
 		pair, err := tls.LoadX509KeyPair(o.Cert, o.Key)
 		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %w", err)
+			return nil, fmt.Errorf("%s/%s: %w", flagname.Cert, flagname.Key, err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	case o.Cert != "" || o.Key != "":
-		return nil, exitcode.Usagef("--cert and --key go together: give both for mutual TLS")
+		return nil, exitcode.Usagef("%s and %s go together: give both for mutual TLS", flagname.Cert, flagname.Key)
 	}
 	return cfg, nil
 }

@@ -6,6 +6,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 	"github.com/acme/greeter/clients/greetctl/internal/names"
 )
 
@@ -21,12 +23,12 @@ func NewCommand(c *app.Container) *cobra.Command {
 	return &cobra.Command{
 		Use:   "chat",
 		Short: "Greet each name typed on standard input as it arrives (SayHelloChat)",
-		Long: `Open acme.greeter.v1.GreeterService/SayHelloChat, send each line of standard
+		Long: fmt.Sprintf(`Open acme.greeter.v1.GreeterService/SayHelloChat, send each line of standard
 input as a name and print each greeting as soon as it arrives, until end of
 input (Ctrl-D) and the server's last answer. Empty lines are skipped.
 
-The chat has no deadline unless --timeout is set explicitly. Ctrl-C cancels
-the call and reports how many greetings arrived.`,
+The chat has no deadline unless %s is set explicitly. Ctrl-C cancels
+the call and reports how many greetings arrived.`, flagname.Timeout),
 		Example: `  greetctl chat
   printf 'Ada\nGrace\n' | greetctl chat -o json`,
 		Args: cobra.NoArgs,

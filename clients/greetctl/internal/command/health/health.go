@@ -14,6 +14,13 @@ import (
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
 	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
+)
+
+// The names of the health command's own flags.
+const (
+	watchFlag  flagname.Name      = "watch"
+	watchShort flagname.Shorthand = "w"
 )
 
 // flags are the health command's own flags.
@@ -23,7 +30,8 @@ type flags struct {
 
 // Bind registers the flags.
 func (f *flags) Bind(fs *pflag.FlagSet) {
-	fs.BoolVarP(&f.Watch, "watch", "w", false, "print the status and every change of it until Ctrl-C (no deadline unless --timeout is set explicitly)")
+	fs.BoolVarP(&f.Watch, string(watchFlag), string(watchShort), false,
+		"print the status and every change of it until Ctrl-C (no deadline unless "+flagname.Timeout.String()+" is set explicitly)")
 }
 
 // NewCommand returns the health command.
@@ -32,13 +40,14 @@ func NewCommand(c *app.Container) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "health [SERVICE]",
 		Short: "Check the serving status of the server or of one SERVICE (grpc.health.v1)",
-		Long: `Ask grpc.health.v1.Health for the serving status of SERVICE, by default ""
+		Long: fmt.Sprintf(`Ask grpc.health.v1.Health for the serving status of SERVICE, by default ""
 (the server as a whole). The greeter server also knows
 "acme.greeter.v1.GreeterService" and "helloworld.Greeter".
 
-Exits 0 when the status is SERVING, 4 when it is anything else, 3 when the
-server does not know SERVICE (NotFound). With --watch, prints the status and
-each change until Ctrl-C (exit status 130) or until the server ends the watch.`,
+Exits %d when the status is SERVING, %d when it is anything else, %d when the
+server does not know SERVICE (NotFound). With %s, prints the status and
+each change until Ctrl-C (exit status %d) or until the server ends the watch.`,
+			exitcode.OK, exitcode.Unavailable, exitcode.Rejected, watchFlag, exitcode.Interrupted),
 		Example: `  greetctl health
   greetctl health acme.greeter.v1.GreeterService -o json
   greetctl health --watch`,

@@ -3,6 +3,7 @@ package hello
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/acme/greeter/gen/go/helloworld"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 )
 
 // NewCommand returns the hello command.
@@ -17,10 +19,10 @@ func NewCommand(c *app.Container) *cobra.Command {
 	return &cobra.Command{
 		Use:   "hello NAME",
 		Short: "Greet NAME once (SayHello)",
-		Long: `Greet NAME once with acme.greeter.v1.GreeterService/SayHello, or with the
-classic helloworld.Greeter/SayHello when --classic is given.
+		Long: fmt.Sprintf(`Greet NAME once with acme.greeter.v1.GreeterService/SayHello, or with the
+classic helloworld.Greeter/SayHello when %s is given.
 
-SayHello is idempotent: it is retried after UNAVAILABLE unless --no-retry.`,
+SayHello is idempotent: it is retried after UNAVAILABLE unless %s.`, flagname.Classic, flagname.NoRetry),
 		Example: `  greetctl hello Ada
   greetctl hello Ada -o json
   greetctl --classic hello Ada`,

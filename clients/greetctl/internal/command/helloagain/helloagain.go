@@ -4,6 +4,7 @@ package helloagain
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/acme/greeter/gen/go/helloworld"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 )
 
 // NewCommand returns the hello-again command.
@@ -18,10 +20,10 @@ func NewCommand(c *app.Container) *cobra.Command {
 	return &cobra.Command{
 		Use:   "hello-again NAME",
 		Short: "Greet NAME again (SayHelloAgain)",
-		Long: `Greet NAME again with acme.greeter.v1.GreeterService/SayHelloAgain, or with the
-classic helloworld.Greeter/SayHelloAgain when --classic is given.
+		Long: fmt.Sprintf(`Greet NAME again with acme.greeter.v1.GreeterService/SayHelloAgain, or with the
+classic helloworld.Greeter/SayHelloAgain when %s is given.
 
-SayHelloAgain is idempotent: it is retried after UNAVAILABLE unless --no-retry.`,
+SayHelloAgain is idempotent: it is retried after UNAVAILABLE unless %s.`, flagname.Classic, flagname.NoRetry),
 		Example: `  greetctl hello-again Ada
   greetctl hello-again Ada -o json
   greetctl --classic hello-again Ada`,

@@ -14,6 +14,7 @@ import (
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
+	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
 	"github.com/acme/greeter/clients/greetctl/internal/names"
 )
 
@@ -22,12 +23,12 @@ func NewCommand(c *app.Container) *cobra.Command {
 	return &cobra.Command{
 		Use:   "hello-all [NAME...|-]",
 		Short: "Greet every NAME in one reply (SayHelloToAll)",
-		Long: `Send each NAME to acme.greeter.v1.GreeterService/SayHelloToAll and print the
+		Long: fmt.Sprintf(`Send each NAME to acme.greeter.v1.GreeterService/SayHelloToAll and print the
 one greeting the server answers with.
 
 With no NAME, or with the single NAME "-", names are read from standard input,
 one per line, and sent as they are read; empty lines are skipped. A call with
-no names at all is rejected by the server (exit status 3).`,
+no names at all is rejected by the server (exit status %d).`, exitcode.Rejected),
 		Example: `  greetctl hello-all Ada Grace Linus
   printf 'Ada\nGrace\n' | greetctl hello-all
   greetctl hello-all - < names.txt`,

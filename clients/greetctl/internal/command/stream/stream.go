@@ -16,6 +16,14 @@ import (
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
+)
+
+// The names of the stream command's own flags.
+const (
+	countFlag    flagname.Name      = "count"
+	countShort   flagname.Shorthand = "n"
+	intervalFlag flagname.Name      = "interval"
 )
 
 // flags are the stream command's own flags.
@@ -26,8 +34,8 @@ type flags struct {
 
 // Bind registers the flags.
 func (f *flags) Bind(fs *pflag.FlagSet) {
-	fs.Int32VarP(&f.Count, "count", "n", 3, "number of greetings, 1 to 10000")
-	fs.DurationVar(&f.Interval, "interval", 0, "pause between greetings, 0 to 10s, e.g. 250ms (default no pause)")
+	fs.Int32VarP(&f.Count, string(countFlag), string(countShort), 3, "number of greetings, 1 to 10000")
+	fs.DurationVar(&f.Interval, string(intervalFlag), 0, "pause between greetings, 0 to 10s, e.g. 250ms (default no pause)")
 }
 
 // NewCommand returns the stream command.
@@ -35,12 +43,12 @@ func NewCommand(c *app.Container) *cobra.Command {
 	f := &flags{}
 	cmd := &cobra.Command{
 		Use:   "stream NAME",
-		Short: "Greet NAME --count times, as the greetings arrive (SayHelloStream)",
-		Long: `Greet NAME --count times with acme.greeter.v1.GreeterService/SayHelloStream,
+		Short: "Greet NAME " + countFlag.String() + " times, as the greetings arrive (SayHelloStream)",
+		Long: fmt.Sprintf(`Greet NAME %s times with acme.greeter.v1.GreeterService/SayHelloStream,
 printing each greeting as it arrives.
 
---timeout is the deadline of the whole stream: raise it, or set it to 0, for
-long streams. Ctrl-C cancels the call and reports how many greetings arrived.`,
+%s is the deadline of the whole stream: raise it, or set it to 0, for
+long streams. Ctrl-C cancels the call and reports how many greetings arrived.`, countFlag, flagname.Timeout),
 		Example: `  greetctl stream Ada --count 5 --interval 1s
   greetctl stream Ada -n 10000 -o json | jq -r .message`,
 		Args: cobra.ExactArgs(1),

@@ -4,6 +4,7 @@ package version
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -12,8 +13,12 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 	"github.com/acme/greeter/clients/greetctl/internal/version"
 )
+
+// serverFlag is the name of the version command's own flag.
+const serverFlag flagname.Name = "server"
 
 // flags are the version command's own flags.
 type flags struct {
@@ -22,7 +27,7 @@ type flags struct {
 
 // Bind registers the flags.
 func (f *flags) Bind(fs *pflag.FlagSet) {
-	fs.BoolVar(&f.Server, "server", false, "also ask the server for its version (the "+version.ServerHeader+" header of a health Check)")
+	fs.BoolVar(&f.Server, string(serverFlag), false, "also ask the server for its version (the "+version.ServerHeader+" header of a health Check)")
 }
 
 // report is the output of the version command in JSON and YAML.
@@ -37,11 +42,11 @@ func NewCommand(c *app.Container) *cobra.Command {
 	f := &flags{}
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version of greetctl and, with --server, of the server",
-		Long: `Print greetctl's module version and the VCS revision it was built from.
+		Short: "Print the version of greetctl and, with " + serverFlag.String() + ", of the server",
+		Long: fmt.Sprintf(`Print greetctl's module version and the VCS revision it was built from.
 
-With --server, also make a grpc.health.v1 Check and print the server's
-` + version.ServerHeader + ` response header.`,
+With %s, also make a grpc.health.v1 Check and print the server's
+%s response header.`, serverFlag, version.ServerHeader),
 		Example: `  greetctl version
   greetctl version --server -o json`,
 		Args: cobra.NoArgs,
