@@ -144,7 +144,7 @@ Every flag can also be set with a %s<FLAG> environment variable
 wins over the environment, the environment over the config file.
 
 `, flagname.Classic, config.EnvPrefix, config.EnvName(string(flagname.Addr)), config.EnvName(string(flagname.UserAgent)),
-			flagname.Config) + exitcode.Table,
+			flagname.Config) + exitcode.Help(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -164,7 +164,9 @@ wins over the environment, the environment over the config file.
 		health.NewCommand(c),
 		versioncmd.NewCommand(c),
 	} {
-		sub.Long += "\n\nExit status: 0 on success, 2 for usage errors, 3 to 8 by gRPC status\nclass, 130 when interrupted; see \"greetctl --help\"."
+		sub.Long += fmt.Sprintf("\n\nExit status: %d on success, %d for usage errors, %d to %d by gRPC status\n"+
+			"class, %d when interrupted; see \"greetctl --help\".",
+			exitcode.OK, exitcode.Usage, exitcode.Rejected, exitcode.ServerError, exitcode.Interrupted)
 		run := sub.RunE
 		sub.RunE = func(cmd *cobra.Command, args []string) error {
 			return mark(run(cmd, args))

@@ -100,6 +100,8 @@ func TestGolden(t *testing.T) {
 		name string
 		inv  invocation
 	}{
+		// The root help: the flags, and the exit statuses from exitcode.Table.
+		{"help", invocation{args: []string{"--help"}}},
 		{"hello_text", invocation{args: args(a, "hello", "Ada")}},
 		{"hello_json", invocation{args: args(a, "hello", "Ada", "-o", "json")}},
 		{"hello_yaml", invocation{args: args(a, "hello", "Ada", "-o", "yaml")}},

@@ -7,9 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 )
 
 // The exit statuses of greetctl. Each gRPC status class has its own, see
@@ -45,43 +48,89 @@ const (
 	Interrupted = 130
 )
 
-// Table documents the exit statuses for --help and the README.
-const Table = `Exit status:
-  0    success
-  1    unexpected local failure
-  2    usage error (bad flags or arguments, malformed header, bad config)
-  3    request rejected (InvalidArgument, OutOfRange, FailedPrecondition,
-       AlreadyExists, NotFound)
-  4    server unreachable or unavailable (Unavailable; health not SERVING)
-  5    deadline exceeded (DeadlineExceeded, see --timeout)
-  6    not allowed (Unauthenticated, PermissionDenied)
-  7    resource exhausted (ResourceExhausted)
-  8    server error (Internal, Unknown, DataLoss, Unimplemented, Aborted)
-  130  interrupted (Ctrl-C, Canceled)`
+// Status is one row of Table.
+type Status struct {
+	Code int
+	// GRPC are the gRPC status codes of calls that exit with Code, in the
+	// order Help lists them.
+	GRPC []codes.Code
+	// Help is the row's text in Help; a %s in it, which it has if and only
+	// if GRPC is not empty, stands for GRPC.
+	Help string
+}
 
-// ForCode returns the exit status of a call that ended with code.
-func ForCode(code codes.Code) int {
-	switch code {
-	case codes.OK:
-		return OK
-	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition,
-		codes.AlreadyExists, codes.NotFound:
-		return Rejected
-	case codes.Unavailable:
-		return Unavailable
-	case codes.DeadlineExceeded:
-		return DeadlineExceeded
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return Auth
-	case codes.ResourceExhausted:
-		return ResourceExhausted
-	case codes.Canceled:
-		return Interrupted
-	default:
-		// Internal, Unknown, DataLoss, Unimplemented, Aborted and any code
-		// a future gRPC adds: the server, not the user, has to act.
-		return ServerError
+// Table is every exit status of greetctl, by code. ForCode and Help are
+// both read from it, so the help cannot disagree with what greetctl does.
+var Table = []Status{
+	{OK, nil, "success"},
+	{Failure, nil, "unexpected local failure"},
+	{Usage, nil, "usage error (bad flags or arguments, malformed header, bad config)"},
+	{Rejected, []codes.Code{codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound},
+		"request rejected (%s)"},
+	{Unavailable, []codes.Code{codes.Unavailable}, "server unreachable or unavailable (%s; health not SERVING)"},
+	{DeadlineExceeded, []codes.Code{codes.DeadlineExceeded}, "deadline exceeded (%s, see " + flagname.Timeout.String() + ")"},
+	{Auth, []codes.Code{codes.Unauthenticated, codes.PermissionDenied}, "not allowed (%s)"},
+	{ResourceExhausted, []codes.Code{codes.ResourceExhausted}, "resource exhausted (%s)"},
+	{ServerError, []codes.Code{codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented, codes.Aborted},
+		"server error (%s)"},
+	{Interrupted, []codes.Code{codes.Canceled}, "interrupted (Ctrl-C, %s)"},
+}
+
+// helpWidth is where Help wraps its lines.
+const helpWidth = 80
+
+// Help is the "Exit status:" section of greetctl --help, one row of Table
+// per status.
+func Help() string {
+	var b strings.Builder
+	b.WriteString("Exit status:")
+	for _, s := range Table {
+		text := s.Help
+		if len(s.GRPC) > 0 {
+			names := make([]string, len(s.GRPC))
+			for i, c := range s.GRPC {
+				names[i] = c.String()
+			}
+			text = fmt.Sprintf(s.Help, strings.Join(names, ", "))
+		}
+		// Continuation lines line up with the text, after "  130  ".
+		const indent = "\n       "
+		line := fmt.Sprintf("\n  %-4d %s", s.Code, text)
+		for len(line) > helpWidth+1 {
+			cut := strings.LastIndexByte(line[:helpWidth+2], ' ')
+			if cut < len(indent) {
+				break // one word longer than a line
+			}
+			b.WriteString(line[:cut])
+			line = indent + line[cut+1:]
+		}
+		b.WriteString(line)
 	}
+	return b.String()
+}
+
+// byGRPC is Table's GRPC column inverted.
+var byGRPC = func() map[codes.Code]int {
+	m := map[codes.Code]int{}
+	for _, s := range Table {
+		for _, c := range s.GRPC {
+			m[c] = s.Code
+		}
+	}
+	return m
+}()
+
+// ForCode returns the exit status of a call that ended with code, as
+// Table says.
+func ForCode(code codes.Code) int {
+	if code == codes.OK {
+		return OK
+	}
+	if exit, ok := byGRPC[code]; ok {
+		return exit
+	}
+	// A code a future gRPC adds: the server, not the user, has to act.
+	return ServerError
 }
 
 // Error carries the exit status a command chose for its error, e.g. Usage

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -61,6 +65,81 @@ func TestForCodeCoversEveryCode(t *testing.T) {
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
 		if got := exitcode.ForCode(c); got != want[c] {
 			t.Errorf("ForCode(%s) = %d, want %d", c, got, want[c])
+		}
+	}
+}
+
+// TestTable: each exit status and each gRPC code has one row, and each
+// row's help names its gRPC codes exactly once.
+func TestTable(t *testing.T) {
+	exits, grpcCodes := map[int]bool{}, map[codes.Code]bool{}
+	for _, s := range exitcode.Table {
+		if exits[s.Code] {
+			t.Errorf("exit status %d has two rows", s.Code)
+		}
+		exits[s.Code] = true
+		for _, c := range s.GRPC {
+			if grpcCodes[c] {
+				t.Errorf("%s is in two rows", c)
+			}
+			grpcCodes[c] = true
+		}
+		if verbs := strings.Count(s.Help, "%"); verbs != min(len(s.GRPC), 1) || (verbs == 1 && !strings.Contains(s.Help, "%s")) {
+			t.Errorf("exit status %d: help %q has %d verbs for %d gRPC codes, want one %%s for any", s.Code, s.Help, verbs, len(s.GRPC))
+		}
+	}
+	for c := codes.Canceled; c <= codes.Unauthenticated; c++ {
+		if !grpcCodes[c] {
+			t.Errorf("%s is in no row", c)
+		}
+	}
+}
+
+// TestHelp: one status per line, continuation lines indented, none wider
+// than a terminal.
+func TestHelp(t *testing.T) {
+	help := exitcode.Help()
+	lines := strings.Split(help, "\n")
+	if lines[0] != "Exit status:" {
+		t.Errorf("first line %q", lines[0])
+	}
+	rows := 0
+	for _, l := range lines[1:] {
+		if len(l) > 80 {
+			t.Errorf("line wider than 80 columns: %q", l)
+		}
+		if !strings.HasPrefix(l, "       ") {
+			rows++
+		}
+	}
+	if rows != len(exitcode.Table) {
+		t.Errorf("%d rows, want %d:\n%s", rows, len(exitcode.Table), help)
+	}
+}
+
+// TestREADMEAgrees: the README's exit status table, written for people,
+// has a row per status naming the same gRPC codes.
+func TestREADMEAgrees(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for l := range strings.Lines(string(readme)) {
+		if cells := strings.Split(l, "|"); len(cells) == 4 && strings.TrimSpace(cells[0]) == "" {
+			rows[strings.TrimSpace(cells[1])] = cells[2]
+		}
+	}
+	for _, s := range exitcode.Table {
+		row, ok := rows[strconv.Itoa(s.Code)]
+		if !ok {
+			t.Errorf("README.md has no row for exit status %d", s.Code)
+			continue
+		}
+		for _, c := range s.GRPC {
+			if !strings.Contains(row, "`"+c.String()+"`") {
+				t.Errorf("README.md's row for exit status %d does not name %s: %s", s.Code, c, row)
+			}
 		}
 	}
 }
