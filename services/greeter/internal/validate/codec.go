@@ -97,8 +97,10 @@ type Chain struct {
 // ServerOptions returns the options that install v in a gRPC server: c's
 // interceptors with v's validation between Outer and Inner, and the codec
 // that turns requests which do not decode into INVALID_ARGUMENT (see the
-// top of this file). They must be the server's only interceptors, so that
-// the decode guard runs first.
+// top of this file). Give the server's other interceptors in c: one
+// installed with grpc.UnaryInterceptor, or chained before these options,
+// would run before the decode guard and could end a call with its decode
+// failure still recorded.
 func (v *Validator) ServerOptions(c Chain) []grpc.ServerOption {
 	unary := make([]grpc.UnaryServerInterceptor, 0, len(c.UnaryOuter)+len(c.UnaryInner)+2)
 	unary = append(unary, v.decodeGuard())
