@@ -1,8 +1,10 @@
 // Command greetbench is the load benchmark behind `make bench`: the greeter
 // against a bare grpc-go server, same load, same machine (see package
-// bench). Run it from the repository root:
+// bench). Run it in the test module (or `make bench` at the root):
 //
 //	go tool greetbench [-duration 5s] [-concurrency 1,16,64,256] [-out docs/performance.md]
+//
+// -out is relative to the repository root.
 //
 // The report replaces the part of -out after the line
 // "<!-- greetbench -->", so the hand-written part above it stays.
@@ -14,12 +16,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/acme/greeter/test/bench"
 	"github.com/acme/greeter/test/bench/load"
+	"github.com/acme/greeter/test/harness/repo"
 )
 
 // marker separates the hand-written part of the report file from the
@@ -58,13 +62,20 @@ func run() error {
 	}
 	cfg.GreeterArgs = strings.Fields(extra)
 
-	md, err := bench.Run(context.Background(), ".", cfg)
+	root, err := repo.Root()
+	if err != nil {
+		return err
+	}
+	md, err := bench.Run(context.Background(), root, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Print(md)
 	if out == "" {
 		return nil
+	}
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
 	}
 	head := ""
 	if old, err := os.ReadFile(out); err == nil {
