@@ -162,7 +162,7 @@ const (
 	baseKust   = "deploy/kubernetes/base/kustomization.yaml"
 	overlay    = "deploy/kubernetes/overlays/example/kustomization.yaml"
 	tlsPatch   = "deploy/kubernetes/overlays/example/patch-tls.yaml"
-	sizePatch  = "deploy/kubernetes/overlays/example/patch-replicas-resources.yaml"
+	resPatch   = "deploy/kubernetes/overlays/example/patch-resources.yaml"
 	dockerfile = "deploy/docker/greeter.Dockerfile"
 )
 
@@ -266,20 +266,15 @@ func TestCheckCatchesFaults(t *testing.T) {
 		{"no memory limit",
 			[]change{{deployment, "            limits:\n              cpu: \"1\"\n              memory: 256Mi\n", "            limits:\n              cpu: \"1\"\n"}},
 			"no resources.limits.memory"},
-		{"missing resource file",
-			[]change{{baseKust, "  - pdb.yaml", "  - pdb.yaml\n  - hpa.yaml"}},
-			`resource "hpa.yaml" does not exist`},
-		{"missing patch file",
-			[]change{{overlay, "path: patch-tls.yaml", "path: patch-tls2.yaml"}},
-			`patch "patch-tls2.yaml" does not exist`},
-		{"unknown kustomization field",
-			[]change{{overlay, "namespace: greeter", "namespace: greeter\ncommonLabels:\n  team: greeter"}},
-			"teach it any other"},
-		{"patch path that does not exist",
-			[]change{{sizePatch, "path: /spec/replicas", "path: /spec/replica"}},
-			"replace: \"replica\" does not exist"},
+		// kustomize's JSON 6902 replace adds a missing field; strict decoding catches it.
+		{"JSON 6902 replace of a misspelt field",
+			[]change{{tlsPatch, "path: /spec/template/spec/containers/0/startupProbe", "path: /spec/template/spec/containers/0/startupProbes"}},
+			`overlays/example: rendered Deployment "greeter": strict decoding: unknown field "spec.template.spec.containers[0].startupProbes"`},
+		{"strategic-merge patch with a misspelt field",
+			[]change{{resPatch, "          resources:", "          resource:"}},
+			`unknown field "spec.template.spec.containers[0].resource"`},
 		{"overlay scales below the minimum",
-			[]change{{sizePatch, "  value: 4", "  value: 2"}},
+			[]change{{overlay, "    count: 4", "    count: 2"}},
 			"replicas is 2"},
 		{"TLS with gRPC probes",
 			[]change{{tlsPatch, "- op: replace\n  path: /spec/template/spec/containers/0/readinessProbe\n  value:\n    httpGet:\n      path: /readyz\n      port: metrics\n    periodSeconds: 2\n    timeoutSeconds: 1\n    failureThreshold: 1\n    successThreshold: 1\n", ""}},
@@ -335,6 +330,54 @@ func TestCheckCatchesFaults(t *testing.T) {
 	}
 }
 
+// TestKustomizeErrors plants faults that kustomize itself rejects: Check
+// reports kustomize's error, naming the kustomization directory, and no
+// error follows from a bundle that did not render (such as the Dockerfile's
+// ports differing from none).
+func TestKustomizeErrors(t *testing.T) {
+	type change struct{ file, old, new string }
+	for _, tc := range []struct {
+		name    string
+		changes []change
+		dir     string // the kustomization that fails to build
+		want    string // in its error
+	}{
+		{"missing resource file",
+			[]change{{baseKust, "  - pdb.yaml", "  - pdb.yaml\n  - hpa.yaml"}},
+			"base", "accumulating resources from 'hpa.yaml'"},
+		{"missing patch file",
+			[]change{{overlay, "path: patch-tls.yaml", "path: patch-tls2.yaml"}},
+			"overlays/example", "patch-tls2.yaml"},
+		{"misspelt kustomization field",
+			[]change{{overlay, "namespace: greeter", "namespaces: greeter"}},
+			"overlays/example", `unknown field "namespaces"`},
+		{"JSON 6902 patch into a list that does not exist",
+			[]change{{tlsPatch, "path: /spec/template/spec/containers/0/volumeMounts", "path: /spec/template/spec/containrs/0/volumeMounts"}},
+			"overlays/example", "containrs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := copyTree(t)
+			for _, c := range tc.changes {
+				edit(t, root, c.file, c.old, c.new)
+			}
+			prefix := deploycheck.KubernetesDir + "/" + tc.dir + ": kustomize build: "
+			errs := deploycheck.Check(root, help)
+			found := false
+			for _, err := range errs {
+				if strings.HasPrefix(err.Error(), prefix) && strings.Contains(err.Error(), tc.want) {
+					t.Logf("reported: %v", err)
+					found = true
+				} else if !strings.Contains(err.Error(), ": kustomize build: ") {
+					t.Errorf("an error that is not kustomize's: %v", err)
+				}
+			}
+			if !found {
+				t.Errorf("Check did not report %q with %q; it reported:\n%v", prefix, tc.want, errors.Join(errs...))
+			}
+		})
+	}
+}
+
 // TestCheckCopyIsClean makes sure the fault-planting tests start from a
 // copy that passes, so each failure above is the planted fault's.
 func TestCheckCopyIsClean(t *testing.T) {
@@ -385,11 +428,12 @@ func TestMultiDocumentFiles(t *testing.T) {
 			t.Errorf("Service %s: namespace %q, want the overlay's greeter", s.Name, s.Namespace)
 		}
 	}
-	// A broken second document is reported with its position.
+	// A broken second document is reported with the object it renders.
 	edit(t, root, "deploy/kubernetes/base/services.yaml", "clusterIP: None", "clusterIP: None\n  clusterIPs: none")
 	errs = deploycheck.Check(root, help)
-	if len(errs) == 0 || !strings.Contains(errors.Join(errs...).Error(), "services.yaml#2") {
-		t.Fatalf("want an error naming services.yaml#2, got %v", errors.Join(errs...))
+	want := `deploy/kubernetes/base: rendered Service "greeter-headless": json: cannot unmarshal string into Go struct field ServiceSpec.spec.clusterIPs`
+	if len(errs) == 0 || !strings.Contains(errors.Join(errs...).Error(), want) {
+		t.Fatalf("want an error %q, got %v", want, errors.Join(errs...))
 	}
 }
 
@@ -414,5 +458,153 @@ func TestRenderOverlay(t *testing.T) {
 	}
 	if mem := c.Resources.Limits.Memory().String(); mem != "512Mi" {
 		t.Errorf("memory limit %s, want the overlay's 512Mi", mem)
+	}
+}
+
+// stagingOverlay is an overlay written with kustomize features that the
+// example overlay does not use: a name prefix, labels that reach the
+// selectors, a digest, replicas, a ConfigMap generator whose hashed name
+// kustomize writes into the Deployment, and inline strategic-merge patches.
+const stagingOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: greeter-staging
+namePrefix: staging-
+resources:
+  - ../../base
+labels:
+  - pairs:
+      environment: staging
+    includeSelectors: true
+    includeTemplates: true
+commonAnnotations:
+  owner: greeter-team
+images:
+  - name: greeter
+    newName: registry.example.com/acme/greeter
+    digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+replicas:
+  - name: greeter
+    count: 5
+configMapGenerator:
+  - name: greeter-motd
+    literals:
+      - motd=hello from staging
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: greeter
+      spec:
+        template:
+          spec:
+            terminationGracePeriodSeconds: 45
+            volumes:
+              - name: motd
+                configMap:
+                  name: greeter-motd
+            containers:
+              - name: greeter
+                volumeMounts:
+                  - name: motd
+                    mountPath: /etc/greeter/motd
+                    readOnly: true
+  - patch: |-
+      apiVersion: v1
+      kind: Service
+      metadata:
+        name: greeter-headless
+      spec:
+        publishNotReadyAddresses: false
+`
+
+// TestOverlayWithAnyKustomizeFeature renders and checks an overlay that
+// uses kustomize features beyond the example's: deploycheck renders with
+// kustomize itself, so it dictates nothing about how overlays are written,
+// and its checks apply to what those features produce.
+func TestOverlayWithAnyKustomizeFeature(t *testing.T) {
+	const dir = "overlays/staging"
+	const kust = "deploy/kubernetes/" + dir + "/kustomization.yaml"
+	newOverlay := func(t *testing.T) string {
+		root := copyTree(t)
+		path := filepath.Join(root, kust)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(stagingOverlay), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return root
+	}
+
+	root := newOverlay(t)
+	if errs := deploycheck.Check(root, help); len(errs) > 0 {
+		t.Fatalf("the staging overlay fails:\n%v", errors.Join(errs...))
+	}
+	b, errs := deploycheck.Render(filepath.Join(root, deploycheck.KubernetesDir), dir)
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	if len(b.Deployments) != 1 || len(b.ConfigMaps) != 1 || len(b.Services) != 2 || len(b.PDBs) != 1 {
+		t.Fatalf("rendered %d Deployments, %d ConfigMaps, %d Services, %d PDBs", len(b.Deployments), len(b.ConfigMaps), len(b.Services), len(b.PDBs))
+	}
+	d, cm := b.Deployments[0], b.ConfigMaps[0]
+	spec := d.Spec.Template.Spec
+	if !b.Overlay || d.Name != "staging-greeter" || d.Namespace != "greeter-staging" || *d.Spec.Replicas != 5 {
+		t.Errorf("Deployment %s/%s, replicas %d, overlay %v", d.Namespace, d.Name, *d.Spec.Replicas, b.Overlay)
+	}
+	if d.Spec.Selector.MatchLabels["environment"] != "staging" || d.Spec.Template.Labels["environment"] != "staging" || d.Spec.Template.Annotations["owner"] != "greeter-team" {
+		t.Errorf("labels: selector %v, pod %v, annotations %v", d.Spec.Selector.MatchLabels, d.Spec.Template.Labels, d.Spec.Template.Annotations)
+	}
+	for _, s := range b.Services {
+		if s.Spec.Selector["environment"] != "staging" {
+			t.Errorf("Service %s selects %v: the labels did not reach its selector", s.Name, s.Spec.Selector)
+		}
+	}
+	if sel := b.PDBs[0].Spec.Selector.MatchLabels; sel["environment"] != "staging" {
+		t.Errorf("PodDisruptionBudget selects %v", sel)
+	}
+	if !strings.HasPrefix(cm.Name, "staging-greeter-motd-") || cm.Data["motd"] != "hello from staging" {
+		t.Errorf("generated ConfigMap %s: %v", cm.Name, cm.Data)
+	}
+	var motd string
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil {
+			motd = v.ConfigMap.Name
+		}
+	}
+	if motd != cm.Name {
+		t.Errorf("the Deployment mounts ConfigMap %q, kustomize generated %q", motd, cm.Name)
+	}
+	if c := spec.Containers[0]; *spec.TerminationGracePeriodSeconds != 45 || !strings.HasSuffix(c.Image, "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") || len(c.VolumeMounts) != 1 {
+		t.Errorf("grace %d, image %s, mounts %v", *spec.TerminationGracePeriodSeconds, c.Image, c.VolumeMounts)
+	}
+
+	// Faults planted through those features are caught like any other.
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"replicas", "count: 5", "count: 2", "replicas is 2"},
+		{"inline patch", "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 25", "terminationGracePeriodSeconds is 25"},
+		{"patched Service", "publishNotReadyAddresses: false", "publishNotReadyAddresses: true", "set publishNotReadyAddresses: false"},
+		{"labels on the Services' selectors only",
+			"    includeSelectors: true\n    includeTemplates: true\n",
+			"    fields:\n      - kind: Service\n        path: spec/selector\n        create: true\n",
+			`Service "staging-greeter" selects map[app.kubernetes.io/component:server app.kubernetes.io/name:greeter environment:staging], which matches no pod`},
+		{"labels into a LabelSelector as if it were a map",
+			"    includeSelectors: true\n    includeTemplates: true\n",
+			"    fields:\n      - kind: Deployment\n        path: spec/selector\n        create: true\n",
+			`rendered Deployment "staging-greeter": strict decoding: unknown field "spec.selector.environment"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newOverlay(t)
+			edit(t, root, kust, tc.old, tc.new)
+			errs := deploycheck.Check(root, help)
+			for _, err := range errs {
+				if strings.HasPrefix(err.Error(), deploycheck.KubernetesDir+"/"+dir+": ") && strings.Contains(err.Error(), tc.want) {
+					t.Logf("reported: %v", err)
+					return
+				}
+			}
+			t.Errorf("Check did not report %q in %s; it reported:\n%v", tc.want, dir, errors.Join(errs...))
+		})
 	}
 }

@@ -232,7 +232,8 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	}
 	slices.Sort(got)
 	slices.Sort(want)
-	if !slices.Equal(slices.Compact(got), slices.Compact(want)) {
+	// No ports: the manifests did not render, which Check reports already.
+	if ports != nil && !slices.Equal(slices.Compact(got), slices.Compact(want)) {
 		fail("EXPOSE %s differs from the manifests' container ports %s: expose exactly the ports the Deployment declares", strings.Join(got, " "), strings.Join(want, " "))
 	}
 	if len(entry) != 1 {
