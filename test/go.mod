@@ -4,6 +4,7 @@ go 1.26.7
 
 require (
 	github.com/acme/greeter/gen/go v1.0.0
+	github.com/moby/patternmatcher v0.6.1
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	golang.org/x/mod v0.41.0

@@ -15,6 +15,8 @@ import (
 
 	"github.com/acme/greeter/test/deploycheck"
 	"github.com/acme/greeter/test/harness/buildlist"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // TestDockerBuilderStage runs the Dockerfile's builder stage without
@@ -156,33 +158,30 @@ func TestDockerBuilderStage(t *testing.T) {
 	t.Logf("builder stage made a static binary: %s", strings.TrimSpace(string(out)))
 }
 
-// dockerignore reads the simple patterns of a .dockerignore: paths from the
-// context root, and **/ followed by a base-name pattern.
+// dockerignore reads a .dockerignore as BuildKit does (its own
+// ignorefile reader and pattern matcher): it reports whether a path of the
+// context, slash-separated, is left out of it.
 func dockerignore(t *testing.T, path string) func(rel string) bool {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var patterns []string
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
-			patterns = append(patterns, l)
-		}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return func(rel string) bool {
-		for _, p := range patterns {
-			if base, ok := strings.CutPrefix(p, "**/"); ok {
-				if m, _ := filepath.Match(base, filepath.Base(rel)); m {
-					return true
-				}
-				continue
-			}
-			if m, _ := filepath.Match(p, rel); m || rel == p || strings.HasPrefix(rel, p+"/") {
-				return true
-			}
+		ignored, err := pm.MatchesOrParentMatches(rel)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", path, rel, err)
 		}
-		return false
+		return ignored
 	}
 }
 
@@ -197,13 +196,9 @@ func copyIn(t *testing.T, root, src, dst string, dstIsDir bool, ignored func(str
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		if ignored(filepath.ToSlash(rel)) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
+		// Every file is matched on its own: a "!" pattern can bring one
+		// back from an ignored directory.
+		if d.IsDir() || ignored(filepath.ToSlash(rel)) {
 			return nil
 		}
 		inSrc, _ := filepath.Rel(filepath.Join(root, src), path)
