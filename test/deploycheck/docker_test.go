@@ -4,6 +4,8 @@ import (
 	"context"
 	"debug/buildinfo"
 	"debug/elf"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/acme/greeter/test/deploycheck"
 	"github.com/acme/greeter/test/harness/buildlist"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 )
@@ -37,7 +40,7 @@ func TestDockerBuilderStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stages, err := deploycheck.ParseDockerfile(string(data))
+	stages, err := deploycheck.ParseDockerfile(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,39 +56,41 @@ func TestDockerBuilderStage(t *testing.T) {
 	// The host's Go settings must not leak in; the stage's ENV replaces them.
 	env := []string{"CGO_ENABLED=", "GOWORK=", "GOFLAGS=", "GOTOOLCHAIN="}
 	binary := ""
-	for _, in := range stages[0].Instructions {
-		switch in.Keyword {
-		case "WORKDIR":
-			workdir = in.Args
+	for _, cmd := range stages[0].Commands {
+		at := fmt.Sprintf("line %d: %s", cmd.Location()[0].Start.Line, cmd)
+		switch c := cmd.(type) {
+		case *instructions.WorkdirCommand:
+			workdir = c.Path
 			if err := os.MkdirAll(inContainer("."), 0o755); err != nil {
 				t.Fatal(err)
 			}
-		case "ENV":
-			for _, kv := range strings.Fields(in.Args) {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					t.Fatalf("line %d: write ENV as KEY=VALUE", in.Line)
-				}
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				v := kv.Value
 				if strings.HasPrefix(v, "/") {
 					v = inContainer(v)
 				}
-				env = append(env, k+"="+v)
+				env = append(env, kv.Key+"="+v)
 			}
-		case "COPY":
-			f := strings.Fields(in.Args)
-			if strings.HasPrefix(f[0], "--") {
-				t.Fatalf("line %d: COPY flags are not simulated: %s", in.Line, in.Args)
+		case *instructions.CopyCommand:
+			if c.From != "" || c.Chown != "" || c.Chmod != "" || c.Link || c.Parents || len(c.ExcludePatterns) > 0 || len(c.SourceContents) > 0 {
+				t.Fatalf("%s: this COPY's flags or heredoc are not simulated", at)
 			}
-			dst := inContainer(f[len(f)-1])
-			for _, src := range f[:len(f)-1] {
-				copyIn(t, root, src, dst, strings.HasSuffix(f[len(f)-1], "/"), ignore)
+			dst := inContainer(c.DestPath)
+			for _, src := range c.SourcePaths {
+				copyIn(t, root, src, dst, strings.HasSuffix(c.DestPath, "/"), ignore)
 			}
-		case "RUN":
-			cmd := in.Args
-			for strings.HasPrefix(cmd, "--mount=") {
-				_, cmd, _ = strings.Cut(cmd, " ")
-				cmd = strings.TrimSpace(cmd)
+		case *instructions.RunCommand:
+			// The cache mounts (--mount=type=cache) only speed up a build.
+			for _, m := range instructions.GetMounts(c) {
+				if m.Type != instructions.MountTypeCache {
+					t.Fatalf("%s: a --mount=type=%s is not simulated", at, m.Type)
+				}
 			}
+			if !c.PrependShell || len(c.Files) > 0 {
+				t.Fatalf("%s: only the shell form without heredocs is simulated", at)
+			}
+			cmd := strings.Join(c.CmdLine, " ")
 			// Absolute paths of the container, e.g. -o /out/greeter.
 			cmd = regexp.MustCompile(`(^|\s)(/[A-Za-z])`).ReplaceAllString(cmd, "${1}"+fakeRoot+"${2}")
 			if m := regexp.MustCompile(`-o\s+(\S+)`).FindStringSubmatch(cmd); m != nil {
@@ -98,8 +103,10 @@ func TestDockerBuilderStage(t *testing.T) {
 			out, err := run.CombinedOutput()
 			cancel()
 			if err != nil {
-				t.Fatalf("line %d: RUN %s: %v\n%s", in.Line, cmd, err, out)
+				t.Fatalf("%s: %v\n%s", at, err, out)
 			}
+		default:
+			t.Fatalf("%s: the builder stage's %s instructions are not simulated", at, cmd.Name())
 		}
 	}
 	if binary == "" {
@@ -156,6 +163,27 @@ func TestDockerBuilderStage(t *testing.T) {
 		t.Fatalf("%s --version: %v\n%s", binary, err, out)
 	}
 	t.Logf("builder stage made a static binary: %s", strings.TrimSpace(string(out)))
+}
+
+// TestDockerfileEquivalentForms rewrites the Dockerfile in ways that build
+// the same image: the checks read it as BuildKit does, so each stays clean.
+func TestDockerfileEquivalentForms(t *testing.T) {
+	for _, tc := range []struct{ name, old, new string }{
+		{"stage by index", "COPY --from=build ", "COPY --from=0 "},
+		{"legacy ENV form", "ENV CGO_ENABLED=0 GOTOOLCHAIN=local", "ENV CGO_ENABLED 0\nENV GOTOOLCHAIN local"},
+		{"comment inside a continuation", "ENV CGO_ENABLED=0 GOTOOLCHAIN=local", "ENV CGO_ENABLED=0 \\\n    # never fetch another toolchain\n    GOTOOLCHAIN=local"},
+		{"user from an ARG", "USER 65532:65532", "ARG UID=65532\nUSER ${UID}:${UID}"},
+		{"cgo setting from an ARG", "ENV CGO_ENABLED=0 ", "ARG CGO=0\nENV CGO_ENABLED=${CGO} "},
+		{"JSON form with spaces", `ENTRYPOINT ["/greeter"]`, `ENTRYPOINT [ "/greeter" ]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := copyTree(t)
+			edit(t, root, dockerfile, tc.old, tc.new)
+			if errs := deploycheck.CheckDockerfile(root, []int32{50051, 9090}, deploycheck.RunAsUser); len(errs) > 0 {
+				t.Fatalf("%s:\n%v", tc.name, errors.Join(errs...))
+			}
+		})
+	}
 }
 
 // dockerignore reads a .dockerignore as BuildKit does (its own

@@ -1,100 +1,104 @@
 package deploycheck
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"golang.org/x/mod/semver"
 )
 
-// Instruction is one Dockerfile instruction, continuation lines joined.
-type Instruction struct {
-	Line    int
-	Keyword string // upper case
-	Args    string
-}
-
-// Stage is one FROM ... of a multi-stage build.
-type Stage struct {
-	Image        string // with global ARGs substituted
-	Name         string
-	Instructions []Instruction
-}
-
-// ParseDockerfile splits a Dockerfile into stages. Global ARGs (before the
-// first FROM) with defaults are substituted into FROM lines.
-func ParseDockerfile(data string) ([]Stage, error) {
-	var ins []Instruction
-	var cur strings.Builder
-	start := 0
-	for i, line := range strings.Split(data, "\n") {
-		t := strings.TrimSpace(line)
-		if cur.Len() == 0 && (t == "" || strings.HasPrefix(t, "#")) {
-			continue
-		}
-		if cur.Len() > 0 && strings.HasPrefix(t, "#") {
-			continue // comment inside a continued instruction
-		}
-		if cur.Len() == 0 {
-			start = i + 1
-		}
-		if strings.HasSuffix(t, `\`) {
-			cur.WriteString(strings.TrimSuffix(t, `\`) + " ")
-			continue
-		}
-		cur.WriteString(t)
-		kw, args, _ := strings.Cut(cur.String(), " ")
-		ins = append(ins, Instruction{Line: start, Keyword: strings.ToUpper(kw), Args: strings.TrimSpace(args)})
-		cur.Reset()
+// ParseDockerfile parses a Dockerfile into its build stages with BuildKit's
+// own parser, the one `docker build` runs: line continuations, comments,
+// the escape directive, heredocs, JSON and shell forms and instruction
+// flags (COPY --from, RUN --mount) are read as the build reads them. Words
+// are then expanded as a build without --build-arg expands them: the global
+// ARGs' defaults in FROM, a stage's ARGs (a global's default where it only
+// names one) and ENVs in the instructions after them. BuildKit's built-in
+// ARGs (TARGETOS ...) are not set.
+func ParseDockerfile(data []byte) ([]instructions.Stage, error) {
+	res, err := parser.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
-	globals := map[string]string{}
-	var stages []Stage
-	for _, in := range ins {
-		switch {
-		case in.Keyword == "FROM":
-			f := strings.Fields(expandArgs(in.Args, globals))
-			if len(f) > 0 && strings.HasPrefix(f[0], "--platform") {
-				f = f[1:]
-			}
-			if len(f) == 0 {
-				return nil, fmt.Errorf("line %d: FROM without an image", in.Line)
-			}
-			s := Stage{Image: f[0]}
-			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
-				s.Name = f[2]
-			}
-			stages = append(stages, s)
-		case len(stages) == 0 && in.Keyword == "ARG":
-			name, def, _ := strings.Cut(in.Args, "=")
-			globals[strings.TrimSpace(name)] = strings.Trim(strings.TrimSpace(def), `"`)
-		case len(stages) == 0:
-			return nil, fmt.Errorf("line %d: %s before the first FROM", in.Line, in.Keyword)
-		default:
-			stages[len(stages)-1].Instructions = append(stages[len(stages)-1].Instructions, in)
-		}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, err
 	}
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("no FROM")
 	}
+	lex := shell.NewLex(res.EscapeToken)
+	expand := func(env *[]string) instructions.SingleWordExpander {
+		return func(word string) (string, error) {
+			w, _, err := lex.ProcessWord(word, shell.EnvsFromSlice(*env))
+			return w, err
+		}
+	}
+	var globals []string
+	defaults := map[string]string{}
+	for _, a := range metaArgs {
+		if err := a.Expand(expand(&globals)); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line(&a), err)
+		}
+		for _, kv := range a.Args {
+			globals = append(globals, kv.Key+"="+kv.ValueString())
+			defaults[kv.Key] = kv.ValueString()
+		}
+	}
+	for i := range stages {
+		st := &stages[i]
+		base, err := expand(&globals)(st.BaseName)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: FROM %s: %w", st.Location[0].Start.Line, st.BaseName, err)
+		}
+		st.BaseName = base
+		var env []string
+		for _, cmd := range st.Commands {
+			if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+				if err := ex.Expand(expand(&env)); err != nil {
+					return nil, fmt.Errorf("line %d: %w", line(cmd), err)
+				}
+			}
+			switch c := cmd.(type) {
+			case *instructions.EnvCommand:
+				for _, kv := range c.Env {
+					env = append(env, kv.Key+"="+kv.Value)
+				}
+			case *instructions.ArgCommand:
+				for _, kv := range c.Args {
+					v, ok := defaults[kv.Key]
+					if kv.Value != nil || !ok {
+						v = kv.ValueString()
+					}
+					env = append(env, kv.Key+"="+v)
+				}
+			}
+		}
+	}
 	return stages, nil
 }
 
-var argRef = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?`)
+// line is the line of the Dockerfile where cmd starts.
+func line(cmd instructions.Command) int {
+	if loc := cmd.Location(); len(loc) > 0 {
+		return loc[0].Start.Line
+	}
+	return 0
+}
 
-func expandArgs(s string, vars map[string]string) string {
-	return argRef.ReplaceAllStringFunc(s, func(m string) string {
-		name := argRef.FindStringSubmatch(m)[1]
-		if v, ok := vars[name]; ok {
-			return v
-		}
-		return m
-	})
+// shellLine is the command line of a RUN, ENTRYPOINT or CMD as one string.
+func shellLine(c instructions.ShellDependantCmdLine) string {
+	return strings.Join(c.CmdLine, " ")
 }
 
 // serverModule is the directory of the module the image builds.
@@ -117,7 +121,7 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	if err != nil {
 		return []error{fmt.Errorf("%s: %w", Dockerfile, err)}
 	}
-	stages, err := ParseDockerfile(string(data))
+	stages, err := ParseDockerfile(data)
 	if err != nil {
 		return []error{fmt.Errorf("%s: %w", Dockerfile, err)}
 	}
@@ -131,17 +135,22 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	}
 
 	// The builder: the stage that runs `go build` of the server.
-	var builder *Stage
+	var builder *instructions.Stage
+	var builderIndex int // COPY --from names a stage by name or index
 	var binPath string
 	for i := range stages[:len(stages)-1] {
-		for _, in := range stages[i].Instructions {
-			if in.Keyword == "RUN" && strings.Contains(in.Args, "go build") && strings.Contains(in.Args, "./cmd/greeter") {
-				builder = &stages[i]
-				if m := goBuildOutput.FindStringSubmatch(in.Args); m != nil {
+		for _, cmd := range stages[i].Commands {
+			run, ok := cmd.(*instructions.RunCommand)
+			if !ok {
+				continue
+			}
+			if sh := shellLine(run.ShellDependantCmdLine); strings.Contains(sh, "go build") && strings.Contains(sh, "./cmd/greeter") {
+				builder, builderIndex = &stages[i], i
+				if m := goBuildOutput.FindStringSubmatch(sh); m != nil {
 					binPath = m[1]
 				}
-				if !strings.Contains(in.Args, "-trimpath") {
-					fail("line %d: go build lacks -trimpath: add it, so the binary carries no build paths", in.Line)
+				if !strings.Contains(sh, "-trimpath") {
+					fail("line %d: go build lacks -trimpath: add it, so the binary carries no build paths", line(run))
 				}
 			}
 		}
@@ -153,68 +162,86 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	if binPath == "" {
 		fail("the go build of the server has no -o PATH: name the output, the final stage copies it")
 	}
-	m := golangTag.FindStringSubmatch(builder.Image)
+	m := golangTag.FindStringSubmatch(builder.BaseName)
 	if m == nil {
-		fail("builder image %q is not golang:<version>: build with the official Go image", builder.Image)
+		fail("builder image %q is not golang:<version>: build with the official Go image", builder.BaseName)
 	} else if gw, err := os.ReadFile(filepath.Join(root, serverModule, "go.mod")); err == nil {
 		if w := goDirective.FindSubmatch(gw); w != nil {
 			need := "v" + string(w[1])
 			have := "v" + m[1]
 			// golang:1.26 is the newest 1.26.x: compare what the tag names.
 			if semver.Compare(have, semver.MajorMinor(need)) < 0 || (strings.Count(m[1], ".") == 2 && semver.Compare(have, need) < 0) {
-				fail("builder image %q is older than %s/go.mod's go %s: use golang:%s or newer", builder.Image, serverModule, w[1], strings.TrimPrefix(semver.MajorMinor(need), "v"))
+				fail("builder image %q is older than %s/go.mod's go %s: use golang:%s or newer", builder.BaseName, serverModule, w[1], strings.TrimPrefix(semver.MajorMinor(need), "v"))
 			}
 		}
 	}
-	var env, copies strings.Builder
-	for _, in := range builder.Instructions {
-		switch in.Keyword {
-		case "ENV", "RUN", "ARG":
-			env.WriteString(" " + in.Args)
-		case "COPY", "ADD":
-			copies.WriteString(" " + in.Args + "\n")
+	// What the builder sets (ENV, ARG defaults, RUN's inline assignments)
+	// and copies from the context.
+	var env strings.Builder
+	var copied []string
+	for _, cmd := range builder.Commands {
+		switch c := cmd.(type) {
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				env.WriteString(" " + kv.Key + "=" + kv.Value)
+			}
+		case *instructions.ArgCommand:
+			for _, kv := range c.Args {
+				env.WriteString(" " + kv.String())
+			}
+		case *instructions.RunCommand:
+			env.WriteString(" " + shellLine(c.ShellDependantCmdLine))
+		case *instructions.CopyCommand:
+			if c.From == "" {
+				copied = append(copied, c.SourcePaths...)
+			}
+		case *instructions.AddCommand:
+			copied = append(copied, c.SourcePaths...)
 		}
 	}
-	if !regexp.MustCompile(`CGO_ENABLED[= ]0\b`).MatchString(env.String()) {
+	if !regexp.MustCompile(`CGO_ENABLED=0\b`).MatchString(env.String()) {
 		fail("the builder does not set CGO_ENABLED=0: set it (ENV CGO_ENABLED=0), the final image has no C library")
 	}
-	if regexp.MustCompile(`GOWORK[= ]off\b`).MatchString(env.String()) {
+	if regexp.MustCompile(`GOWORK=off\b`).MatchString(env.String()) {
 		fail("the builder sets GOWORK=off: the server would build against a published gen/go rather than this tree's; keep its go.work")
 	}
 	for _, f := range []string{serverModule + "/go.work", "gen/go"} {
-		if !strings.Contains(copies.String(), f) {
+		if !slices.ContainsFunc(copied, func(src string) bool {
+			src = path.Clean(src)
+			return src == f || strings.HasPrefix(f, src+"/")
+		}) {
 			fail("the builder copies no %s: the server module builds with its go.work and this tree's gen/go", f)
 		}
 	}
 
 	final := stages[len(stages)-1]
 	switch {
-	case final.Image == "scratch":
-	case strings.HasPrefix(final.Image, "gcr.io/distroless/static") && strings.Contains(final.Image, ":nonroot"):
+	case final.BaseName == "scratch":
+	case strings.HasPrefix(final.BaseName, "gcr.io/distroless/static") && strings.Contains(final.BaseName, ":nonroot"):
 	default:
-		fail("final image %q: use gcr.io/distroless/static-debian12:nonroot (or scratch), no shell, no package manager", final.Image)
+		fail("final image %q: use gcr.io/distroless/static-debian12:nonroot (or scratch), no shell, no package manager", final.BaseName)
 	}
-	var users, exposed, entry []string
-	copied := false
-	for _, in := range final.Instructions {
-		switch in.Keyword {
-		case "USER":
-			users = append(users, in.Args)
-		case "EXPOSE":
-			exposed = append(exposed, strings.Fields(in.Args)...)
-		case "ENTRYPOINT":
-			entry = append(entry, in.Args)
-		case "COPY":
-			f := strings.Fields(in.Args)
-			if len(f) >= 3 && strings.HasPrefix(f[0], "--from=") && f[len(f)-1] == "/greeter" &&
-				(strings.TrimPrefix(f[0], "--from=") == builder.Name || builder.Name == "") && (binPath == "" || f[1] == binPath) {
-				copied = true
+	var users, exposed []string
+	var entry []*instructions.EntrypointCommand
+	copiedBinary := false
+	for _, cmd := range final.Commands {
+		switch c := cmd.(type) {
+		case *instructions.UserCommand:
+			users = append(users, c.User)
+		case *instructions.ExposeCommand:
+			exposed = append(exposed, c.Ports...)
+		case *instructions.EntrypointCommand:
+			entry = append(entry, c)
+		case *instructions.CopyCommand:
+			from := c.From == strconv.Itoa(builderIndex) || (builder.Name != "" && c.From == builder.Name)
+			if from && c.DestPath == "/greeter" && (binPath == "" || slices.Equal(c.SourcePaths, []string{binPath})) {
+				copiedBinary = true
 			}
-		case "RUN":
-			fail("line %d: RUN in the final stage: the runtime image has no shell; do the work in the builder", in.Line)
+		case *instructions.RunCommand:
+			fail("line %d: RUN in the final stage: the runtime image has no shell; do the work in the builder", line(c))
 		}
 	}
-	if !copied {
+	if !copiedBinary {
 		fail("the final stage does not COPY --from=%s %s /greeter", builder.Name, binPath)
 	}
 	wantUser := strconv.FormatInt(user, 10)
@@ -236,13 +263,11 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	if ports != nil && !slices.Equal(slices.Compact(got), slices.Compact(want)) {
 		fail("EXPOSE %s differs from the manifests' container ports %s: expose exactly the ports the Deployment declares", strings.Join(got, " "), strings.Join(want, " "))
 	}
-	if len(entry) != 1 {
+	switch {
+	case len(entry) != 1:
 		fail("the final stage needs one ENTRYPOINT [\"/greeter\"], found %d", len(entry))
-	} else {
-		var argv []string
-		if err := json.Unmarshal([]byte(entry[0]), &argv); err != nil || !slices.Equal(argv, []string{"/greeter"}) {
-			fail("ENTRYPOINT %s: use the exec form [\"/greeter\"] so the server is PID 1 and gets SIGTERM (flags come from the manifest's args)", entry[0])
-		}
+	case entry[0].PrependShell || !slices.Equal(entry[0].CmdLine, []string{"/greeter"}):
+		fail("%s: use the exec form [\"/greeter\"] so the server is PID 1 and gets SIGTERM (flags come from the manifest's args)", entry[0].String())
 	}
 	return errs
 }
