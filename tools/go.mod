@@ -6,6 +6,7 @@ tool (
 	github.com/acme/greeter/tools/cmd/breaking
 	github.com/acme/greeter/tools/cmd/gendrift
 	github.com/acme/greeter/tools/cmd/modproxy
+	github.com/acme/greeter/tools/cmd/protoc-gen-apidoc
 	github.com/acme/greeter/tools/cmd/protodeps
 	github.com/bufbuild/buf/cmd/buf
 	github.com/rhysd/actionlint/cmd/actionlint
@@ -49,7 +50,7 @@ require (
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/bmatcuk/doublestar/v4 v4.10.0 // indirect
 	github.com/bufbuild/buf v1.75.0 // indirect
-	github.com/bufbuild/protocompile v0.14.2-0.20261020145055-56248e843b50 // indirect
+	github.com/bufbuild/protocompile v0.14.2-0.20261020145055-56248e843b50
 	github.com/bufbuild/protoplugin v0.0.0-20260414125817-25d1d281b46b // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cli/browser v1.3.0 // indirect
