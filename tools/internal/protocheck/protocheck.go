@@ -1,6 +1,6 @@
 // Package protocheck runs the contract checks of this repository: buf lint,
 // buf format, buf breaking against a git ref, and the generated-code drift
-// check. Each check runs `go tool buf` in a repository directory, so it uses
+// check (gen/go, the TypeScript and Python SDKs, the API reference). Each check runs `go tool buf` in a repository directory, so it uses
 // the buf version pinned in tools/go.mod and works on a copy of the
 // repository as well as on the checkout itself.
 package protocheck
@@ -13,11 +13,14 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/acme/greeter/tools/internal/protodeps"
+	"github.com/acme/greeter/tools/internal/sdktools"
 )
 
 // GenDir is where buf.gen.yaml writes generated Go code, relative to the
@@ -149,60 +152,114 @@ func RefExists(ctx context.Context, repoDir, ref string) bool {
 	return cmd.Run() == nil
 }
 
-// Drift generates code for the workspace in repoDir into a temporary
-// directory and compares it byte for byte with the generated files committed
-// under GenDir. It fails with *Error naming every file that differs, is
+// Generated is one tree of generated files: the buf generation template
+// that writes it, the directory it writes, and which files below that
+// directory are generated (the rest are written by hand: go.mod, README,
+// package manifests).
+type Generated struct {
+	// Template is the buf generation template, relative to the repository.
+	Template string
+	// Dir is where the template writes, relative to the repository.
+	Dir string
+	// Suffixes are the endings of the generated files' names below Dir.
+	Suffixes []string
+}
+
+// Trees are the generated trees of the repository, each reproduced by
+// Drift: the Go module, the TypeScript and Python SDKs and the API
+// reference. `make generate` writes them all.
+var Trees = []Generated{
+	{Template: "buf.gen.yaml", Dir: GenDir, Suffixes: []string{".pb.go"}},
+	{Template: "buf.gen.ts.yaml", Dir: "sdk/ts/gen", Suffixes: []string{"_pb.js", "_pb.d.ts"}},
+	{Template: "buf.gen.python.yaml", Dir: "sdk/python/src", Suffixes: []string{"_pb2.py", "_pb2.pyi", "_pb2_grpc.py"}},
+	{Template: "buf.gen.docs.yaml", Dir: "docs/api", Suffixes: []string{".md"}},
+}
+
+// Drift generates every tree of Trees for the workspace in repoDir into a
+// temporary directory and compares it byte for byte with the generated
+// files committed. It fails with *Error naming every file that differs, is
 // missing, or is stale (committed but no longer generated).
 func Drift(ctx context.Context, repoDir string) error {
+	if err := sdktools.Check(repoDir); err != nil {
+		return fmt.Errorf("generated code drift check: %w", err)
+	}
 	tmp, err := os.MkdirTemp("", "greeter-gen-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := Buf(ctx, repoDir, "generate", "--output", tmp); err != nil {
-		return err
-	}
-	fresh, err := generatedFiles(filepath.Join(tmp, GenDir))
-	if err != nil {
-		return err
-	}
-	committed, err := generatedFiles(filepath.Join(repoDir, GenDir))
-	if err != nil {
-		return err
-	}
 	var problems []string
-	for name, want := range fresh {
-		got, ok := committed[name]
-		switch {
-		case !ok:
-			problems = append(problems, "missing: "+name)
-		case !bytes.Equal(got, want):
-			problems = append(problems, "differs: "+name)
+	for i, tree := range Trees {
+		out := filepath.Join(tmp, strconv.Itoa(i))
+		if _, err := Buf(ctx, repoDir, "generate", "--template", tree.Template, "--output", out); err != nil {
+			return err
 		}
-	}
-	for name := range committed {
-		if _, ok := fresh[name]; !ok {
-			problems = append(problems, "stale (no longer generated): "+name)
+		fresh, err := generatedFiles(filepath.Join(out, tree.Dir), tree.Suffixes)
+		if err != nil {
+			return err
+		}
+		committed, err := generatedFiles(filepath.Join(repoDir, tree.Dir), tree.Suffixes)
+		if err != nil {
+			return err
+		}
+		for name, want := range fresh {
+			got, ok := committed[name]
+			switch {
+			case !ok:
+				problems = append(problems, "missing: "+path.Join(tree.Dir, name))
+			case !bytes.Equal(got, want):
+				problems = append(problems, "differs: "+path.Join(tree.Dir, name))
+			}
+		}
+		for name := range committed {
+			if _, ok := fresh[name]; !ok {
+				problems = append(problems, "stale (no longer generated): "+path.Join(tree.Dir, name))
+			}
 		}
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return &Error{
 			Check:  "generated code drift check",
-			Output: strings.Join(problems, "\n") + "\nrun `make generate` and commit the result; never edit " + GenDir + " by hand",
+			Output: strings.Join(problems, "\n") + "\nrun `make generate` and commit the result; never edit generated code by hand",
 		}
 	}
 	return nil
 }
 
-// generatedFiles reads every generated Go file (*.pb.go) below dir, keyed by
-// slash-separated path relative to dir. go.mod and hand-written files of the
-// generated module are not generated and are left out.
-func generatedFiles(dir string) (map[string][]byte, error) {
+// Generate regenerates every tree of Trees in repoDir in place: it deletes
+// the generated files first, so none outlives its proto.
+func Generate(ctx context.Context, repoDir string) error {
+	if err := sdktools.Check(repoDir); err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	for _, tree := range Trees {
+		old, err := generatedFiles(filepath.Join(repoDir, tree.Dir), tree.Suffixes)
+		if err != nil {
+			return err
+		}
+		for name := range old {
+			if err := os.Remove(filepath.Join(repoDir, tree.Dir, filepath.FromSlash(name))); err != nil {
+				return err
+			}
+		}
+		if _, err := Buf(ctx, repoDir, "generate", "--template", tree.Template); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// generatedFiles reads every file below dir whose name ends in one of
+// suffixes, keyed by slash-separated path relative to dir.
+func generatedFiles(dir string, suffixes []string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".pb.go") {
+		if err != nil || d.IsDir() {
 			return err
+		}
+		if !slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(path, s) }) {
+			return nil
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {

@@ -51,6 +51,11 @@ func copyRepo(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	// protoc-gen-es, installed by `npm ci` (git-ignored), generates the
+	// TypeScript SDK in the copy too.
+	if err := os.Symlink(filepath.Join(root, "sdk", "ts", "node_modules"), filepath.Join(dst, "sdk", "ts", "node_modules")); err != nil {
+		t.Fatal(err)
+	}
 	return dst
 }
 
@@ -235,32 +240,66 @@ func TestDrift(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	if err := protocheck.Drift(ctx, repo.TestRoot(t)); err != nil {
-		t.Fatalf("gen/go must match buf generate: %v", err)
+		t.Fatalf("the generated trees must match buf generate: %v", err)
+	}
+	writeFile := func(rel, content string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, rel), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	tests := map[string]struct {
 		plant func(t *testing.T, dir string)
-		want  string
+		want  []string
 	}{
-		"hand-edited generated file": {
+		// One copy for the four trees: each drift check regenerates them all.
+		"hand-edited generated files": {
 			plant: func(t *testing.T, dir string) {
 				plant(t, dir, "gen/go/acme/greeter/v1/greeter.pb.go", "package greeterv1", "package greeterv1 // edited")
+				plant(t, dir, "sdk/ts/gen/acme/greeter/v1/greeter_pb.d.ts", "export declare type SayHelloRequest =", "export declare type SayHelloRequestEdited =")
+				plant(t, dir, "sdk/python/src/acme/greeter/v1/greeter_pb2_grpc.py", "import grpc", "import grpc  # edited")
+				plant(t, dir, "docs/api/acme.greeter.v1.md", "at most 100 characters", "at most 200 characters")
 			},
-			want: "differs: acme/greeter/v1/greeter.pb.go",
+			want: []string{
+				"differs: gen/go/acme/greeter/v1/greeter.pb.go",
+				"differs: sdk/ts/gen/acme/greeter/v1/greeter_pb.d.ts",
+				"differs: sdk/python/src/acme/greeter/v1/greeter_pb2_grpc.py",
+				"differs: docs/api/acme.greeter.v1.md",
+			},
 		},
 		"proto changed without regenerating": {
 			plant: func(t *testing.T, dir string) {
 				plant(t, dir, v1Proto, "message SayHelloResponse {\n", "message SayHelloResponse {\n  // locale is new.\n  string locale = 2;\n")
 			},
-			want: "differs: acme/greeter/v1/greeter.pb.go",
+			want: []string{
+				"differs: gen/go/acme/greeter/v1/greeter.pb.go",
+				"differs: sdk/ts/gen/acme/greeter/v1/greeter_pb.js",
+				"differs: sdk/python/src/acme/greeter/v1/greeter_pb2.py",
+				"differs: docs/api/acme.greeter.v1.md",
+			},
 		},
-		"stale generated file": {
+		"stale generated files": {
 			plant: func(t *testing.T, dir string) {
-				err := os.WriteFile(filepath.Join(dir, "gen/go/acme/greeter/v1/old.pb.go"), []byte("package greeterv1\n"), 0o644)
-				if err != nil {
+				writeFile("gen/go/acme/greeter/v1/old.pb.go", "package greeterv1\n")(t, dir)
+				writeFile("sdk/ts/gen/acme/greeter/v1/old_pb.js", "export {};\n")(t, dir)
+				writeFile("sdk/python/src/acme/greeter/v1/old_pb2.py", "\n")(t, dir)
+				writeFile("docs/api/old.md", "# old\n")(t, dir)
+			},
+			want: []string{
+				"stale (no longer generated): gen/go/acme/greeter/v1/old.pb.go",
+				"stale (no longer generated): sdk/ts/gen/acme/greeter/v1/old_pb.js",
+				"stale (no longer generated): sdk/python/src/acme/greeter/v1/old_pb2.py",
+				"stale (no longer generated): docs/api/old.md",
+			},
+		},
+		"generated file deleted": {
+			plant: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "sdk/python/src/buf/validate/validate_pb2.py")); err != nil {
 					t.Fatal(err)
 				}
 			},
-			want: "stale (no longer generated): acme/greeter/v1/old.pb.go",
+			want: []string{"missing: sdk/python/src/buf/validate/validate_pb2.py"},
 		},
 	}
 	for name, tc := range tests {
@@ -268,7 +307,29 @@ func TestDrift(t *testing.T) {
 			t.Parallel()
 			dir := copyRepo(t)
 			tc.plant(t, dir)
-			wantCheckError(t, protocheck.Drift(ctx, dir), tc.want)
+			wantCheckError(t, protocheck.Drift(ctx, dir), tc.want...)
 		})
+	}
+}
+
+// TestGenerate regenerates a copy in place after planting a hand edit and
+// a stale file: both are gone, and the copy passes the drift check.
+func TestGenerate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := copyRepo(t)
+	plant(t, dir, "docs/api/acme.greeter.v1.md", "at most 100 characters", "at most 200 characters")
+	stale := filepath.Join(dir, "sdk/ts/gen/acme/greeter/v1/old_pb.js")
+	if err := os.WriteFile(stale, []byte("export {};\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := protocheck.Generate(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale %s survived generate: %v", stale, err)
+	}
+	if err := protocheck.Drift(ctx, dir); err != nil {
+		t.Errorf("after generate: %v", err)
 	}
 }
