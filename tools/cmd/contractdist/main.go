@@ -1,0 +1,53 @@
+// Command contractdist builds the contract's release artifacts into dist/
+// (`make dist`): the buf image, the protos tarball, the API reference, the
+// npm package and the Python wheel, with SHA256SUMS. Run it from the
+// repository root:
+//
+//	go tool contractdist [-version X.Y.Z] [-out dist]
+//
+// Without -version the packages get the development version (0.0.0-dev).
+// SOURCE_DATE_EPOCH, when set, is the time stamped on archive entries.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/acme/greeter/tools/internal/contractdist"
+)
+
+func main() {
+	version := flag.String("version", "", "release version X.Y.Z (the tag api/vX.Y.Z); empty: "+contractdist.Dev.NPM)
+	out := flag.String("out", "dist", "output directory, emptied first")
+	flag.Parse()
+	if err := run(*version, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "contractdist:", err)
+		os.Exit(1)
+	}
+}
+
+func run(versionFlag, out string) error {
+	version, err := contractdist.ParseVersion(versionFlag)
+	if err != nil {
+		return err
+	}
+	epoch, err := contractdist.Epoch()
+	if err != nil {
+		return err
+	}
+	artifacts, err := contractdist.Build(context.Background(), ".", out, version, epoch)
+	if err != nil {
+		return err
+	}
+	for _, rel := range artifacts {
+		info, err := os.Stat(filepath.Join(out, rel))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%9d  %s\n", info.Size(), filepath.Join(out, rel))
+	}
+	return nil
+}
