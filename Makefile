@@ -7,10 +7,15 @@
 #
 #   make demo       build, start the server, greet through greetctl, drain
 #   make test       every check and every module's tests (what CI runs)
-#   make generate   regenerate gen/go from api/
+#   make generate   regenerate gen/go, the TypeScript and Python SDKs and docs/api from api/
+#   make dist       the contract's release artifacts in dist/ (VERSION=X.Y.Z for a release)
 #   make bench      load benchmark: greeter vs bare grpc-go, writes docs/performance.md
 #   make build      bin/greeter and bin/greetctl, each from its own module
-#   make lint | format | format-check | breaking | drift | vet | tidy
+#   make lint | format | format-check | breaking | drift | vet | tidy | npm-deps | sdk-tools
+#
+# The SDKs need, besides Go, Node.js 20 with npm and Debian's protoc,
+# grpc_python_plugin and Python packages (.ci/apt-packages, which .ci/run
+# installs); `make sdk-tools` says in one line what is missing.
 
 GO       ?= go
 BUF      := $(GO) tool buf
@@ -22,8 +27,17 @@ MODULES  := gen/go services/greeter clients/greetctl tools test
 # Empty means the previous commit of main.
 AGAINST  ?=
 BIN      := bin
+# The contract release version of `make dist` (the tag api/vX.Y.Z without
+# api/v); empty builds the development version 0.0.0-dev.
+VERSION  ?=
+# The npm projects, each pinned by its committed package-lock.json:
+# protoc-gen-es for the TypeScript SDK, and the Node client of test/e2e/sdk.
+NPM_PROJECTS := sdk/ts test/e2e/sdk/node
+# test/e2e/sdk runs on its own and verbosely, so the log names each client
+# that ran (Node, Python, the consuming team).
+SDK_TESTS := github.com/acme/greeter/test/e2e/sdk
 
-.PHONY: all demo test check protodeps generate lint format format-check breaking drift vet gotest bench-smoke bench build tidy clean
+.PHONY: all demo test check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest bench-smoke bench build tidy clean
 
 all: test
 
@@ -32,9 +46,23 @@ all: test
 protodeps:
 	$(GO) tool protodeps
 
-generate: protodeps
-	find gen/go -name '*.pb.go' -delete
-	$(BUF) generate
+# `npm ci` of each npm project, again only when its lockfile changes.
+npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_PROJECTS))
+
+%/node_modules/.package-lock.json: %/package-lock.json %/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "make: npm is missing: install Node.js 20 or newer with npm"; exit 1; }
+	cd $* && npm ci --no-audit --no-fund
+
+# One line naming every tool the SDKs need that this machine lacks.
+sdk-tools: npm-deps
+	@$(GO) tool contractdist -check-tools
+
+# Every generated tree (tools/internal/protocheck.Trees), stale files removed.
+generate: protodeps npm-deps
+	$(GO) tool gendrift -write
+
+dist: protodeps npm-deps
+	$(GO) tool contractdist -version "$(VERSION)"
 
 lint: protodeps
 	$(BUF) lint
@@ -48,7 +76,7 @@ format-check: protodeps
 breaking: protodeps
 	$(GO) tool breaking $(AGAINST)
 
-drift: protodeps
+drift: protodeps npm-deps
 	$(GO) tool gendrift
 
 ## Go
@@ -62,8 +90,10 @@ vet:
 # go test -race in every module, one after the other, so the output shows
 # each module's tests ran; then every micro-benchmark once, so they keep
 # working (the load benchmark has its own short test in test/bench).
-gotest: protodeps
-	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race ./...) || exit 1; done
+gotest: protodeps npm-deps
+	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race $$($(GO) list ./... | grep -vx '$(SDK_TESTS)')) || exit 1; done
+	@echo "== go test -race -v: test/e2e/sdk (the SDKs in Node and Python clients of the real greeter, a consuming team, the publish dry run)"
+	cd test && $(GO) test -race -v ./e2e/sdk
 	@$(MAKE) --no-print-directory bench-smoke
 
 bench-smoke:
@@ -92,7 +122,7 @@ tidy:
 
 ## The two commands of README.md
 
-check: format-check lint breaking drift vet
+check: sdk-tools format-check lint breaking drift vet
 
 test: check gotest
 
@@ -100,4 +130,4 @@ demo: build
 	./scripts/demo.sh $(BIN)
 
 clean:
-	rm -rf $(BIN) third_party .cache
+	rm -rf $(BIN) third_party .cache dist $(addsuffix /node_modules,$(NPM_PROJECTS))

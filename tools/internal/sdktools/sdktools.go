@@ -30,17 +30,33 @@ const (
 // generated the committed Python code (Debian 12's protobuf-compiler).
 const ProtocVersion = "libprotoc 3.21.12"
 
-// AptPackages is every Debian package the SDKs need, as one apt-get
-// argument list: .ci/run installs exactly these.
-const AptPackages = "protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf python3-build python3-setuptools python3-wheel twine"
+// AptPackagesFile lists every Debian package the SDKs need, one a line,
+// relative to the repository root: .ci/run installs exactly these.
+const AptPackagesFile = ".ci/apt-packages"
+
+// AptPackages reads AptPackagesFile of repoRoot.
+func AptPackages(repoRoot string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, AptPackagesFile))
+	if err != nil {
+		return nil, err
+	}
+	var packages []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line, _, _ = strings.Cut(line, "#"); strings.TrimSpace(line) != "" {
+			packages = append(packages, strings.TrimSpace(line))
+		}
+	}
+	return packages, nil
+}
 
 // ProtocGenES is where `npm ci` in sdk/ts puts protoc-gen-es (pinned by
 // sdk/ts/package-lock.json), relative to the repository root.
 const ProtocGenES = "sdk/ts/node_modules/.bin/protoc-gen-es"
 
 // pythonModules are the modules the Python SDK is built (build,
-// setuptools, wheel), checked (twine) and run (grpc, google.protobuf) with.
-var pythonModules = []string{"grpc", "google.protobuf", "build", "setuptools", "wheel", "twine"}
+// setuptools, wheel), checked (twine), installed (installer) and run (grpc,
+// google.protobuf) with.
+var pythonModules = []string{"grpc", "google.protobuf", "build", "setuptools", "wheel", "installer", "twine"}
 
 // Check reports, as one line, every tool the SDKs need that repoRoot's
 // machine lacks, with the commands that install them; nil when all are
@@ -81,7 +97,11 @@ func Check(repoRoot string) error {
 	}
 	var fixes []string
 	if apt {
-		fixes = append(fixes, "sudo apt-get install -y --no-install-recommends "+AptPackages)
+		packages, err := AptPackages(repoRoot)
+		if err != nil {
+			return err
+		}
+		fixes = append(fixes, "sudo apt-get install -y --no-install-recommends "+strings.Join(packages, " "))
 	}
 	if npm {
 		fixes = append(fixes, "make npm-deps")
