@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path"
@@ -60,16 +61,20 @@ func tagMatches(t *testing.T, filter, tag string) bool {
 // module's release workflow and no other.
 func TestReleaseTriggers(t *testing.T) {
 	t.Parallel()
-	releases := map[string]string{ // workflow → module (= tag prefix)
+	releases := map[string]string{ // workflow → module or contract (= tag prefix)
 		"release-gen.yml":      "gen/go",
 		"release-greeter.yml":  "services/greeter",
 		"release-greetctl.yml": "clients/greetctl",
+		// The contract: image, protos, docs, npm and Python packages.
+		"release-api.yml": "api",
 	}
 	tags := []string{
 		"gen/go/v1.0.0", "gen/go/v1.2.3-rc.1",
 		"services/greeter/v1.0.0", "services/greeter/v2.0.0",
 		"clients/greetctl/v1.0.0", "clients/greetctl/v0.9.1",
+		"api/v1.0.0", "api/v1.2.3-rc.1",
 		"v1.0.0", "tools/v1.0.0", "services/greeter-extra/v1.0.0", "gen/go/v2/v2.0.0",
+		"api/acme/greeter/v1.0.0", "apis/v1.0.0", "sdk/ts/v1.0.0",
 	}
 	for file, module := range releases {
 		w := readWorkflow(t, file)
@@ -143,5 +148,73 @@ func TestEveryModuleReleases(t *testing.T) {
 	slices.Sort(matrix)
 	if !slices.Equal(modules, matrix) {
 		t.Errorf("go.yml tests modules %q, the repository has %q", matrix, modules)
+	}
+}
+
+// TestEveryPackageReleases does for the npm and Python packages what
+// TestEveryModuleReleases does for Go modules: each package manifest is
+// one of the contract's SDKs, released by release-api.yml (which builds
+// them with `make dist` and publishes them), or a private test project
+// that no registry may take.
+func TestEveryPackageReleases(t *testing.T) {
+	t.Parallel()
+	root := repo.TestRoot(t)
+	out, err := exec.Command("git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard",
+		"package.json", "*/package.json", "pyproject.toml", "*/pyproject.toml").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := map[string]bool{"sdk/ts/package.json": true, "sdk/python/pyproject.toml": true}
+	private := map[string]bool{"test/e2e/sdk/node/package.json": true}
+	found := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		found[f] = true
+		switch {
+		case released[f]:
+		case private[f]:
+			var pkg struct {
+				Private bool `json:"private"`
+			}
+			data, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(data, &pkg); err != nil || !pkg.Private {
+				t.Errorf("%s is a test project: it must say \"private\": true, so npm never publishes it (%v)", f, err)
+			}
+		default:
+			t.Errorf("package %s has no release path: release-api.yml releases sdk/ts and sdk/python only", f)
+		}
+	}
+	for f := range released {
+		if !found[f] {
+			t.Errorf("%s is gone: update release-api.yml, `make dist` and this test", f)
+		}
+	}
+	release, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "release-api.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"make dist", "scripts/publish-api.sh", "SHA256SUMS"} {
+		if !strings.Contains(string(release), step) {
+			t.Errorf("release-api.yml does not run %s", step)
+		}
+	}
+	// The publish step is rehearsed on every pull request.
+	var dist struct {
+		On map[string]any `yaml:"on"`
+	}
+	data, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "api-dist.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &dist); err != nil {
+		t.Fatal(err)
+	}
+	if prs, ok := dist.On["pull_request"]; !ok || prs != nil {
+		t.Errorf("api-dist.yml must run on every pull request (no filters), got %v", dist.On["pull_request"])
+	}
+	if !strings.Contains(string(data), "scripts/publish-api.sh --dry-run") {
+		t.Error("api-dist.yml does not run the publish step with --dry-run")
 	}
 }
