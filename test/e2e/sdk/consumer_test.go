@@ -62,6 +62,17 @@ func TestConsumingTeam(t *testing.T) {
 	t.Run("protoc", func(t *testing.T) {
 		// Debian's protoc reads every proto, validate.proto (proto2) among
 		// them; the well-known types come from its own include directory.
+		// Debian's protoc 3.21 cannot read editions files: every proto of
+		// the release must be proto2 or proto3.
+		for _, f := range []string{"buf/validate/validate.proto", "acme/greeter/v1/name_rules.proto"} {
+			data, err := os.ReadFile(filepath.Join(protos, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), "\nsyntax = \"proto2\";") {
+				t.Errorf("%s is not proto2: Debian's protoc 3.21 reads no editions", f)
+			}
+		}
 		files := []string{"acme/greeter/v1/greeter.proto", "acme/greeter/v1/name_rules.proto", "helloworld/helloworld.proto", "buf/validate/validate.proto"}
 		args := append([]string{"-I", ".", "-o", filepath.Join(dir, "protoc.binpb")}, files...)
 		runIn(t, protos, nil, "/usr/bin/protoc", args...)

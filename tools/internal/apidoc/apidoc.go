@@ -92,12 +92,9 @@ func (d *doc) pkg(name protoreflect.FullName, files []*protogen.File) string {
 		paths = append(paths, code(f.Desc.Path()))
 	}
 	fmt.Fprintf(&b, "Files: %s\n\n", strings.Join(paths, ", "))
-	for _, f := range files {
-		if c := f.Desc.SourceLocations().ByPath(protoreflect.SourcePath{fileDescriptorPackage}).LeadingComments; c != "" {
-			b.WriteString(block(uncomment(c)))
-			b.WriteString("\n")
-			break
-		}
+	if c := packageComment(files); c != "" {
+		b.WriteString(block(c))
+		b.WriteString("\n")
 	}
 	var services []*protogen.Service
 	var messages []*protogen.Message
@@ -153,9 +150,31 @@ func (d *doc) pkg(name protoreflect.FullName, files []*protogen.File) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// fileDescriptorPackage is the field number of FileDescriptorProto.package:
-// the source path of the package statement, which holds the package comment.
-const fileDescriptorPackage = 2
+// Field numbers of FileDescriptorProto: the source paths of the package
+// and syntax statements.
+const (
+	fileDescriptorPackage = 2
+	fileDescriptorSyntax  = 12
+)
+
+// packageComment is the comment on the first package statement of files
+// that has one or, failing that, a comment before the syntax statement that
+// starts like a Go package comment ("Package helloworld is ..."): a comment
+// there is otherwise a note to the proto's authors.
+func packageComment(files []*protogen.File) string {
+	for _, f := range files {
+		if c := f.Desc.SourceLocations().ByPath(protoreflect.SourcePath{fileDescriptorPackage}).LeadingComments; strings.TrimSpace(c) != "" {
+			return uncomment(c)
+		}
+	}
+	for _, f := range files {
+		c := uncomment(f.Desc.SourceLocations().ByPath(protoreflect.SourcePath{fileDescriptorSyntax}).LeadingComments)
+		if strings.HasPrefix(strings.TrimSpace(c), "Package "+string(f.Desc.Package())+" ") {
+			return c
+		}
+	}
+	return ""
+}
 
 func collect(m *protogen.Message, messages []*protogen.Message, enums []*protogen.Enum) ([]*protogen.Message, []*protogen.Enum) {
 	if m.Desc.IsMapEntry() {
@@ -390,7 +409,7 @@ func block(c string) string {
 			inCode = true
 			continue
 		}
-		b.WriteString(line + "\n")
+		b.WriteString(escapeHTML(line) + "\n")
 	}
 	if inCode {
 		b.WriteString("```\n")
@@ -412,9 +431,27 @@ func isListItem(line string) bool {
 func inline(c string) string {
 	var paragraphs []string
 	for _, p := range strings.Split(strings.Trim(c, "\n"), "\n\n") {
-		paragraphs = append(paragraphs, strings.Join(strings.Fields(p), " "))
+		paragraphs = append(paragraphs, escapeHTML(strings.Join(strings.Fields(p), " ")))
 	}
 	return strings.Join(paragraphs, "<br><br>")
+}
+
+// escapeHTML keeps a comment's "<name>" text rather than an HTML tag that
+// Markdown would swallow: "<" outside inline code becomes "&lt;".
+func escapeHTML(line string) string {
+	var b strings.Builder
+	inCode := false
+	for _, r := range line {
+		switch {
+		case r == '`':
+			inCode = !inCode
+		case r == '<' && !inCode:
+			b.WriteString("&lt;")
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // cell escapes what would end a Markdown table cell.
