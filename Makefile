@@ -14,8 +14,9 @@
 #   make lint | format | format-check | breaking | drift | vet | tidy | npm-deps | sdk-tools
 #
 # The SDKs need, besides Go, Node.js 20 with npm and Debian's protoc,
-# grpc_python_plugin and Python packages (.ci/apt-packages, which .ci/run
-# installs); `make sdk-tools` says in one line what is missing.
+# grpc_python_plugin and Python packages (.ci/apt-packages), which
+# `make sdk-tools` (part of `make test`) installs where it may and otherwise
+# names in one line.
 
 GO       ?= go
 BUF      := $(GO) tool buf
@@ -53,8 +54,12 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_PROJECTS))
 	@command -v npm >/dev/null 2>&1 || { echo "make: npm is missing: install Node.js 20 or newer with npm"; exit 1; }
 	cd $* && npm ci --no-audit --no-fund
 
-# One line naming every tool the SDKs need that this machine lacks.
+# The Debian packages of .ci/apt-packages are installed when this user may
+# (root, or sudo without a password: CI and our machines), so `make test`
+# needs no other set-up; elsewhere one line names every tool that is missing.
 sdk-tools: npm-deps
+	@if ! $(GO) tool contractdist -check-tools >/dev/null 2>&1 && \
+	    { [ "$$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then bash .ci/install-sdk-tools; fi
 	@$(GO) tool contractdist -check-tools
 
 # Every generated tree (tools/internal/protocheck.Trees), stale files removed.
