@@ -21,6 +21,7 @@ import (
 
 	"github.com/acme/greeter/services/greeter/internal/config"
 	"github.com/acme/greeter/services/greeter/internal/logsink"
+	"github.com/acme/greeter/services/greeter/internal/memlimit"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/server"
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
@@ -73,7 +74,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts, err := serverOptions(cfg, logger, m)
+	memoryLimit, err := planMemory(cfg, logger)
+	if err != nil {
+		return err
+	}
+	opts, err := serverOptions(cfg, logger, m, memoryLimit)
 	if err != nil {
 		return err
 	}
@@ -147,8 +152,29 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return errors.Join(serveErr, drainErr)
 }
 
+// planMemory decides the memory limit the server plans for (--memory-limit,
+// else the cgroup's) and sets GOMEMLIMIT from it. Without either, the
+// server's limits are sized for server.DefaultMemoryLimit and the runtime's
+// own memory limit is left alone.
+func planMemory(cfg config.Config, logger *slog.Logger) (int64, error) {
+	limit, source, err := memlimit.Limit(cfg.MemoryLimit, memlimit.FromCgroup, server.DefaultMemoryLimit)
+	if err != nil {
+		logger.Warn("memory limit unknown, planning for the default", "memory_limit", limit, "error", err)
+	}
+	if source == memlimit.SourceDefault {
+		logger.Info("no memory limit set or found in the cgroup", "planned_for", limit)
+		return limit, nil
+	}
+	goLimit, err := memlimit.SetGoMemLimit(limit)
+	if err != nil {
+		return 0, fmt.Errorf("%w: set GOMEMLIMIT: %w", config.ErrInvalid, err)
+	}
+	logger.Info("memory limit", "memory_limit", limit, "source", string(source), "gomemlimit", goLimit)
+	return limit, nil
+}
+
 // serverOptions translates the configuration into server options.
-func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) ([]server.Option, error) {
+func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics, memoryLimit int64) ([]server.Option, error) {
 	opts := []server.Option{
 		server.WithLogger(logger),
 		server.WithMetrics(m),
@@ -171,6 +197,14 @@ func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (
 		server.WithMaxConnectionAgeGrace(cfg.MaxConnectionAgeGrace),
 		server.WithKeepaliveMinTime(cfg.KeepaliveMinTime),
 		server.WithKeepalivePermitWithoutStream(cfg.KeepalivePermitNoStream),
+		server.WithMemoryLimit(memoryLimit),
+		server.WithMaxRPCMemory(cfg.MaxRPCMemory),
+		server.WithMaxRPCMemoryPerClient(cfg.MaxRPCMemoryPerClient),
+		server.WithMaxHealthStreams(cfg.MaxHealthStreams),
+		server.WithMaxConnections(cfg.MaxConnections),
+		server.WithMaxConnectionsPerClient(cfg.MaxConnectionsPerClient),
+		server.WithFirstMessageTimeout(cfg.FirstMessageTimeout),
+		server.WithSendStallTimeout(cfg.SendStallTimeout),
 	}
 	if cfg.TLSCert != "" {
 		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,

@@ -42,6 +42,17 @@ type Config struct {
 	StreamWorkers        uint
 	ConnectionTimeout    time.Duration
 
+	// Overload limits (see the server's options): 0 derives a limit from
+	// MemoryLimit, itself the cgroup's limit when 0.
+	MemoryLimit             int64
+	MaxRPCMemory            int64
+	MaxRPCMemoryPerClient   int64
+	MaxHealthStreams        int
+	MaxConnections          int
+	MaxConnectionsPerClient int
+	FirstMessageTimeout     time.Duration
+	SendStallTimeout        time.Duration
+
 	KeepaliveTime           time.Duration
 	KeepaliveTimeout        time.Duration
 	MaxConnectionIdle       time.Duration
@@ -107,6 +118,14 @@ const (
 	flagPprof                   flagName = "pprof"
 	flagRateLimit               flagName = "rate-limit"
 	flagRateLimitBurst          flagName = "rate-limit-burst"
+	flagMemoryLimit             flagName = "memory-limit"
+	flagMaxRPCMemory            flagName = "max-rpc-memory"
+	flagMaxRPCMemoryPerClient   flagName = "max-rpc-memory-per-client"
+	flagMaxHealthStreams        flagName = "max-health-streams"
+	flagMaxConnections          flagName = "max-connections"
+	flagMaxConnectionsPerClient flagName = "max-connections-per-client"
+	flagFirstMessageTimeout     flagName = "first-message-timeout"
+	flagSendStallTimeout        flagName = "send-stall-timeout"
 	// flagVersion is an action, not a setting: it has no environment
 	// variable, as deployments commonly use GREETER_VERSION for their own
 	// labels.
@@ -139,9 +158,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.StringVar(&c.TLSCert, string(flagTLSCert), "", "PEM certificate `file`; with "+flagTLSKey.String()+" enables TLS (reloaded when it changes)")
 	fs.StringVar(&c.TLSKey, string(flagTLSKey), "", "PEM private key `file` of "+flagTLSCert.String())
 	fs.StringVar(&c.TLSClientCA, string(flagTLSClientCA), "", "PEM CA `file`; when set, clients must present a certificate it signed (mTLS)")
-	fs.IntVar(&c.MaxRecvMsgSize, string(flagMaxRecvMsgSize), 4<<20, "largest message the server accepts, in `bytes`")
+	fs.IntVar(&c.MaxRecvMsgSize, string(flagMaxRecvMsgSize), 64<<10, "largest message the server accepts, in `bytes`; every RPC in flight is charged this much against "+flagMaxRPCMemory.String())
 	fs.IntVar(&c.MaxSendMsgSize, string(flagMaxSendMsgSize), 4<<20, "largest message the server sends, in `bytes`")
-	fs.UintVar(&c.MaxConcurrentStreams, string(flagMaxConcurrentStreams), 1000, "most concurrent RPCs on one client connection")
+	fs.UintVar(&c.MaxConcurrentStreams, string(flagMaxConcurrentStreams), 100, "most concurrent RPCs on one client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; beyond it, REFUSED_STREAM)")
 	fs.UintVar(&c.StreamWorkers, string(flagStreamWorkers), 128, "goroutines kept to run RPCs, so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine")
 	fs.DurationVar(&c.ConnectionTimeout, string(flagConnectionTimeout), 10*time.Second, "how long a new connection may take to complete its handshake")
 	fs.DurationVar(&c.KeepaliveTime, string(flagKeepaliveTime), time.Minute, "ping a client after this long without activity, to detect dead connections")
@@ -154,6 +173,14 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.BoolVar(&c.Pprof, string(flagPprof), false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin HTTP server; off by default, as profiles reveal internals")
 	fs.Float64Var(&c.RateLimit, string(flagRateLimit), 0, "RPCs per second each client (mTLS certificate subject, else IP address) may start; 0 disables rate limiting; health checks are exempt")
 	fs.IntVar(&c.RateLimitBurst, string(flagRateLimitBurst), 0, "RPCs a client may start at once under "+flagRateLimit.String()+"; 0 means "+flagRateLimit.String()+" rounded up")
+	fs.Int64Var(&c.MemoryLimit, string(flagMemoryLimit), 0, "memory the server plans for, in `bytes`: GOMEMLIMIT is set to 90% of it and the limits left at 0 are derived from it; 0 reads the container's cgroup limit, and without one plans for 268435456 (256 MiB) and leaves GOMEMLIMIT alone")
+	fs.Int64Var(&c.MaxRPCMemory, string(flagMaxRPCMemory), 0, "worst-case memory, in `bytes`, of all RPCs in flight (health apart), each charged "+flagMaxRecvMsgSize.String()+" + 96 KiB, + 1.25 MiB if it streams responses; beyond it, UNAVAILABLE; 0 is half of "+flagMemoryLimit.String())
+	fs.Int64Var(&c.MaxRPCMemoryPerClient, string(flagMaxRPCMemoryPerClient), 0, "how much of "+flagMaxRPCMemory.String()+" one client (mTLS subject, else IP) may hold, in `bytes`; beyond it, RESOURCE_EXHAUSTED with RetryInfo; 0 is three quarters of "+flagMaxRPCMemory.String())
+	fs.IntVar(&c.MaxHealthStreams, string(flagMaxHealthStreams), 64, "most health RPCs in flight, apart from "+flagMaxRPCMemory.String()+" so that probes are answered; one client may hold an eighth")
+	fs.IntVar(&c.MaxConnections, string(flagMaxConnections), 0, "most open client connections; one beyond is closed when accepted; 0 is "+flagMemoryLimit.String()+" / 512 KiB")
+	fs.IntVar(&c.MaxConnectionsPerClient, string(flagMaxConnectionsPerClient), 0, "most open connections from one IP address; 0 is a quarter of "+flagMaxConnections.String())
+	fs.DurationVar(&c.FirstMessageTimeout, string(flagFirstMessageTimeout), 10*time.Second, "cancel an RPC whose first request message has not fully arrived within this long; 0 never")
+	fs.DurationVar(&c.SendStallTimeout, string(flagSendStallTimeout), 30*time.Second, "close a connection on which an RPC's send has waited this long for a client that reads nothing; 0 never")
 	fs.BoolVar(&c.Version, string(flagVersion), false, "print the version and exit")
 
 	fs.Usage = func() {
@@ -246,6 +273,8 @@ func (c *Config) validate() error {
 		{flagMaxConnectionAge, c.MaxConnectionAge},
 		{flagMaxConnectionAgeGrace, c.MaxConnectionAgeGrace},
 		{flagKeepaliveMinTime, c.KeepaliveMinTime},
+		{flagFirstMessageTimeout, c.FirstMessageTimeout},
+		{flagSendStallTimeout, c.SendStallTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must not be negative", d.flag, d.v))
@@ -265,6 +294,26 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<32-1 {
 		errs = append(errs, fmt.Errorf("%s %d: want 1 to %d", flagMaxConcurrentStreams, c.MaxConcurrentStreams, uint64(1<<32-1)))
+	}
+	for _, n := range []struct {
+		flag flagName
+		v    int64
+	}{
+		{flagMemoryLimit, c.MemoryLimit},
+		{flagMaxRPCMemory, c.MaxRPCMemory},
+		{flagMaxRPCMemoryPerClient, c.MaxRPCMemoryPerClient},
+		{flagMaxConnections, int64(c.MaxConnections)},
+		{flagMaxConnectionsPerClient, int64(c.MaxConnectionsPerClient)},
+	} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d: must not be negative (0 derives it)", n.flag, n.v))
+		}
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		errs = append(errs, fmt.Errorf("%s %d: want at least 67108864 (64 MiB), or 0 for the cgroup's limit", flagMemoryLimit, c.MemoryLimit))
+	}
+	if c.MaxHealthStreams <= 0 {
+		errs = append(errs, fmt.Errorf("%s %d: must be positive", flagMaxHealthStreams, c.MaxHealthStreams))
 	}
 	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0 {
 		errs = append(errs, fmt.Errorf("%s %v: want a number of requests per second, 0 to disable", flagRateLimit, c.RateLimit))

@@ -28,7 +28,8 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		GRPCAddr: ":50051", MetricsAddr: ":9090", LogLevel: slog.LevelInfo, LogFormat: "text",
 		Reflection: true, DrainTimeout: 20 * time.Second,
-		MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 4 << 20, MaxConcurrentStreams: 1000, StreamWorkers: 128,
+		MaxRecvMsgSize: 64 << 10, MaxSendMsgSize: 4 << 20, MaxConcurrentStreams: 100, StreamWorkers: 128,
+		MaxHealthStreams: 64, FirstMessageTimeout: 10 * time.Second, SendStallTimeout: 30 * time.Second,
 		ConnectionTimeout: 10 * time.Second, KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: 5 * time.Minute,
 		KeepaliveMinTime: 10 * time.Second, KeepalivePermitNoStream: true,

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/acme/greeter/services/greeter/internal/admission"
 )
 
 // Metrics holds every collector the server reports.
@@ -22,6 +24,12 @@ type Metrics struct {
 	GRPC *grpcprom.ServerMetrics
 	// Panics counts handler panics turned into INTERNAL by recovery.
 	Panics prometheus.Counter
+	// Overload counts what the overload limits refused and reaped, and
+	// holds what they bound now (package admission).
+	Overload admission.Metrics
+	// Limits holds the value of every overload limit in force, by flag, so
+	// that dashboards and tests see what was derived from the memory limit.
+	Limits *prometheus.GaugeVec
 }
 
 // New builds and registers the server's collectors, plus the Go runtime and
@@ -36,10 +44,47 @@ func New() (*Metrics, error) {
 			Name: "grpc_req_panics_recovered_total",
 			Help: "Total number of gRPC requests whose handler panicked and was recovered.",
 		}),
+		Overload: admission.Metrics{
+			StreamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "greeter_streams_refused_total",
+				Help: "RPCs refused before their handler started, by the limit they would have exceeded.",
+			}, []string{"limit"}),
+			StreamsReaped: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "greeter_streams_reaped_total",
+				Help: "RPCs ended by the server for a slow client, by the timeout that ended them.",
+			}, []string{"limit"}),
+			ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "greeter_connections_refused_total",
+				Help: "Connections closed as soon as they were accepted, by the limit they would have exceeded.",
+			}, []string{"limit"}),
+			RPCMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "greeter_rpc_memory_bytes",
+				Help: "Worst-case memory charged to the RPCs in flight (health apart).",
+			}),
+			HealthStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "greeter_health_streams",
+				Help: "Health RPCs in flight.",
+			}),
+			Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "greeter_connections",
+				Help: "Open client connections.",
+			}),
+		},
+		Limits: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "greeter_limit",
+			Help: "The overload limits in force, by flag (bytes, counts, or seconds for timeouts).",
+		}, []string{"limit"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.GRPC,
 		m.Panics,
+		m.Overload.StreamsRefused,
+		m.Overload.StreamsReaped,
+		m.Overload.ConnectionsRefused,
+		m.Overload.RPCMemory,
+		m.Overload.HealthStreams,
+		m.Overload.Connections,
+		m.Limits,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

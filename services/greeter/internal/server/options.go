@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/acme/greeter/services/greeter/internal/admission"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 )
@@ -36,6 +38,7 @@ type options struct {
 	version        string
 	rateLimit      float64 // RPCs per second, 0 off
 	rateBurst      int     // 0: rateLimit rounded up
+	overload       overloadOptions
 	unary          []grpc.UnaryServerInterceptor
 	stream         []grpc.StreamServerInterceptor
 }
@@ -51,13 +54,19 @@ func defaultOptions() options {
 			MaxConnectionAgeGrace: 5 * time.Minute,
 		},
 		enforcement:    keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true},
-		maxRecvMsgSize: 4 << 20,
+		maxRecvMsgSize: DefaultMaxRecvMsgSize,
 		maxSendMsgSize: 4 << 20,
-		maxStreams:     1000,
+		maxStreams:     DefaultMaxConcurrentStreams,
 		connTimeout:    10 * time.Second,
 		streamWorkers:  128,
 		drainTimeout:   20 * time.Second,
 		version:        "unknown",
+		overload: overloadOptions{
+			memoryLimit:         DefaultMemoryLimit,
+			maxHealthStreams:    DefaultMaxHealthStreams,
+			firstMessageTimeout: DefaultFirstMessageTimeout,
+			sendStallTimeout:    DefaultSendStallTimeout,
+		},
 	}
 }
 
@@ -92,7 +101,9 @@ func WithTLS(cfg *tls.Config) Option {
 }
 
 // WithMaxRecvMsgSize sets the largest message, in bytes, the server accepts;
-// a larger one is RESOURCE_EXHAUSTED. The default is 4 MiB. n must be
+// a larger one is RESOURCE_EXHAUSTED. The default is DefaultMaxRecvMsgSize,
+// 64 KiB: the greeter's largest valid request is under 1 KiB, and every
+// RPC in flight is charged this much against WithMaxRPCMemory. n must be
 // positive: gRPC would read 0 as rejecting every message that is not empty.
 func WithMaxRecvMsgSize(n int) Option {
 	return func(o *options) error {
@@ -119,8 +130,10 @@ func WithMaxSendMsgSize(n int) Option {
 }
 
 // WithMaxConcurrentStreams sets how many RPCs one client connection may have
-// in flight. The default is 1000. n must be positive: gRPC would read 0 as
-// no limit at all.
+// in flight (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; a stream beyond it is
+// reset with REFUSED_STREAM, which gRPC clients retry transparently). The
+// default is DefaultMaxConcurrentStreams, 100, the value Envoy recommends
+// at the edge. n must be positive: gRPC would read 0 as no limit at all.
 func WithMaxConcurrentStreams(n uint32) Option {
 	return func(o *options) error {
 		if n == 0 {
@@ -327,4 +340,198 @@ func (o *options) rateLimiter() (*ratelimit.Limiter, error) {
 		return nil, nil
 	}
 	return ratelimit.New(o.rateLimit, o.rateBurst), nil
+}
+
+// Defaults of the overload limits (see package admission and
+// docs/reliability.md for the arithmetic).
+const (
+	// DefaultMemoryLimit is the memory the server plans for when neither
+	// WithMemoryLimit nor a cgroup says: the Kubernetes pod's limit.
+	DefaultMemoryLimit = 256 << 20
+	// DefaultMaxRecvMsgSize is WithMaxRecvMsgSize's default.
+	DefaultMaxRecvMsgSize = 64 << 10
+	// DefaultMaxConcurrentStreams is WithMaxConcurrentStreams's default.
+	DefaultMaxConcurrentStreams = 100
+	// DefaultMaxHealthStreams is WithMaxHealthStreams's default.
+	DefaultMaxHealthStreams = 64
+	// DefaultFirstMessageTimeout is WithFirstMessageTimeout's default.
+	DefaultFirstMessageTimeout = 10 * time.Second
+	// DefaultSendStallTimeout is WithSendStallTimeout's default.
+	DefaultSendStallTimeout = 30 * time.Second
+	// streamWindow is every stream's HTTP/2 receive window, fixed: grpc-go
+	// would otherwise grow windows with its bandwidth estimate, up to
+	// 16 MiB per stream, which a client can provoke and then leave unread.
+	streamWindow = 64 << 10
+)
+
+type overloadOptions struct {
+	memoryLimit             int64
+	maxRPCMemory            int64 // 0: memoryLimit / 2
+	maxRPCMemoryPerClient   int64 // 0: maxRPCMemory * 3 / 4
+	maxHealthStreams        int
+	maxConnections          int // 0: memoryLimit / 512 KiB
+	maxConnectionsPerClient int // 0: maxConnections / 4
+	firstMessageTimeout     time.Duration
+	sendStallTimeout        time.Duration
+}
+
+// WithMemoryLimit sets the memory, in bytes, the server plans for: the
+// limits below that are left at 0 are derived from it. main passes the
+// container's cgroup limit. The default is DefaultMemoryLimit, 256 MiB. n
+// must be at least 64 MiB.
+func WithMemoryLimit(n int64) Option {
+	return func(o *options) error {
+		if n < 64<<20 {
+			return fmt.Errorf("WithMemoryLimit(%d): want at least 64 MiB (%d)", n, 64<<20)
+		}
+		o.overload.memoryLimit = n
+		return nil
+	}
+}
+
+// WithMaxRPCMemory sets the worst-case memory, in bytes, all RPCs in flight
+// (health apart) may hold: each is charged, when it starts, its request
+// (WithMaxRecvMsgSize) plus admission.RequestOverhead, and an RPC that
+// streams responses admission.ResponseQueue more (what a client that reads
+// nothing can make grpc-go queue). An RPC that does not fit is refused
+// UNAVAILABLE before its handler starts. The default, 0, is half the
+// memory limit (WithMemoryLimit): 128 MiB, room for 819 unary RPCs or 91
+// response streams at once. n must not be negative.
+func WithMaxRPCMemory(n int64) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxRPCMemory(%d): must not be negative", n)
+		}
+		o.overload.maxRPCMemory = n
+		return nil
+	}
+}
+
+// WithMaxRPCMemoryPerClient sets how much of WithMaxRPCMemory one client
+// (mTLS certificate subject, else IP address) may hold; an RPC beyond it is
+// refused RESOURCE_EXHAUSTED with a RetryInfo, so one client cannot crowd
+// the others out. The default, 0, is three quarters of WithMaxRPCMemory. n
+// must not be negative.
+func WithMaxRPCMemoryPerClient(n int64) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxRPCMemoryPerClient(%d): must not be negative", n)
+		}
+		o.overload.maxRPCMemoryPerClient = n
+		return nil
+	}
+}
+
+// WithMaxHealthStreams sets how many health RPCs (grpc.health.v1) may be in
+// flight; they are not charged to WithMaxRPCMemory, so probes are answered
+// however much the other RPCs hold. One client may hold an eighth of them
+// (at least 1). The default is DefaultMaxHealthStreams, 64. n must be
+// positive.
+func WithMaxHealthStreams(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxHealthStreams(%d): must be positive", n)
+		}
+		o.overload.maxHealthStreams = n
+		return nil
+	}
+}
+
+// WithMaxConnections sets how many client connections may be open; one
+// beyond it is closed as soon as it is accepted. The default, 0, is the
+// memory limit / 512 KiB: 512 for 256 MiB. n must not be negative.
+func WithMaxConnections(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxConnections(%d): must not be negative", n)
+		}
+		o.overload.maxConnections = n
+		return nil
+	}
+}
+
+// WithMaxConnectionsPerClient sets how many connections one IP address may
+// have open; one beyond it is closed as soon as it is accepted. The
+// default, 0, is a quarter of WithMaxConnections. n must not be negative.
+func WithMaxConnectionsPerClient(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxConnectionsPerClient(%d): must not be negative", n)
+		}
+		o.overload.maxConnectionsPerClient = n
+		return nil
+	}
+}
+
+// WithFirstMessageTimeout sets how long an RPC may wait for its first
+// request message (all of it) before it is cancelled, like net/http's
+// ReadHeaderTimeout: a client that opens streams and sends nothing, or
+// trickles its request, does not hold them. The default is
+// DefaultFirstMessageTimeout, 10s; 0 never cancels. d must not be
+// negative.
+func WithFirstMessageTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithFirstMessageTimeout(%v): must not be negative", d)
+		}
+		o.overload.firstMessageTimeout = d
+		return nil
+	}
+}
+
+// WithSendStallTimeout closes a connection on which an RPC's send has waited
+// this long for HTTP/2 flow control, that is for a client that reads
+// nothing: closing the connection is the only way to free what grpc-go
+// queued for it. The default is DefaultSendStallTimeout, 30s; 0 never
+// closes. d must not be negative.
+func WithSendStallTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithSendStallTimeout(%v): must not be negative", d)
+		}
+		o.overload.sendStallTimeout = d
+		return nil
+	}
+}
+
+// admissionLimits derives the limits left at 0 from the memory limit and
+// checks that they can admit anything. Like rateLimiter, it runs once every
+// option has been applied.
+func (o *options) admissionLimits() (admission.Limits, error) {
+	v := o.overload
+	l := admission.Limits{
+		MaxRPCMemory:            v.maxRPCMemory,
+		MaxRPCMemoryPerClient:   v.maxRPCMemoryPerClient,
+		MaxHealthStreams:        v.maxHealthStreams,
+		MaxHealthPerClient:      max(1, v.maxHealthStreams/8),
+		MaxConnections:          v.maxConnections,
+		MaxConnectionsPerClient: v.maxConnectionsPerClient,
+		FirstMessageTimeout:     v.firstMessageTimeout,
+		SendStallTimeout:        v.sendStallTimeout,
+		MaxRecvMsgSize:          o.maxRecvMsgSize,
+	}
+	if l.MaxRPCMemory == 0 {
+		l.MaxRPCMemory = v.memoryLimit / 2
+	}
+	if l.MaxRPCMemoryPerClient == 0 {
+		l.MaxRPCMemoryPerClient = l.MaxRPCMemory / 4 * 3
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = int(v.memoryLimit / (512 << 10))
+	}
+	if l.MaxConnectionsPerClient == 0 {
+		l.MaxConnectionsPerClient = max(1, l.MaxConnections/4)
+	}
+	var errs []error
+	largest := int64(o.maxRecvMsgSize) + admission.RequestOverhead + admission.ResponseQueue
+	if l.MaxRPCMemoryPerClient < largest || l.MaxRPCMemory < largest {
+		errs = append(errs, fmt.Errorf("WithMaxRPCMemory(%d) / WithMaxRPCMemoryPerClient(%d): want at least %d, the charge of one response stream with WithMaxRecvMsgSize(%d)", l.MaxRPCMemory, l.MaxRPCMemoryPerClient, largest, o.maxRecvMsgSize))
+	}
+	if l.MaxRPCMemoryPerClient > l.MaxRPCMemory {
+		errs = append(errs, fmt.Errorf("WithMaxRPCMemoryPerClient(%d) exceeds WithMaxRPCMemory(%d)", l.MaxRPCMemoryPerClient, l.MaxRPCMemory))
+	}
+	if l.MaxConnectionsPerClient > l.MaxConnections {
+		errs = append(errs, fmt.Errorf("WithMaxConnectionsPerClient(%d) exceeds WithMaxConnections(%d)", l.MaxConnectionsPerClient, l.MaxConnections))
+	}
+	return l, errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/tap"
 
+	"github.com/acme/greeter/services/greeter/internal/admission"
 	"github.com/acme/greeter/services/greeter/internal/interceptors"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
@@ -42,12 +45,16 @@ var ErrDrainTimeout = errors.New("drain timeout: in-flight RPCs were cut off")
 
 // Server is the greeter's gRPC server.
 type Server struct {
-	grpc     *grpc.Server
-	health   *health.Server
-	opts     options
-	ready    atomic.Bool
-	draining atomic.Bool
-	release  context.CancelFunc // ends health Watch streams, see versionedHealth
+	grpc      *grpc.Server
+	health    *health.Server
+	opts      options
+	ready     atomic.Bool
+	draining  atomic.Bool
+	release   context.CancelFunc // ends health Watch streams, see versionedHealth
+	admission *admission.Controller
+	limits    admission.Limits
+	reaper    sync.Once
+	stopReap  context.CancelFunc
 }
 
 // New builds a Server with every service registered and health SERVING; it
@@ -62,6 +69,10 @@ func New(opts ...Option) (*Server, error) {
 		}
 	}
 	limiter, err := o.rateLimiter()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	limits, err := o.admissionLimits()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -80,7 +91,7 @@ func New(opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("build server: %w", err)
 	}
 
-	s := &Server{health: health.NewServer(), opts: o}
+	s := &Server{health: health.NewServer(), opts: o, limits: limits}
 	s.grpc = grpc.NewServer(s.serverOptions(validator, limiter)...)
 
 	greeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())
@@ -100,6 +111,10 @@ func New(opts ...Option) (*Server, error) {
 	if o.reflection {
 		reflection.Register(s.grpc)
 	}
+	// Built once every service is registered: what an RPC is charged
+	// depends on whether its method streams responses.
+	s.admission = admission.New(limits, o.metrics.Overload, s.grpc.GetServiceInfo())
+	s.exportLimits()
 	// Export zeroed series for every method, so dashboards and alerts see
 	// them before the first call.
 	o.metrics.GRPC.InitializeMetrics(s.grpc)
@@ -116,23 +131,35 @@ func New(opts ...Option) (*Server, error) {
 //     INTERNAL instead of killing the process;
 //  2. metrics, then the access log: they time and record every outcome,
 //     including validation failures;
-//  3. the per-client rate limit, when WithRateLimit enables it: rejected
+//  3. the overload watch (package admission): it notes a stream's first
+//     request message and sends blocked by flow control, for the reaper;
+//     the overload limits themselves are enforced before the chain, by a
+//     tap handle, before grpc-go starts a handler goroutine;
+//  4. the per-client rate limit, when WithRateLimit enables it: rejected
 //     calls are still counted and logged (RESOURCE_EXHAUSTED), but cost no
 //     validation; health checks are exempt;
-//  4. validation: bad requests, and requests that do not decode, never
+//  5. validation: bad requests, and requests that do not decode, never
 //     reach the handlers;
-//  5. recovery again, so that a handler panic reaches metrics and the
+//  6. recovery again, so that a handler panic reaches metrics and the
 //     access log as an INTERNAL result rather than bypassing them;
-//  6. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
+//  7. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
 //     which count as part of the handler.
 func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter) []grpc.ServerOption {
 	o := s.opts
 	recoverUnary, recoverStream := interceptors.Recovery(o.logger, o.metrics.Panics)
 	logUnary, logStream := interceptors.AccessLog(o.logger)
 
+	// The Controller is built once the services are registered (New); the
+	// tap handle and the interceptors reach it through s.
+	watchUnary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return s.admission.UnaryServerInterceptor()(ctx, req, info, handler)
+	}
+	watchStream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return s.admission.StreamServerInterceptor()(srv, ss, info, handler)
+	}
 	chain := validate.Chain{
-		UnaryOuter:  []grpc.UnaryServerInterceptor{recoverUnary, o.metrics.GRPC.UnaryServerInterceptor(), logUnary},
-		StreamOuter: []grpc.StreamServerInterceptor{recoverStream, o.metrics.GRPC.StreamServerInterceptor(), logStream},
+		UnaryOuter:  []grpc.UnaryServerInterceptor{recoverUnary, o.metrics.GRPC.UnaryServerInterceptor(), logUnary, watchUnary},
+		StreamOuter: []grpc.StreamServerInterceptor{recoverStream, o.metrics.GRPC.StreamServerInterceptor(), logStream, watchStream},
 		UnaryInner:  append([]grpc.UnaryServerInterceptor{recoverUnary}, o.unary...),
 		StreamInner: append([]grpc.StreamServerInterceptor{recoverStream}, o.stream...),
 	}
@@ -148,6 +175,10 @@ func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter
 		grpc.MaxSendMsgSize(o.maxSendMsgSize),
 		grpc.MaxConcurrentStreams(o.maxStreams),
 		grpc.ConnectionTimeout(o.connTimeout),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InTapHandle(func(ctx context.Context, info *tap.Info) (context.Context, error) {
+			return s.admission.TapHandle(ctx, info)
+		}),
 	)
 	if o.streamWorkers > 0 {
 		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))
@@ -164,7 +195,13 @@ func (s *Server) Serve(lis net.Listener) error {
 	if !s.draining.Load() {
 		s.ready.Store(true)
 	}
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	s.reaper.Do(func() {
+		// Reaps through the drain too, until Shutdown returns.
+		ctx, stop := context.WithCancel(context.Background())
+		s.stopReap = stop
+		go s.admission.Run(ctx)
+	})
+	if err := s.grpc.Serve(s.admission.Listener(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		s.ready.Store(false)
 		return fmt.Errorf("serve gRPC on %s: %w", lis.Addr(), err)
 	}
@@ -185,6 +222,13 @@ func (s *Server) Ready() bool { return s.ready.Load() }
 //     timeout or ctx ends first, the remaining RPCs are cancelled and
 //     Shutdown returns ErrDrainTimeout (or ctx's error).
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer func() {
+		// Waits for a Serve that is starting the reaper; none starts after.
+		s.reaper.Do(func() {})
+		if s.stopReap != nil {
+			s.stopReap()
+		}
+	}()
 	s.draining.Store(true)
 	s.ready.Store(false)
 	s.health.Shutdown()
@@ -222,4 +266,35 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.grpc.Stop()
 	<-stopped
 	return err
+}
+
+// Limits are the overload limits in force, those left at 0 derived from
+// the memory limit.
+func (s *Server) Limits() admission.Limits { return s.limits }
+
+// exportLimits publishes the limits in force as the greeter_limit gauge and
+// logs them once.
+func (s *Server) exportLimits() {
+	l := s.limits
+	for name, v := range map[string]float64{
+		"memory-limit":                         float64(s.opts.overload.memoryLimit),
+		admission.LimitMaxRPCMemory:            float64(l.MaxRPCMemory),
+		admission.LimitMaxRPCMemoryPerClient:   float64(l.MaxRPCMemoryPerClient),
+		admission.LimitMaxHealthStreams:        float64(l.MaxHealthStreams),
+		admission.LimitMaxConnections:          float64(l.MaxConnections),
+		admission.LimitMaxConnectionsPerClient: float64(l.MaxConnectionsPerClient),
+		admission.LimitFirstMessageTimeout:     l.FirstMessageTimeout.Seconds(),
+		admission.LimitSendStallTimeout:        l.SendStallTimeout.Seconds(),
+		"max-concurrent-streams":               float64(s.opts.maxStreams),
+		"max-recv-msg-size":                    float64(s.opts.maxRecvMsgSize),
+	} {
+		s.opts.metrics.Limits.WithLabelValues(name).Set(v)
+	}
+	s.opts.logger.Info("overload limits",
+		"memory_limit", s.opts.overload.memoryLimit,
+		"max_rpc_memory", l.MaxRPCMemory, "max_rpc_memory_per_client", l.MaxRPCMemoryPerClient,
+		"max_health_streams", l.MaxHealthStreams,
+		"max_connections", l.MaxConnections, "max_connections_per_client", l.MaxConnectionsPerClient,
+		"max_concurrent_streams", s.opts.maxStreams, "max_recv_msg_size", s.opts.maxRecvMsgSize,
+		"first_message_timeout", l.FirstMessageTimeout, "send_stall_timeout", l.SendStallTimeout)
 }

@@ -296,7 +296,11 @@ func TestSayHelloChatCancel(t *testing.T) {
 
 func TestManyConcurrentStreams(t *testing.T) {
 	hook, returned := handlerReturns()
-	h := start(t, withOptions(WithStreamInterceptors(hook)))
+	// 200 response streams from one client are more than the default
+	// memory limit admits at their worst case (about 1.4 MiB each, see
+	// WithMaxRPCMemory): this test is about concurrency, so it plans for
+	// 1 GiB.
+	h := start(t, withOptions(WithStreamInterceptors(hook), WithMemoryLimit(1<<30)))
 	const streams, count = 100, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*streams)
