@@ -279,6 +279,7 @@ func (k *deploymentCheck) run() []error {
 	k.probes()
 	k.grace()
 	k.podTemplate()
+	k.memoryBudget()
 	k.tlsFiles()
 	k.services()
 	k.pdbs()
@@ -574,6 +575,62 @@ func (k *deploymentCheck) podTemplate() {
 	}
 	if k.bundle.Overlay && digest == "" && (tag == "" || tag == "latest") {
 		k.fail("container %q runs image %q: an overlay that deploys must pin a tag or digest (kustomization images: newTag)", k.c.Name, k.c.Image)
+	}
+}
+
+// What the server's overload limits may commit at worst, measured against
+// the real binary (docs/reliability.md, test/e2e/overload): each open
+// connection, each health RPC, and the runtime's baseline; RPCs in flight
+// are bounded by --max-rpc-memory itself.
+const (
+	ConnectionCost = 32 << 10
+	HealthCost     = 32 << 10
+	RuntimeReserve = 32 << 20
+	// MemoryShare is how much of the memory limit the limits may commit:
+	// the server sets GOMEMLIMIT to 90% of it, and the garbage collector
+	// needs room above the live heap.
+	MemoryShare = 0.75
+)
+
+// memoryBudget checks the overload limits against the container's memory
+// limit: set explicitly (the derived defaults depend on a limit deploycheck
+// would have to guess), within the limit, and leaving the GC its room.
+func (k *deploymentCheck) memoryBudget() {
+	if _, ok := k.c.Resources.Limits[corev1.ResourceMemory]; !ok {
+		return // reported by podTemplate
+	}
+	for _, e := range k.c.Env {
+		if e.Name == "GOMEMLIMIT" || e.Name == "AUTOMEMLIMIT" {
+			k.fail("container %q sets %s: remove it; the server sets GOMEMLIMIT to 90%% of its cgroup memory limit itself, leaving room for what the Go runtime does not count (GOMEMLIMIT = limits.memory leaves none)", k.c.Name, e.Name)
+		}
+	}
+	limit := k.c.Resources.Limits.Memory().Value()
+	intFlag := func(name string) int64 {
+		v := k.s.Values[name]
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			k.fail("--%s %q is not a whole number", name, v)
+		}
+		return n
+	}
+	for _, name := range []string{"max-rpc-memory", "max-connections"} {
+		if _, ok := k.s.Source[name]; !ok || intFlag(name) == 0 {
+			k.fail("container %q does not set --%s: set it explicitly in args (bytes or a count, not 0), so the memory arithmetic against resources.limits.memory does not hang on a default derived at run time", k.c.Name, name)
+			return
+		}
+	}
+	planned := limit
+	if m := intFlag("memory-limit"); m > 0 {
+		if m > limit {
+			k.fail("--memory-limit %d exceeds resources.limits.memory %s (%d): the kernel would kill the pod before the server's limits bind; lower it or remove it (the server reads the cgroup limit)", m, k.c.Resources.Limits.Memory().String(), limit)
+		}
+		planned = min(m, limit)
+	}
+	rpc, conns, health := intFlag("max-rpc-memory"), intFlag("max-connections"), intFlag("max-health-streams")
+	worst := rpc + conns*ConnectionCost + health*HealthCost + RuntimeReserve
+	if allowed := int64(float64(planned) * MemoryShare); worst > allowed {
+		k.fail("the overload limits may commit %d MiB (--max-rpc-memory %d MiB + %d connections x %d KiB + %d health RPCs x %d KiB + %d MiB runtime), more than %.0f%% of the memory limit %s (%d MiB): lower --max-rpc-memory or --max-connections, or raise resources.limits.memory",
+			worst>>20, rpc>>20, conns, ConnectionCost>>10, health, HealthCost>>10, RuntimeReserve>>20, MemoryShare*100, k.c.Resources.Limits.Memory().String(), allowed>>20)
 	}
 }
 

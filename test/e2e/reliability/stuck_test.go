@@ -86,7 +86,11 @@ func stuckClient(t *testing.T, die func(*netproxy.Proxy)) {
 		// about 240 KiB of heap per stream).
 		maxPerStream = 384 << 10
 	)
-	srv := startQuiet(t, "--keepalive-time", "1s", "--keepalive-timeout", "1s")
+	// 100 stuck response streams from one client are more than the
+	// overload limits admit for a 256 MiB server (each is charged its worst
+	// case, 1.4 MiB; see test/e2e/overload): this test is about what flow
+	// control and keepalive do, so it plans for 1 GiB.
+	srv := startQuiet(t, "--keepalive-time", "1s", "--keepalive-timeout", "1s", "--memory-limit", "1073741824")
 	healthy := greeterv1.NewGreeterServiceClient(dialPlain(t, srv.Addr))
 	if _, err := healthy.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
 		t.Fatal(err)
