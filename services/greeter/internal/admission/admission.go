@@ -303,20 +303,18 @@ func (c *Controller) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 }
 
 // StreamServerInterceptor watches a stream's messages: the first one
-// received, and sends held up by flow control. A stream ended for want of
-// its first message returns DEADLINE_EXCEEDED saying so, rather than the
-// CANCELLED grpc-go reports for a cancelled context.
+// received, and sends held up by flow control.
+//
+// A stream reaped for want of its first message ends CANCELLED, with no
+// message, like a unary call: grpc-go answers the cancelled read itself,
+// before the handler's error comes back through the interceptors.
 func (c *Controller) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		cl, ok := ss.Context().Value(callKey{}).(*call)
 		if !ok {
 			return handler(srv, ss)
 		}
-		err := handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
-		if err != nil && errors.Is(context.Cause(ss.Context()), ErrFirstMessageTimeout) {
-			return status.Errorf(codes.DeadlineExceeded, "greeter: %v (%s)", ErrFirstMessageTimeout, c.limits.FirstMessageTimeout)
-		}
-		return err
+		return handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
 	}
 }
 

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/acme/greeter/services/greeter/internal/admission"
+)
+
+// TestFirstMessageTimeout opens calls whose request never arrives (HTTP/2
+// by hand: HEADERS, then a body that never writes): the server ends each
+// after WithFirstMessageTimeout with CANCELLED (grpc-go's answer to the
+// cancelled read, before any interceptor sees it), and counts them reaped.
+func TestFirstMessageTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	h := start(t, withOptions(WithFirstMessageTimeout(timeout)))
+	client := h2cClient(h)
+	for _, tc := range []struct {
+		method string
+		code   codes.Code
+	}{
+		{"/acme.greeter.v1.GreeterService/SayHelloStream", codes.Canceled},
+		{"/acme.greeter.v1.GreeterService/SayHelloChat", codes.Canceled},
+		{"/acme.greeter.v1.GreeterService/SayHello", codes.Canceled},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			body, never := io.Pipe()
+			defer never.Close()
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://bufconn"+tc.method, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/grpc")
+			req.Header.Set("TE", "trailers")
+			begin := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			took := time.Since(begin)
+			got := resp.Trailer.Get("Grpc-Status")
+			if got == "" {
+				got = resp.Header.Get("Grpc-Status")
+			}
+			t.Logf("%s ended after %s: grpc-status %s %q", tc.method, took, got, resp.Trailer.Get("Grpc-Message"))
+			if want := strconvCode(tc.code); got != want {
+				t.Errorf("grpc-status %s, want %s (%s)", got, want, tc.code)
+			}
+			if took < timeout || took > timeout+2*time.Second {
+				t.Errorf("ended after %s, want soon after %s", took, timeout)
+			}
+		})
+	}
+	if got := testutil.ToFloat64(h.metrics.Overload.StreamsReaped.WithLabelValues(admission.LimitFirstMessageTimeout)); got != 3 {
+		t.Errorf("greeter_streams_reaped_total{limit=first-message-timeout} = %v, want 3", got)
+	}
+}
+
+// TestOverloadRefusals fills the RPC budget with response streams held in
+// their handler: the next RPC is refused UNAVAILABLE when the server is
+// full, RESOURCE_EXHAUSTED with a RetryInfo when its client is over its
+// share; health checks are answered either way; each refusal is counted.
+func TestOverloadRefusals(t *testing.T) {
+	const perStream = DefaultMaxRecvMsgSize + admission.RequestOverhead + admission.ResponseQueue
+	for _, tc := range []struct {
+		name             string
+		total, perClient int64
+		code             codes.Code
+		limit            string
+		wantRetryInfo    bool
+	}{
+		{"server full", 2 * perStream, 2 * perStream, codes.Unavailable, admission.LimitMaxRPCMemory, false},
+		{"client over its share", 3 * perStream, 2 * perStream, codes.ResourceExhausted, admission.LimitMaxRPCMemoryPerClient, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, withOptions(WithMaxRPCMemory(tc.total), WithMaxRPCMemoryPerClient(tc.perClient)))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			for range 2 {
+				s, err := h.greeter.SayHelloStream(ctx, &greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 2, Interval: durationpb.New(10 * time.Second)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Recv(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := h.greeter.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
+			st := status.Convert(err)
+			if st.Code() != tc.code {
+				t.Fatalf("the RPC past the limit: %v, want %s", err, tc.code)
+			}
+			hasRetry := false
+			for _, d := range st.Details() {
+				if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() == admission.RetryAfter {
+					hasRetry = true
+				}
+			}
+			if hasRetry != tc.wantRetryInfo {
+				t.Errorf("RetryInfo %v, want %v: %v", hasRetry, tc.wantRetryInfo, st.Details())
+			}
+			if resp, err := h.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("health check with the RPC budget full: %v, %v", resp, err)
+			}
+			if got := testutil.ToFloat64(h.metrics.Overload.StreamsRefused.WithLabelValues(tc.limit)); got != 1 {
+				t.Errorf("greeter_streams_refused_total{limit=%q} = %v, want 1", tc.limit, got)
+			}
+			cancel()
+		})
+	}
+}
