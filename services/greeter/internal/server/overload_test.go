@@ -37,7 +37,9 @@ func TestFirstMessageTimeout(t *testing.T) {
 		t.Run(tc.method, func(t *testing.T) {
 			body, never := io.Pipe()
 			defer never.Close()
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://bufconn"+tc.method, body)
+			ctx, cancel := context.WithTimeout(t.Context(), timeout+5*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://bufconn"+tc.method, body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +50,9 @@ func TestFirstMessageTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+				t.Fatalf("not ended by the server within %s: %v", timeout+5*time.Second, err)
+			}
 			resp.Body.Close()
 			took := time.Since(begin)
 			got := resp.Trailer.Get("Grpc-Status")
