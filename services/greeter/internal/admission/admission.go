@@ -224,6 +224,8 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 		c.mu.Unlock()
 		return nil, err
 	}
+	// Set before the reaper can see the call, which it does once in c.calls.
+	ctx, cl.cancel = context.WithCancelCause(ctx)
 	if cl.health {
 		c.health++
 		use.health++
@@ -237,7 +239,6 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 	c.mu.Unlock()
 	c.gauges()
 
-	ctx, cl.cancel = context.WithCancelCause(ctx)
 	// grpc-go cancels the RPC's context when the RPC ends, however it
 	// ends (finished, reset by the client, connection closed).
 	context.AfterFunc(ctx, func() { c.release(cl) })
