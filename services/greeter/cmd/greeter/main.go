@@ -25,6 +25,7 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/server"
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
+	"github.com/acme/greeter/services/greeter/internal/tracing"
 	"github.com/acme/greeter/services/greeter/internal/version"
 )
 
@@ -82,6 +83,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	tracer, err := tracing.New(ctx, tracing.WithLogger(logger), tracing.WithServiceVersion(version.Get().Module))
+	if err != nil {
+		return fmt.Errorf("%w: tracing: %w", config.ErrInvalid, err)
+	}
+	// nil, installing nothing, unless the OTEL_* environment turns tracing on.
+	opts = append(opts, server.WithStatsHandler(tracer.ServerHandler(
+		tracing.WithMessageEvents(cfg.TraceMessageEvents),
+		tracing.WithHealthAndReflection(cfg.TraceHealthAndReflection),
+	)))
 	srv, err := server.New(opts...)
 	if err != nil {
 		return err
@@ -120,7 +130,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}()
 	}
 	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr,
-		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "version", version.Get().String())
+		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "tracing", tracer != nil, "version", version.Get().String())
 
 	var serveErr error
 	select {
@@ -133,12 +143,17 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// second signal kills the process at once (default signal handling
 	// again), for operators who will not wait for the drain.
 	signal.Reset(syscall.SIGTERM, os.Interrupt)
+	drainEnd := time.Now().Add(cfg.DrainDelay + cfg.DrainTimeout)
 	drainErr := srv.Shutdown(context.Background())
 	if errors.Is(drainErr, server.ErrDrainTimeout) {
 		// Stopping was asked for and happened; the cut-off RPCs are worth a
 		// warning, not a failed exit.
 		logger.Warn("drain timed out, remaining RPCs were cancelled", "drain_timeout", cfg.DrainTimeout)
 		drainErr = nil
+	}
+	if err := flushTraces(tracer, drainEnd); err != nil {
+		// Spans are worth a warning, not a failed exit.
+		logger.Warn("tracing: spans still buffered were not all exported", "error", err)
 	}
 	if admin != nil {
 		// Kept answering /readyz 503 throughout the drain; now it can go.
@@ -171,6 +186,22 @@ func planMemory(cfg config.Config, logger *slog.Logger) (int64, error) {
 	}
 	logger.Info("memory limit", "memory_limit", limit, "source", string(source), "gomemlimit", goLimit)
 	return limit, nil
+}
+
+// minTraceFlush is the least time the spans still buffered after the
+// drain get to be exported, even when the drain used up its timeout: the
+// spans of the RPCs it cut off are the ones most worth seeing.
+const minTraceFlush = time.Second
+
+// flushTraces exports the spans still buffered within what is left of the
+// drain's budget (drain delay + drain timeout from the signal, at least
+// minTraceFlush), so that the process exits within the grace period an
+// orchestrator gives it. An unreachable collector costs at most that, or
+// OTEL_EXPORTER_OTLP_TIMEOUT if shorter.
+func flushTraces(tracer *tracing.Provider, drainEnd time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(time.Until(drainEnd), minTraceFlush))
+	defer cancel()
+	return tracer.Shutdown(ctx)
 }
 
 // serverOptions translates the configuration into server options.

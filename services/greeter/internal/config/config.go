@@ -67,6 +67,13 @@ type Config struct {
 	RateLimit      float64
 	RateLimitBurst int
 
+	// TraceMessageEvents adds a span event per message to each RPC's span,
+	// TraceHealthAndReflection traces health and reflection calls too; both
+	// only matter when the OTEL_* environment turns tracing on (package
+	// tracing).
+	TraceMessageEvents       bool
+	TraceHealthAndReflection bool
+
 	// Version asks for the build version to be printed instead of serving.
 	Version bool
 }
@@ -126,6 +133,8 @@ const (
 	flagMaxConnectionsPerClient flagName = "max-connections-per-client"
 	flagFirstMessageTimeout     flagName = "first-message-timeout"
 	flagSendStallTimeout        flagName = "send-stall-timeout"
+	flagTraceMessageEvents      flagName = "trace-message-events"
+	flagTraceHealthReflection   flagName = "trace-health-and-reflection"
 	// flagVersion is an action, not a setting: it has no environment
 	// variable, as deployments commonly use GREETER_VERSION for their own
 	// labels.
@@ -181,6 +190,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.IntVar(&c.MaxConnectionsPerClient, string(flagMaxConnectionsPerClient), 0, "most open connections from one IP address; 0 is a quarter of "+flagMaxConnections.String())
 	fs.DurationVar(&c.FirstMessageTimeout, string(flagFirstMessageTimeout), 10*time.Second, "cancel an RPC whose first request message has not fully arrived within this long; 0 never")
 	fs.DurationVar(&c.SendStallTimeout, string(flagSendStallTimeout), 30*time.Second, "close a connection on which an RPC's send has waited this long for a client that reads nothing; 0 never")
+	fs.BoolVar(&c.TraceMessageEvents, string(flagTraceMessageEvents), false, "when tracing is on, add a span event per message sent and received (for streams: one per message)")
+	fs.BoolVar(&c.TraceHealthAndReflection, string(flagTraceHealthReflection), false, "when tracing is on, trace grpc.health.v1 and server reflection calls too")
 	fs.BoolVar(&c.Version, string(flagVersion), false, "print the version and exit")
 
 	fs.Usage = func() {
@@ -201,6 +212,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 			}
 			fmt.Fprintf(out, "%s\n    \t%s\n    \tenv %s, default %q\n", line, usage, n.env(), f.DefValue)
 		})
+		fmt.Fprintf(out, "\nTracing (OpenTelemetry) is off unless OTEL_TRACES_EXPORTER (otlp, console) or\n"+
+			"OTEL_EXPORTER_OTLP_ENDPOINT is set; the standard OTEL_* variables configure it\n"+
+			"(OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, ...).\n")
 		fmt.Fprintf(out, "\nExit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration.\n")
 	}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -26,7 +27,9 @@ var healthService = grpc_health_v1.Health_ServiceDesc.ServiceName
 
 // AccessLog returns interceptors that write one line per RPC when it
 // finishes: "finished call" with grpc.service, grpc.method, grpc.code,
-// grpc.duration, peer.address and, for failures, grpc.error.
+// grpc.duration, peer.address, for failures grpc.error, and for a call
+// whose span is sampled (package tracing) trace_id and span_id, so that the
+// line and the span can be found from each other.
 //
 // The level follows the code as go-grpc-middleware's default does (see
 // Level), and health checks that succeed log at debug. When the logger is
@@ -65,7 +68,7 @@ func logCall(ctx context.Context, l *slog.Logger, fullMethod string, start time.
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 6)
+	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs,
 		slog.String("grpc.service", service),
 		slog.String("grpc.method", method),
@@ -77,6 +80,11 @@ func logCall(ctx context.Context, l *slog.Logger, fullMethod string, start time.
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("grpc.error", status.Convert(err).Message()))
+	}
+	// Only a sampled span reaches the tracing backend: an unsampled call's
+	// ids would lead nowhere.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	l.LogAttrs(ctx, level, "finished call", attrs...)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -72,6 +73,42 @@ func TestAccessLogLevels(t *testing.T) {
 
 // TestAccessLogBelowLevelAllocatesNothing pins the promise that an RPC whose
 // access line is below the configured level pays no allocation for it.
+// TestAccessLogTraceIDs checks that the line of a call whose span is
+// sampled names the trace and the span, and that of an unsampled or
+// untraced call does not.
+func TestAccessLogTraceIDs(t *testing.T) {
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	tests := []struct {
+		desc string
+		ctx  context.Context
+		want bool
+	}{
+		{"sampled", trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled})), true},
+		{"unsampled", trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: traceID, SpanID: spanID})), false},
+		{"untraced", context.Background(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			var buf bytes.Buffer
+			unary, _ := AccessLog(slog.New(slog.NewTextHandler(&buf, nil)))
+			if _, err := unary(tt.ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/acme.greeter.v1.GreeterService/SayHello"},
+				func(context.Context, any) (any, error) { return nil, nil }); err != nil {
+				t.Fatal(err)
+			}
+			ids := "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"
+			if got := strings.Contains(buf.String(), ids); got != tt.want {
+				t.Errorf("line %q has %q: %v, want %v", buf.String(), ids, got, tt.want)
+			}
+			if !tt.want && strings.Contains(buf.String(), "trace_id") {
+				t.Errorf("line %q has a trace_id", buf.String())
+			}
+		})
+	}
+}
+
 func TestAccessLogBelowLevelAllocatesNothing(t *testing.T) {
 	unary, _ := AccessLog(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	info := &grpc.UnaryServerInfo{FullMethod: "/acme.greeter.v1.GreeterService/SayHello"}

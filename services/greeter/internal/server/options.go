@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/stats"
 
 	"github.com/acme/greeter/services/greeter/internal/admission"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
@@ -41,6 +42,7 @@ type options struct {
 	overload       overloadOptions
 	unary          []grpc.UnaryServerInterceptor
 	stream         []grpc.StreamServerInterceptor
+	statsHandlers  []stats.Handler
 }
 
 func defaultOptions() options {
@@ -327,6 +329,20 @@ func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
 // WithStreamInterceptors is WithUnaryInterceptors for streaming RPCs.
 func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
 	return func(o *options) error { o.stream = append(o.stream, i...); return nil }
+}
+
+// WithStatsHandler adds h to the gRPC stats handlers of the server, which
+// see every RPC from its first byte to its end, before and after the
+// interceptors: tracing's (package tracing). The default is none, and a
+// server without one pays nothing for them; nil adds none. Each use adds
+// to the previous ones.
+func WithStatsHandler(h stats.Handler) Option {
+	return func(o *options) error {
+		if h != nil {
+			o.statsHandlers = append(o.statsHandlers, h)
+		}
+		return nil
+	}
 }
 
 // rateLimiter is the limiter the options ask for, nil for none. Settings

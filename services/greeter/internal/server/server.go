@@ -186,6 +186,9 @@ func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter
 	if o.tlsConfig != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tlsConfig)))
 	}
+	for _, h := range o.statsHandlers {
+		opts = append(opts, grpc.StatsHandler(h))
+	}
 	return opts
 }
 
