@@ -6,17 +6,24 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/acme/greeter/clients/greetctl/internal/dial"
 	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
 	"github.com/acme/greeter/clients/greetctl/internal/flagname"
 	"github.com/acme/greeter/clients/greetctl/internal/header"
 	"github.com/acme/greeter/clients/greetctl/internal/output"
+	"github.com/acme/greeter/clients/greetctl/internal/tracing"
 	"github.com/acme/greeter/clients/greetctl/internal/verbose"
 	"github.com/acme/greeter/clients/greetctl/internal/version"
 )
@@ -43,6 +50,7 @@ type Globals struct {
 	Output             string
 	Verbose            bool
 	Classic            bool
+	Traceparent        string
 }
 
 // Bind registers the global flags on flags, the root's persistent flags.
@@ -66,6 +74,8 @@ func (g *Globals) Bind(flags *pflag.FlagSet) {
 	flags.StringVarP(&g.Output, string(flagname.Output), string(flagname.OutputShort), string(output.Text), "output format: "+output.Formats+" (json: one protojson object per line)")
 	flags.BoolVarP(&g.Verbose, string(flagname.Verbose), string(flagname.VerboseShort), false, "report headers, trailers, status and timing of each call on standard error")
 	flags.BoolVar(&g.Classic, string(flagname.Classic), false, "hello and hello-again call the classic helloworld.Greeter instead of acme.greeter.v1.GreeterService")
+	flags.StringVar(&g.Traceparent, string(flagname.Traceparent), "", "continue the caller's trace, given as a W3C traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>); "+
+		"the same as "+flagname.HeaderShort.String()+" 'traceparent: ...'. Sent to the server even when OTEL_* does not turn tracing on")
 }
 
 // Container is what a command runs with.
@@ -81,6 +91,13 @@ type Container struct {
 	// DialOptions are added to every connection; tests use it for
 	// in-memory listeners.
 	DialOptions []grpc.DialOption
+	// SpanExporter, if set, turns tracing on with it instead of the
+	// exporter the OTEL_* environment describes; for tests.
+	SpanExporter sdktrace.SpanExporter
+	// LookupEnv reads the environment that decides whether tracing is on.
+	LookupEnv func(string) (string, bool)
+
+	tracing *tracing.Tracing
 }
 
 // Printer returns a printer of -o to standard output.
@@ -100,6 +117,7 @@ func (c *Container) Dial() (*grpc.ClientConn, error) {
 		ua = c.Build.UserAgent()
 	}
 	opts := append([]grpc.DialOption(nil), c.DialOptions...)
+	opts = append(opts, c.tracing.DialOptions()...)
 	if g.Verbose {
 		opts = append(opts, verbose.New(c.Stderr).DialOptions()...)
 	}
@@ -128,6 +146,16 @@ func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Co
 	if err != nil {
 		return nil, nil, exitcode.Usagef("%s: %w", flagname.HeaderShort, err)
 	}
+	if c.tracing != nil {
+		// The client spans send the trace context, the one of -H and
+		// --traceparent included (StartTrace made it the command's parent).
+		md.Delete(tracing.TraceparentHeader)
+		md.Delete(tracing.TracestateHeader)
+	} else if c.Globals.Traceparent != "" {
+		// Nothing of greetctl's is traced: the server continues the
+		// caller's trace itself.
+		md.Set(tracing.TraceparentHeader, strings.TrimSpace(c.Globals.Traceparent))
+	}
 	if len(md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
@@ -141,6 +169,84 @@ func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Co
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	return ctx, cancel, nil
+}
+
+// StartTrace starts the span of the command called name (its command
+// path, "greetctl hello") when the OTEL_* environment configures tracing,
+// child of the caller's span given by --traceparent or -H traceparent. It
+// checks both, and the OTEL_* settings, before any call is made: a
+// malformed traceparent, or both at once, is a usage error. With -v it
+// prints the trace id. end records the command's outcome on the span and
+// ends it.
+func (c *Container) StartTrace(ctx context.Context, name string) (_ context.Context, end func(error), err error) {
+	parent, err := c.traceParent()
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.tracing == nil {
+		c.tracing, err = tracing.New(ctx, tracing.WithLookupEnv(c.LookupEnv), tracing.WithWarnings(c.Stderr),
+			tracing.WithServiceVersion(c.Build.Version), tracing.WithSpanExporter(c.SpanExporter))
+		if err != nil {
+			return nil, nil, exitcode.New(exitcode.Usage, err)
+		}
+	}
+	ctx, span := c.tracing.Start(ctx, name, parent)
+	if sc := span.SpanContext(); c.Globals.Verbose && sc.IsValid() {
+		verbose.Trace(c.Stderr, sc.TraceID().String())
+	}
+	return ctx, func(err error) {
+		if err != nil {
+			code := exitcode.FromError(err)
+			description := fmt.Sprintf("exit status %d", code)
+			if st, ok := status.FromError(err); ok {
+				description = st.Code().String()
+			}
+			span.SetAttributes(semconv.ProcessExitCode(code))
+			span.SetStatus(otelcodes.Error, description)
+		}
+		span.End()
+	}, nil
+}
+
+// traceParent is the caller's span from --traceparent or from -H
+// traceparent (and tracestate); an invalid span context if neither.
+func (c *Container) traceParent() (trace.SpanContext, error) {
+	md, err := header.Parse(c.Globals.Headers)
+	if err != nil {
+		return trace.SpanContext{}, exitcode.Usagef("%s: %w", flagname.HeaderShort, err)
+	}
+	fromHeader := md.Get(tracing.TraceparentHeader)
+	state := strings.Join(md.Get(tracing.TracestateHeader), ",")
+	switch {
+	case c.Globals.Traceparent != "" && len(fromHeader) > 0:
+		return trace.SpanContext{}, exitcode.Usagef("%s and %s %s: give the caller's trace context once", flagname.Traceparent,
+			flagname.HeaderShort, tracing.TraceparentHeader)
+	case len(fromHeader) > 1:
+		return trace.SpanContext{}, exitcode.Usagef("%s: %s given %d times: a call continues one trace", flagname.HeaderShort,
+			tracing.TraceparentHeader, len(fromHeader))
+	case c.Globals.Traceparent != "":
+		sc, err := tracing.ParseParent(c.Globals.Traceparent, state)
+		if err != nil {
+			return sc, exitcode.Usagef("%s: %w", flagname.Traceparent, err)
+		}
+		return sc, nil
+	case len(fromHeader) == 1:
+		sc, err := tracing.ParseParent(fromHeader[0], state)
+		if err != nil {
+			return sc, exitcode.Usagef("%s %s: %w", flagname.HeaderShort, tracing.TraceparentHeader, err)
+		}
+		return sc, nil
+	}
+	return trace.SpanContext{}, nil
+}
+
+// FlushTraces exports the spans of the command, waiting at most timeout:
+// the command has finished, and a collector that is down must not hold
+// the terminal for long.
+func (c *Container) FlushTraces(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c.tracing.Shutdown(ctx)
 }
 
 // Call is what every RPC command starts from: its printer, its call

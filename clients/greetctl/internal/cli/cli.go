@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 
 	"github.com/acme/greeter/clients/greetctl/internal/app"
@@ -31,9 +33,10 @@ import (
 type Option func(*settings)
 
 type settings struct {
-	lookupEnv   func(string) (string, bool)
-	build       version.Info
-	dialOptions []grpc.DialOption
+	lookupEnv    func(string) (string, bool)
+	build        version.Info
+	dialOptions  []grpc.DialOption
+	spanExporter sdktrace.SpanExporter
 }
 
 // WithEnv replaces the process environment with env.
@@ -57,6 +60,16 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(s *settings) { s.dialOptions = append(s.dialOptions, opts...) }
 }
 
+// WithSpanExporter turns tracing on, exporting to e, whatever the OTEL_*
+// environment says.
+func WithSpanExporter(e sdktrace.SpanExporter) Option {
+	return func(s *settings) { s.spanExporter = e }
+}
+
+// traceFlushTimeout bounds how long greetctl waits, once its command has
+// finished, for its spans to be exported.
+const traceFlushTimeout = 2 * time.Second
+
 // Main runs greetctl with args (without the program name) and returns its
 // exit status. Canceling ctx, as Ctrl-C does, cancels the running call.
 // Errors go to stderr as one or a few lines, never as a stack trace.
@@ -73,12 +86,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		o(&s)
 	}
 	c := &app.Container{
-		Stdin:       stdin,
-		Stdout:      stdout,
-		Stderr:      stderr,
-		Build:       s.build,
-		DialOptions: s.dialOptions,
+		Stdin:        stdin,
+		Stdout:       stdout,
+		Stderr:       stderr,
+		Build:        s.build,
+		DialOptions:  s.dialOptions,
+		SpanExporter: s.spanExporter,
+		LookupEnv:    s.lookupEnv,
 	}
+	defer c.FlushTraces(traceFlushTimeout)
 	root := newRoot(c, s.lookupEnv)
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -143,8 +159,13 @@ Every flag can also be set with a %s<FLAG> environment variable
 (%s, default $XDG_CONFIG_HOME/greetctl/config.yaml if it exists). A flag
 wins over the environment, the environment over the config file.
 
+Tracing (OpenTelemetry) is off unless OTEL_TRACES_EXPORTER (otlp, console) or
+OTEL_EXPORTER_OTLP_ENDPOINT is set; then each command is a span, every call a
+child span, and the server continues the trace. %s (or -H
+traceparent) continues a caller's trace.
+
 `, flagname.Classic, config.EnvPrefix, config.EnvName(string(flagname.Addr)), config.EnvName(string(flagname.UserAgent)),
-			flagname.Config) + exitcode.Help(),
+			flagname.Config, flagname.Traceparent) + exitcode.Help(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -169,7 +190,14 @@ wins over the environment, the environment over the config file.
 			exitcode.OK, exitcode.Usage, exitcode.Rejected, exitcode.ServerError, exitcode.Interrupted)
 		run := sub.RunE
 		sub.RunE = func(cmd *cobra.Command, args []string) error {
-			return mark(run(cmd, args))
+			ctx, end, err := c.StartTrace(cmd.Context(), cmd.CommandPath())
+			if err != nil {
+				return mark(err)
+			}
+			cmd.SetContext(ctx)
+			err = run(cmd, args)
+			end(err)
+			return mark(err)
 		}
 		root.AddCommand(sub)
 	}

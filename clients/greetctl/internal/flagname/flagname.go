@@ -34,6 +34,7 @@ const (
 	Output             Name = "output"
 	Verbose            Name = "verbose"
 	Classic            Name = "classic"
+	Traceparent        Name = "traceparent"
 )
 
 // Shorthands of the global flags.

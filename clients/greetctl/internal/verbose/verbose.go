@@ -16,6 +16,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Trace reports the trace a command's calls belong to, once per command,
+// as "* trace-id: <32 hex digits>": the id to look the calls up by in a
+// tracing backend, or to find the server's access log lines with.
+func Trace(w io.Writer, traceID string) {
+	fmt.Fprintf(w, "* trace-id: %s\n", traceID)
+}
+
 // Logger writes the report to one writer. Its interceptors may run on
 // several goroutines; writes are serialised.
 type Logger struct {
