@@ -52,28 +52,70 @@ var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr)"?[=:]"?([^\s",]*)
 // each), so a server logging every RPC under load cannot grow the caller;
 // use StartLogged to keep all of it.
 func Start(ctx context.Context, bin string, args ...string) (*Server, error) {
-	buf := &boundedBuffer{}
-	return start(ctx, bin, buf, buf.String, args)
+	return StartWith(ctx, bin, args)
 }
 
 // StartLogged is Start with everything the server prints written to the file
 // logPath, for tests that count access-log lines.
 func StartLogged(ctx context.Context, bin, logPath string, args ...string) (*Server, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	// The child writes to its own copy of the descriptor.
-	defer f.Close()
-	return start(ctx, bin, f, func() string {
-		b, _ := os.ReadFile(logPath)
-		return string(b)
-	}, args)
+	return StartWith(ctx, bin, args, WithLogFile(logPath))
 }
 
-func start(ctx context.Context, bin string, out io.Writer, logText func() string, args []string) (*Server, error) {
+// StartOption changes how StartWith runs a server.
+type StartOption func(*launch)
+
+type launch struct {
+	env     []string
+	logPath string
+}
+
+// WithEnv adds variables, "KEY=value" each, to the environment the server
+// inherits from this process; where a key is given twice, the last wins.
+// The default is the inherited environment alone.
+func WithEnv(env ...string) StartOption {
+	return func(l *launch) { l.env = append(l.env, env...) }
+}
+
+// WithLogFile writes everything the server prints to the file logPath, for
+// tests that count log lines. The default keeps the head and the tail in
+// memory (see Start).
+func WithLogFile(logPath string) StartOption {
+	return func(l *launch) { l.logPath = logPath }
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, bin string, args []string, opts ...StartOption) (*Server, error) {
+	var l launch
+	for _, o := range opts {
+		o(&l)
+	}
+	var out io.Writer
+	var logText func() string
+	if l.logPath != "" {
+		f, err := os.Create(l.logPath)
+		if err != nil {
+			return nil, err
+		}
+		// The child writes to its own copy of the descriptor.
+		defer f.Close()
+		out, logText = f, func() string {
+			b, _ := os.ReadFile(l.logPath)
+			return string(b)
+		}
+	} else {
+		buf := &boundedBuffer{}
+		out, logText = buf, buf.String
+	}
+	return start(ctx, bin, out, logText, l.env, args)
+}
+
+func start(ctx context.Context, bin string, out io.Writer, logText func() string, env, args []string) (*Server, error) {
 	s := &Server{logText: logText, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, args...)...)
+	if len(env) > 0 {
+		// exec uses the last value of a key.
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
