@@ -38,7 +38,7 @@ NPM_PROJECTS := sdk/ts test/e2e/sdk/node
 # that ran (Node, Python, the consuming team).
 SDK_TESTS := github.com/acme/greeter/test/e2e/sdk
 
-.PHONY: all demo test check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest bench-smoke bench build tidy clean
+.PHONY: all demo test check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest bench-smoke bench bench-tracing build tidy clean
 
 all: test
 
@@ -110,6 +110,14 @@ bench-smoke:
 BENCH_FLAGS ?=
 bench:
 	cd test && $(GO) tool greetbench $(BENCH_FLAGS)
+
+# What tracing costs (minutes; not part of `make test`): server CPU per RPC
+# with tracing off and on at sample ratios 1.0 and 0.01, exporting to a real
+# OTLP receiver; prints markdown for docs/performance.md, "Tracing".
+# TRACEBENCH_FLAGS, e.g. "-duration 2s -runs 3".
+TRACEBENCH_FLAGS ?=
+bench-tracing:
+	cd test && $(GO) tool tracebench $(TRACEBENCH_FLAGS)
 
 # Each binary is built inside its own module, with that module's versions
 # (test/e2e/release proves it). -buildvcs=auto stamps the git revision into

@@ -142,4 +142,5 @@ tool (
 	github.com/acme/greeter/test/cmd/bareserver
 	github.com/acme/greeter/test/cmd/greetbench
 	github.com/acme/greeter/test/cmd/greetload
+	github.com/acme/greeter/test/cmd/tracebench
 )

@@ -2,6 +2,8 @@ package bench_test
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,5 +31,32 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestRunTracing runs the tracing benchmark for a fraction of a second per
+// run, so that `go tool tracebench` keeps working; it checks that traced
+// greeters exported into the receivers, not any figure.
+func TestRunTracing(t *testing.T) {
+	md, err := bench.RunTracing(context.Background(), repo.TestRoot(t), bench.TracingConfig{
+		Duration:    150 * time.Millisecond,
+		Runs:        1,
+		Concurrency: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| off | ", "| on, sample ratio 1.0 | ", "| on, sample ratio 0.01 | "} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	// Every call of the 1.0 run, and the warm-up's, is a span received.
+	m := regexp.MustCompile(`\| on, sample ratio 1\.0 \|.* \| (\d+\.\d+) \|\n`).FindStringSubmatch(md)
+	if m == nil {
+		t.Fatalf("no spans received per RPC for sample ratio 1.0:\n%s", md)
+	}
+	if perRPC, _ := strconv.ParseFloat(m[1], 64); perRPC < 0.9 {
+		t.Errorf("sample ratio 1.0: %v spans received per RPC, want about 1:\n%s", perRPC, md)
 	}
 }
