@@ -39,9 +39,10 @@ func TestRun(t *testing.T) {
 // greeters exported into the receivers, not any figure.
 func TestRunTracing(t *testing.T) {
 	md, err := bench.RunTracing(context.Background(), repo.TestRoot(t), bench.TracingConfig{
-		Duration:    150 * time.Millisecond,
-		Runs:        1,
-		Concurrency: 2,
+		Rate:     200,
+		InFlight: 4,
+		Duration: 150 * time.Millisecond,
+		Runs:     1,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,9 +55,9 @@ func TestRunTracing(t *testing.T) {
 	// Every call of the 1.0 run, and the warm-up's, is a span received.
 	m := regexp.MustCompile(`\| on, sample ratio 1\.0 \|.* \| (\d+\.\d+) \|\n`).FindStringSubmatch(md)
 	if m == nil {
-		t.Fatalf("no spans received per RPC for sample ratio 1.0:\n%s", md)
+		t.Fatalf("no spans received per call for sample ratio 1.0:\n%s", md)
 	}
-	if perRPC, _ := strconv.ParseFloat(m[1], 64); perRPC < 0.9 {
-		t.Errorf("sample ratio 1.0: %v spans received per RPC, want about 1:\n%s", perRPC, md)
+	if perCall, _ := strconv.ParseFloat(m[1], 64); perCall < 0.99 || perCall > 1.01 {
+		t.Errorf("sample ratio 1.0: %v spans received per call, want 1:\n%s", perCall, md)
 	}
 }

@@ -51,6 +51,8 @@ const (
 	EnvTracesExporter = "OTEL_TRACES_EXPORTER"
 	EnvEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
 	EnvTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	// EnvProtocol is only named in errors.
+	EnvProtocol = "OTEL_EXPORTER_OTLP_PROTOCOL"
 )
 
 // DefaultServiceName is service.name unless OTEL_SERVICE_NAME or
@@ -167,8 +169,10 @@ func New(ctx context.Context, opts ...Option) (*Provider, error) {
 	if exporter == nil {
 		var err error
 		if exporter, err = autoexport.NewSpanExporter(ctx); err != nil {
-			return nil, fmt.Errorf("trace exporter: %w (%s takes otlp, console or none; OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf)",
-				err, EnvTracesExporter)
+			exp, _ := o.lookupEnv(EnvTracesExporter)
+			proto, _ := o.lookupEnv(EnvProtocol)
+			return nil, fmt.Errorf("trace exporter: %w (%s=%q, %s=%q): %s takes otlp, console or none, %s grpc or http/protobuf",
+				err, EnvTracesExporter, exp, EnvProtocol, proto, EnvTracesExporter, EnvProtocol)
 		}
 	}
 	defaults := []attribute.KeyValue{semconv.ServiceName(DefaultServiceName)}

@@ -346,12 +346,12 @@ type keptExporter struct{ *tracetest.InMemoryExporter }
 
 func (keptExporter) Shutdown(context.Context) error { return nil }
 
-func startTraced(t *testing.T, opts ...tracing.HandlerOption) *fixture {
+func startTraced(t testing.TB, opts ...tracing.HandlerOption) *fixture {
 	t.Helper()
 	return startTracedWith(t, nil, opts...)
 }
 
-func startTracedWith(t *testing.T, popts []tracing.Option, opts ...tracing.HandlerOption) *fixture {
+func startTracedWith(t testing.TB, popts []tracing.Option, opts ...tracing.HandlerOption) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
@@ -391,7 +391,7 @@ func (f *fixture) hello(t *testing.T, ctx context.Context, name string) {
 
 // finish drains the server, so that every span has ended, flushes the
 // provider and returns the spans exported.
-func (f *fixture) finish(t *testing.T) tracetest.SpanStubs {
+func (f *fixture) finish(t testing.TB) tracetest.SpanStubs {
 	t.Helper()
 	f.finished = true
 	f.conn.Close()
