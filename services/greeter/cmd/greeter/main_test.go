@@ -198,3 +198,32 @@ func TestProcessExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessTracingConfig checks that an OpenTelemetry setting the server
+// cannot use is bad configuration (exit 2) naming it, not a server that
+// starts without the tracing it was asked for.
+func TestProcessTracingConfig(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tt := range []struct {
+		desc   string
+		env    []string
+		output string
+	}{
+		{"unknown exporter", []string{"OTEL_TRACES_EXPORTER=zipkin"}, `OTEL_TRACES_EXPORTER=\"zipkin\"`},
+		{"malformed resource attributes", []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name"}, "OTEL_RESOURCE_ATTRIBUTES"},
+	} {
+		t.Run(tt.desc, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "")
+			cmd.Env = append(os.Environ(), tt.env...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), tt.output) {
+				t.Fatalf("got %v, stderr %q; want exit 2 naming %s", err, stderr.String(), tt.output)
+			}
+		})
+	}
+}
