@@ -129,10 +129,14 @@ func WithServiceVersion(v string) Option {
 }
 
 // WithLookupEnv sets how Enabled reads the environment, for tests. The
-// default is os.LookupEnv. The OpenTelemetry packages always read the
-// process environment.
+// default, and what nil means, is os.LookupEnv. The OpenTelemetry packages
+// always read the process environment.
 func WithLookupEnv(lookupEnv func(string) (string, bool)) Option {
-	return func(o *options) { o.lookupEnv = lookupEnv }
+	return func(o *options) {
+		if lookupEnv != nil {
+			o.lookupEnv = lookupEnv
+		}
+	}
 }
 
 // WithSpanExporter turns tracing on with e instead of the exporter the
