@@ -45,7 +45,7 @@ var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr)"?[=:]"?([^\s",]*)
 // get the admin server), and waits until the server logs its "serving" line
 // with the addresses it bound, at most 30s. When args give a fixed
 // --grpc-addr (for a log level that hides that line, say), the server is
-// ready once that address accepts connections, and MetricsAddr is
+// ready once that address and a fixed --metrics-addr accept connections, and MetricsAddr is
 // --metrics-addr as given.
 //
 // Start keeps the head and the tail of what the server prints (64 KiB
@@ -134,8 +134,10 @@ func start(ctx context.Context, bin string, out io.Writer, logText func() string
 	defer tick.Stop()
 	for {
 		if fixedGRPC != "" {
-			if c, err := net.DialTimeout("tcp", fixedGRPC, time.Second); err == nil {
-				c.Close()
+			// The kernel accepts a connection once a port is bound, before
+			// the server serves it; the server binds both ports before it
+			// serves either, so both accepting means both are bound.
+			if accepts(fixedGRPC) && (fixedMetrics == "" || accepts(fixedMetrics)) {
 				s.Addr, s.MetricsAddr = fixedGRPC, fixedMetrics
 				return s, nil
 			}
@@ -154,6 +156,16 @@ func start(ctx context.Context, bin string, out io.Writer, logText func() string
 		case <-tick.C:
 		}
 	}
+}
+
+// accepts reports whether addr accepts a TCP connection.
+func accepts(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // readAddrs reads the bound addresses from the "serving" line, reporting
