@@ -1,12 +1,25 @@
 // Package bench is the load benchmark behind `make bench` (go tool
-// greetbench): it builds the greeter server and the bare grpc-go ceiling
-// (test/cmd/bareserver) from the same gen/go, starts both on loopback, and
-// drives each with the same load generator (package load) at the same
-// settings, one after the other, row by row. It reports throughput,
-// latency, server CPU and peak RSS with the greeter/bare ratio per row,
-// idle memory and memory per idle connection, as markdown. Every run is
-// bounded: scenarios × concurrency levels × 2 servers × Duration, plus the
-// idle-connection steps.
+// greetbench): the greeter server against the bare grpc-go ceiling
+// (test/cmd/bareserver), both built from the same gen/go, measured from
+// outside the way a user would measure a server they consider running.
+//
+//   - The server under test is pinned to one CPU and the load generator to
+//     another (taskset), so neither takes cycles from the other; on a machine
+//     without taskset or a second CPU they run unpinned, and the report says
+//     so.
+//   - The load generators are processes of their own: greetload (package
+//     load) and ghz, pinned as a tool of this module, whose numbers do not
+//     depend on any code of ours.
+//   - The figure that counts is server CPU per request: the server process's
+//     user+system time from /proc/<pid>/stat over the requests completed. A
+//     generator that saturates its own CPU bounds req/s, not this.
+//   - Greeter and bare run alternately, A B A B after a warm-up of each, in
+//     one run: the machine's noise reaches both alike, and ratios are taken
+//     within a row.
+//
+// Every run is bounded: generators × scenarios × concurrency levels ×
+// (2 warm-ups + 2 × Rounds measured runs), the throughput rows and the idle
+// memory steps.
 package bench
 
 import (
@@ -15,8 +28,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"strings"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,12 +45,22 @@ import (
 
 // Config is what a run measures.
 type Config struct {
-	// Duration is how long each row drives each server.
+	// Duration is how long each measured run drives one server.
 	Duration time.Duration
+	// Warmup is how long each server is driven, unmeasured, before a row.
+	Warmup time.Duration
+	// Rounds is how many times each row alternates greeter and bare.
+	Rounds int
 	// Concurrency lists the numbers of RPCs in flight, one row each.
 	Concurrency []int
 	// Scenarios lists the RPC shapes.
 	Scenarios []load.Scenario
+	// Generators lists the load generators; each measures every row.
+	Generators []Generator
+	// Throughput lists the numbers of streams in flight of the streaming
+	// throughput rows (server stream and bidi, server and generator
+	// unpinned, sharing the machine); none leaves them out.
+	Throughput []int
 	// IdleConns lists the numbers of idle connections to measure memory with.
 	IdleConns []int
 	// GreeterArgs are extra flags for the greeter; none means production
@@ -46,140 +70,257 @@ type Config struct {
 	Progress io.Writer
 }
 
+// Generator is a load generator.
+type Generator string
+
+// The load generators.
+const (
+	// GreetLoad is this module's generator (package load, test/cmd/greetload).
+	GreetLoad Generator = "greetload"
+	// Ghz is ghz (ghz.sh), at the version test/go.mod pins.
+	Ghz Generator = "ghz"
+)
+
+// Generators lists every generator in report order.
+var Generators = []Generator{GreetLoad, Ghz}
+
+// streamLength is the number of messages of every streaming call.
+const streamLength = 1000
+
 // target is one server under test.
 type target struct {
 	name string
 	srv  *process.Server
 }
 
-// Run builds both servers from the repository at root, measures them and
-// returns the report as markdown.
+// bench is one run in progress.
+type bench struct {
+	cfg      Config
+	pins     pins
+	bins     map[string]string // command name → path
+	protoset string            // for ghz
+}
+
+// Run builds the servers and the generators from the repository at root,
+// measures and returns the report as markdown.
 func Run(ctx context.Context, root string, cfg Config) (string, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
-	if cfg.Duration <= 0 || len(cfg.Concurrency) == 0 || len(cfg.Scenarios) == 0 {
-		return "", errors.New("bench: need a duration, concurrency levels and scenarios")
+	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Rounds < 1 || len(cfg.Concurrency) == 0 || len(cfg.Scenarios) == 0 || len(cfg.Generators) == 0 {
+		return "", errors.New("bench: need a duration, rounds, concurrency levels, scenarios and generators")
 	}
-	bin, err := os.MkdirTemp("", "greetbench-")
+	for _, s := range cfg.Scenarios {
+		if _, ok := ghzCalls[s]; !ok {
+			return "", fmt.Errorf("bench: unknown scenario %q", s)
+		}
+	}
+	started := time.Now()
+	b := &bench{cfg: cfg, pins: choosePins(), bins: map[string]string{}}
+	fmt.Fprintln(cfg.Progress, b.pins.describe())
+
+	dir, err := os.MkdirTemp("", "greetbench-")
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(bin)
-	fmt.Fprintln(cfg.Progress, "building greeter and bareserver ...")
-	paths, err := binaries.Build(root, bin, nil, binaries.Greeter, binaries.BareServer)
+	defer os.RemoveAll(dir)
+	cmds := []binaries.Command{binaries.Greeter, binaries.BareServer, binaries.GreetLoad}
+	for _, g := range cfg.Generators {
+		switch g {
+		case GreetLoad:
+		case Ghz:
+			cmds = append(cmds, binaries.Ghz)
+			if b.protoset, err = writeProtoset(dir); err != nil {
+				return "", err
+			}
+		default:
+			return "", fmt.Errorf("bench: unknown generator %q", g)
+		}
+	}
+	fmt.Fprintln(cfg.Progress, "building", len(cmds), "commands ...")
+	paths, err := binaries.Build(root, dir, nil, cmds...)
 	if err != nil {
 		return "", err
 	}
-
-	var targets []target
-	for i, name := range []string{"greeter", "bareserver"} {
-		var args []string
-		if name == "greeter" {
-			args = cfg.GreeterArgs
-		}
-		srv, err := process.Start(ctx, paths[i], args...)
-		if err != nil {
-			return "", err
-		}
-		defer srv.Stop(30 * time.Second)
-		targets = append(targets, target{name: name, srv: srv})
+	for i, c := range cmds {
+		b.bins[c.Name] = paths[i]
 	}
 
-	report := &report{cfg: cfg}
+	rep := &report{cfg: cfg, pins: b.pins, commit: commit(root), ghzVersion: moduleVersion(b.bins[binaries.Ghz.Name], "github.com/bojand/ghz")}
+	targets, stop, err := b.start(ctx, b.pins.server)
+	if err != nil {
+		return "", err
+	}
 	// Memory first, on fresh processes: after load, the Go runtime keeps
 	// freed heap for a while and would inflate "idle".
 	for _, t := range targets {
 		idle, err := idleMemory(ctx, t, cfg.IdleConns, cfg.Progress)
 		if err != nil {
+			stop()
 			return "", fmt.Errorf("%s idle memory: %w", t.name, err)
 		}
-		report.idle = append(report.idle, idle)
+		rep.idle = append(rep.idle, idle)
 	}
-	for _, scenario := range cfg.Scenarios {
-		for _, c := range cfg.Concurrency {
-			var pair [2]row
-			for i, t := range targets {
-				r, err := measure(ctx, t, scenario, c, cfg.Duration)
+	for _, g := range cfg.Generators {
+		for _, scenario := range cfg.Scenarios {
+			for _, c := range cfg.Concurrency {
+				r, err := b.row(ctx, targets, g, scenario, c, b.pins.client)
 				if err != nil {
-					return "", fmt.Errorf("%s %s c=%d: %w", t.name, scenario, c, err)
+					stop()
+					return "", fmt.Errorf("%s %s c=%d: %w", g, scenario, c, err)
 				}
-				pair[i] = r
+				rep.rows = append(rep.rows, r)
+				fmt.Fprintln(cfg.Progress, r.summary())
 			}
-			report.rows = append(report.rows, pair)
-			printRow(cfg.Progress, pair)
 		}
 	}
-	return report.markdown(), nil
+	stop()
+
+	if len(cfg.Throughput) > 0 {
+		// Fresh, unpinned servers: what the whole machine reaches.
+		targets, stop, err := b.start(ctx, "")
+		if err != nil {
+			return "", err
+		}
+		defer stop()
+		for _, scenario := range []load.Scenario{load.ServerStream, load.Bidi} {
+			for _, c := range cfg.Throughput {
+				r, err := b.row(ctx, targets, GreetLoad, scenario, c, "")
+				if err != nil {
+					return "", fmt.Errorf("throughput %s c=%d: %w", scenario, c, err)
+				}
+				rep.throughput = append(rep.throughput, r)
+				fmt.Fprintln(cfg.Progress, "throughput", r.summary())
+			}
+		}
+	}
+	rep.took = time.Since(started)
+	return rep.markdown(), nil
 }
 
-// row is one scenario at one concurrency against one server.
-type row struct {
-	server string
-	load.Result
+// start starts the greeter and the bare server, on cpus when not empty.
+func (b *bench) start(ctx context.Context, cpus string) ([]target, func(), error) {
+	var targets []target
+	stop := func() {
+		for _, t := range targets {
+			_ = t.srv.Stop(30 * time.Second)
+		}
+	}
+	for _, name := range []string{binaries.Greeter.Name, binaries.BareServer.Name} {
+		var args []string
+		if name == binaries.Greeter.Name {
+			args = b.cfg.GreeterArgs
+		}
+		var opts []process.StartOption
+		if cpus != "" {
+			opts = append(opts, process.WithCPUs(cpus))
+		}
+		srv, err := process.StartWith(ctx, b.bins[name], args, opts...)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		targets = append(targets, target{name: name, srv: srv})
+	}
+	return targets, stop, nil
+}
+
+// run is what one generator run measured.
+type run struct {
+	// ops is the operations completed: calls, or messages for streams.
+	ops      int64
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	// cpu is the server's CPU time over the run, peakRSS its highest RSS.
 	cpu     time.Duration
 	peakRSS int64
 }
 
-// cpuPer100k is server CPU seconds per 100,000 operations.
-func (r row) cpuPer100k() float64 {
-	if r.Ops == 0 {
-		return 0
+// row is one generator, scenario and concurrency against both servers:
+// runs[0] the greeter's, runs[1] the bare server's, one per round.
+type row struct {
+	gen      Generator
+	scenario load.Scenario
+	c        int
+	runs     [2][]run
+}
+
+// row measures one row: a warm-up of each server, then Rounds rounds of
+// greeter then bare.
+func (b *bench) row(ctx context.Context, targets []target, g Generator, scenario load.Scenario, c int, cpus string) (row, error) {
+	r := row{gen: g, scenario: scenario, c: c}
+	if b.cfg.Warmup > 0 {
+		for _, t := range targets {
+			if _, err := b.drive(ctx, g, t, scenario, c, b.cfg.Warmup, cpus); err != nil {
+				return r, fmt.Errorf("%s warm-up: %w", t.name, err)
+			}
+		}
 	}
-	return r.cpu.Seconds() * 100_000 / float64(r.Ops)
+	for range b.cfg.Rounds {
+		for i, t := range targets {
+			pid := t.srv.Pid()
+			if err := procstat.ResetPeak(pid); err != nil {
+				return r, err
+			}
+			before, err := procstat.Read(pid)
+			if err != nil {
+				return r, err
+			}
+			m, err := b.drive(ctx, g, t, scenario, c, b.cfg.Duration, cpus)
+			if err != nil {
+				return r, fmt.Errorf("%s: %w", t.name, err)
+			}
+			after, err := procstat.Read(pid)
+			if err != nil {
+				return r, err
+			}
+			m.cpu, m.peakRSS = after.CPU-before.CPU, after.PeakRSS
+			r.runs[i] = append(r.runs[i], m)
+		}
+	}
+	return r, nil
+}
+
+// drive runs generator g against t once, on cpus when not empty.
+func (b *bench) drive(ctx context.Context, g Generator, t target, scenario load.Scenario, c int, d time.Duration, cpus string) (run, error) {
+	var argv []string
+	if cpus != "" {
+		argv = append(argv, "taskset", "-c", cpus)
+	}
+	switch g {
+	case GreetLoad:
+		argv = append(argv, b.bins[binaries.GreetLoad.Name])
+		argv = append(argv, greetloadArgs(t.srv.Addr, scenario, c, d)...)
+	case Ghz:
+		args, err := ghzArgs(b.protoset, t.srv.Addr, scenario, c, d, cpus != "")
+		if err != nil {
+			return run{}, err
+		}
+		argv = append(argv, b.bins[binaries.Ghz.Name])
+		argv = append(argv, args...)
+	}
+	// A generator gets its run's time and a minute more to connect,
+	// finish the calls in flight and report.
+	ctx, cancel := context.WithTimeout(ctx, d+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr boundedTail
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return run{}, fmt.Errorf("%s: %w\n%s%s", filepath.Base(b.bins[string(g)]), err, out, stderr.String())
+	}
+	switch g {
+	case Ghz:
+		return parseGhz(out, scenario)
+	default:
+		return parseGreetload(out)
+	}
 }
 
 // connections is how many client connections carry c in-flight RPCs:
 // one per 16 RPCs, at most 8, as a load balancer or client pool would.
 func connections(c int) int { return min(8, max(1, c/16)) }
-
-func measure(ctx context.Context, t target, scenario load.Scenario, c int, d time.Duration) (row, error) {
-	conns, closeAll, err := dial(t.srv.Addr, connections(c))
-	if err != nil {
-		return row{}, err
-	}
-	defer closeAll()
-	pid := t.srv.Pid()
-	if err := procstat.ResetPeak(pid); err != nil {
-		return row{}, err
-	}
-	before, err := procstat.Read(pid)
-	if err != nil {
-		return row{}, err
-	}
-	res, err := load.Run(ctx, conns, load.Options{Scenario: scenario, Concurrency: c, Duration: d})
-	if err != nil {
-		return row{}, err
-	}
-	after, err := procstat.Read(pid)
-	if err != nil {
-		return row{}, err
-	}
-	if res.Failed() > 0 {
-		return row{}, fmt.Errorf("%d RPCs failed: %v", res.Failed(), res.Errors)
-	}
-	return row{server: t.name, Result: res, cpu: after.CPU - before.CPU, peakRSS: after.PeakRSS}, nil
-}
-
-func dial(addr string, n int) ([]grpc.ClientConnInterface, func(), error) {
-	var conns []grpc.ClientConnInterface
-	var raw []*grpc.ClientConn
-	closeAll := func() {
-		for _, cc := range raw {
-			cc.Close()
-		}
-	}
-	for range n {
-		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		raw = append(raw, cc)
-		conns = append(conns, cc)
-	}
-	return conns, closeAll, nil
-}
 
 // idle is the memory of one server with no load.
 type idle struct {
@@ -197,6 +338,7 @@ func idleMemory(ctx context.Context, t target, steps []int, progress io.Writer) 
 		return out, err
 	}
 	out.rss = base
+	fmt.Fprintf(progress, "%-10s idle RSS %.1f MiB\n", t.name, mib(base))
 	for _, n := range steps {
 		conns := make([]*grpc.ClientConn, 0, n)
 		closeAll := func() {
@@ -259,79 +401,25 @@ func settledRSS(pid int) (int64, error) {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-func printRow(w io.Writer, pair [2]row) {
-	g, b := pair[0], pair[1]
-	fmt.Fprintf(w, "%-14s c=%-4d greeter %10.0f/s p50 %-9v p99 %-9v | bare %10.0f/s p50 %-9v p99 %-9v | ratio %.2f\n",
-		g.Scenario, g.Concurrency, g.Rate(), g.P50, g.P99, b.Rate(), b.P50, b.P99, ratio(g.Rate(), b.Rate()))
+// boundedTail keeps the last 16 KiB written to it: a failing generator's
+// last words.
+type boundedTail struct{ b []byte }
+
+func (t *boundedTail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 16<<10; over > 0 {
+		t.b = t.b[over:]
+	}
+	return len(p), nil
 }
 
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
+func (t *boundedTail) String() string { return string(t.b) }
 
-type report struct {
-	cfg  Config
-	rows [][2]row
-	idle []idle
-}
-
-func (r *report) markdown() string {
-	var b strings.Builder
-	cpuModel := "unknown"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpuModel = strings.TrimSpace(v)
-				break
-			}
-		}
+// greetloadArgs are greetload's flags for one run.
+func greetloadArgs(addr string, scenario load.Scenario, c int, d time.Duration) []string {
+	return []string{
+		"-addr", addr, "-scenario", string(scenario), "-concurrency", strconv.Itoa(c),
+		"-connections", strconv.Itoa(connections(c)), "-duration", d.String(),
+		"-stream-length", strconv.Itoa(streamLength), "-json",
 	}
-	fmt.Fprintf(&b, "## Load benchmark (`make bench`)\n\n")
-	fmt.Fprintf(&b, "Measured %s on %d cores (%s), %s, GOMAXPROCS %d; client and servers share the machine. "+
-		"Each row drives one server for %s with the same load generator (test/bench/load), the greeter first, "+
-		"then the bare grpc-go server built from the same gen/go with no interceptors (test/cmd/bareserver). "+
-		"Streams carry 1,000 messages per call; for streams a \"req\" is one message (server stream: a greeting "+
-		"received; client stream: a name sent; bidi: a round trip). Latency: per call (unary, client stream), per "+
-		"round trip (bidi), per gap between greetings (server stream). CPU is the server's user+system time. Peak RSS is the highest resident memory during the row, which includes heap the process still holds from earlier rows (the Go runtime returns freed memory to the OS gradually; the first rows follow the 5,000-connection memory step).\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpuModel, runtime.Version(), runtime.GOMAXPROCS(0), r.cfg.Duration)
-	b.WriteString("| scenario | in flight | greeter req/s | bare req/s | ratio | greeter p50 | bare p50 | greeter p99 | bare p99 | p99 ratio | greeter CPU s/100k | bare CPU s/100k | greeter peak RSS | bare peak RSS |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, p := range r.rows {
-		g, bare := p[0], p[1]
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.2f | %v | %v | %v | %v | %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
-			g.Scenario, g.Concurrency, g.Rate(), bare.Rate(), ratio(g.Rate(), bare.Rate()),
-			round(g.P50), round(bare.P50), round(g.P99), round(bare.P99), ratio(float64(g.P99), float64(bare.P99)),
-			g.cpuPer100k(), bare.cpuPer100k(), mib(g.peakRSS), mib(bare.peakRSS))
-	}
-	b.WriteString("\n### Idle memory\n\nMeasured on freshly started processes, before any load: RSS at rest, then the RSS " +
-		"each idle client connection adds (connected, no RPC), averaged over that many connections.\n\n| server | idle RSS |")
-	for _, n := range r.cfg.IdleConns {
-		fmt.Fprintf(&b, " RSS per idle connection (%d open) |", n)
-	}
-	b.WriteString("\n|---|---:|")
-	for range r.cfg.IdleConns {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
-	for _, i := range r.idle {
-		fmt.Fprintf(&b, "| %s | %.1f MiB |", i.server, mib(i.rss))
-		for _, n := range r.cfg.IdleConns {
-			fmt.Fprintf(&b, " %.1f KiB |", i.perConn[n]/1024)
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	case d >= time.Microsecond:
-		return d.Round(time.Microsecond)
-	}
-	return d
 }

@@ -13,24 +13,48 @@ import (
 	"github.com/acme/greeter/test/harness/repo"
 )
 
-// TestRun runs the whole load benchmark for a fraction of a second per row:
-// it builds both servers, drives every scenario and measures idle memory,
-// so `make bench` keeps working. The figures themselves are not checked:
-// this is not a timed test.
+// logWriter sends each progress line to the test log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestRun runs the whole load benchmark for a fraction of a second per run:
+// it builds the servers and both load generators (ghz too), drives every
+// scenario with each, pinned to CPUs of their own where taskset and two
+// CPUs allow (the log's first line says which), measures the throughput
+// rows and idle memory, so `make bench` keeps working. The figures
+// themselves are not checked: this is not a timed test.
 func TestRun(t *testing.T) {
 	md, err := bench.Run(context.Background(), repo.TestRoot(t), bench.Config{
 		Duration:    150 * time.Millisecond,
+		Warmup:      50 * time.Millisecond,
+		Rounds:      1,
 		Concurrency: []int{2},
 		Scenarios:   load.Scenarios,
+		Generators:  bench.Generators,
+		Throughput:  []int{2},
 		IdleConns:   []int{20},
+		Progress:    logWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| unary | 2 |", "| server-stream | 2 |", "| client-stream | 2 |", "| bidi | 2 |", "| greeter |", "| bareserver |", "RSS per idle connection (20 open)"} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
+	want := []string{"### Load generator: greetload", "### Load generator: ghz v", "### Streaming throughput",
+		"| server-stream | 2 |", "| bidi | 2 |", "| greeter |", "| bareserver |", "RSS per idle connection (20 open)"}
+	for _, s := range load.Scenarios {
+		want = append(want, "| "+string(s)+" (per ")
+	}
+	for _, w := range want {
+		if !strings.Contains(md, w) {
+			t.Errorf("report lacks %q:\n%s", w, md)
 		}
+	}
+	// Every row of both generators' tables.
+	if n := strings.Count(md, " | 2 | "); n != 2*len(load.Scenarios)+2 {
+		t.Errorf("%d rows at 2 in flight, want %d:\n%s", n, 2*len(load.Scenarios)+2, md)
 	}
 }
 

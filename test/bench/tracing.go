@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/test/bench/load"
 	"github.com/acme/greeter/test/harness/binaries"
 	"github.com/acme/greeter/test/harness/otlpsink"
 	"github.com/acme/greeter/test/harness/process"
@@ -165,7 +166,7 @@ func RunTracing(ctx context.Context, root string, cfg TracingConfig) (string, er
 // counted as missed: the server (or the machine) did not keep up, which
 // the report shows as a rate below the one asked for.
 func paced(ctx context.Context, srv *process.Server, cfg TracingConfig, d time.Duration) (pacedRun, error) {
-	conns, closeAll, err := dial(srv.Addr, connections(cfg.InFlight))
+	conns, closeAll, err := load.Dial(srv.Addr, connections(cfg.InFlight))
 	if err != nil {
 		return pacedRun{}, err
 	}

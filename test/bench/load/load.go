@@ -19,9 +19,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/gen/go/helloworld"
 )
 
 // Scenario is one RPC shape under load.
@@ -31,14 +33,15 @@ type Scenario string
 // received (server stream), a name sent (client stream) or a round trip
 // (bidi).
 const (
-	Unary        Scenario = "unary"         // SayHello; an operation is a call
-	ServerStream Scenario = "server-stream" // SayHelloStream; a greeting received
-	ClientStream Scenario = "client-stream" // SayHelloToAll; a name sent
-	Bidi         Scenario = "bidi"          // SayHelloChat; a round trip
+	Unary           Scenario = "unary"            // acme.greeter.v1 SayHello; an operation is a call
+	UnaryHelloworld Scenario = "unary-helloworld" // the tutorial contract's helloworld.Greeter/SayHello
+	ServerStream    Scenario = "server-stream"    // SayHelloStream; a greeting received
+	ClientStream    Scenario = "client-stream"    // SayHelloToAll; a name sent
+	Bidi            Scenario = "bidi"             // SayHelloChat; a round trip
 )
 
 // Scenarios lists every scenario in report order.
-var Scenarios = []Scenario{Unary, ServerStream, ClientStream, Bidi}
+var Scenarios = []Scenario{Unary, UnaryHelloworld, ServerStream, ClientStream, Bidi}
 
 // Options configure a run.
 type Options struct {
@@ -121,11 +124,12 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, opts Options) (R
 	start := time.Now()
 	for i := range workers {
 		w := &worker{
-			ctx:    ctx,
-			client: greeterv1.NewGreeterServiceClient(conns[i%len(conns)]),
-			name:   "load-" + strconv.Itoa(i),
-			opts:   opts,
-			errs:   map[codes.Code]int64{},
+			ctx:     ctx,
+			client:  greeterv1.NewGreeterServiceClient(conns[i%len(conns)]),
+			classic: helloworld.NewGreeterClient(conns[i%len(conns)]),
+			name:    "load-" + strconv.Itoa(i),
+			opts:    opts,
+			errs:    map[codes.Code]int64{},
 			more: func() bool {
 				return ctx.Err() == nil && (opts.MaxOps <= 0 || handedOut.Add(1) <= opts.MaxOps)
 			},
@@ -160,6 +164,7 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, opts Options) (R
 type worker struct {
 	ctx     context.Context
 	client  greeterv1.GreeterServiceClient
+	classic helloworld.GreeterClient
 	name    string
 	opts    Options
 	more    func() bool
@@ -195,10 +200,11 @@ func (w *worker) fail(err error) {
 }
 
 var drivers = map[Scenario]func(*worker){
-	Unary:        driveUnary,
-	ServerStream: driveServerStream,
-	ClientStream: driveClientStream,
-	Bidi:         driveBidi,
+	Unary:           driveUnary,
+	UnaryHelloworld: driveUnaryHelloworld,
+	ServerStream:    driveServerStream,
+	ClientStream:    driveClientStream,
+	Bidi:            driveBidi,
 }
 
 func driveUnary(w *worker) {
@@ -206,6 +212,19 @@ func driveUnary(w *worker) {
 	for w.more() {
 		start := time.Now()
 		if _, err := w.client.SayHello(w.ctx, req); err != nil {
+			w.fail(err)
+			continue
+		}
+		w.sample(time.Since(start))
+		w.ops++
+	}
+}
+
+func driveUnaryHelloworld(w *worker) {
+	req := &helloworld.HelloRequest{Name: w.name}
+	for w.more() {
+		start := time.Now()
+		if _, err := w.classic.SayHello(w.ctx, req); err != nil {
 			w.fail(err)
 			continue
 		}
@@ -314,4 +333,25 @@ func (w *worker) chat(stream grpc.BidiStreamingClient[greeterv1.SayHelloChatRequ
 		return err
 	}
 	return nil
+}
+
+// Dial opens n plaintext client connections to addr, the way a client pool
+// or a load balancer spreads RPCs; closeAll closes them.
+func Dial(addr string, n int) (conns []grpc.ClientConnInterface, closeAll func(), err error) {
+	var raw []*grpc.ClientConn
+	closeAll = func() {
+		for _, cc := range raw {
+			cc.Close()
+		}
+	}
+	for range n {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		raw = append(raw, cc)
+		conns = append(conns, cc)
+	}
+	return conns, closeAll, nil
 }

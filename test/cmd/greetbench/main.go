@@ -1,9 +1,12 @@
 // Command greetbench is the load benchmark behind `make bench`: the greeter
-// against a bare grpc-go server, same load, same machine (see package
-// bench). Run it in the test module (or `make bench` at the root):
+// against a bare grpc-go server, server CPU per request measured from
+// outside, with the server and the load generators on CPUs of their own
+// (see package bench). Run it in the test module (or `make bench` at the
+// root):
 //
-//	go tool greetbench [-duration 5s] [-concurrency 1,16,64,256] [-out docs/performance.md]
+//	go tool greetbench [-duration 3s] [-rounds 2] [-concurrency 1,16,64,256] [-scenarios unary,...] [-generators greetload,ghz] [-out docs/performance.md]
 //
+// The defaults measure everything, in about 13 minutes on a 2-core machine.
 // -out is relative to the repository root.
 //
 // The report replaces the part of -out after the line
@@ -39,10 +42,14 @@ func main() {
 
 func run() error {
 	cfg := bench.Config{Progress: os.Stderr}
-	var conc, scen, idle, extra, out string
-	flag.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each row drives each server (at most 5m)")
+	var conc, scen, gens, through, idle, extra, out string
+	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "how long each measured run drives one server (at most 5m)")
+	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "how long each server is driven, unmeasured, before each row")
+	flag.IntVar(&cfg.Rounds, "rounds", 2, "how many times each row alternates greeter and bare (1 to 20)")
 	flag.StringVar(&conc, "concurrency", "1,16,64,256", "comma-separated numbers of RPCs in flight")
-	flag.StringVar(&scen, "scenarios", "unary,server-stream,client-stream,bidi", "comma-separated scenarios")
+	flag.StringVar(&scen, "scenarios", joined(load.Scenarios), "comma-separated scenarios")
+	flag.StringVar(&gens, "generators", joined(bench.Generators), "comma-separated load generators")
+	flag.StringVar(&through, "throughput", "64,256", "comma-separated numbers of streams in flight for the unpinned streaming throughput rows; empty for none")
 	flag.StringVar(&idle, "idle-conns", "1000,5000", "comma-separated numbers of idle client connections to measure memory with")
 	flag.StringVar(&extra, "greeter-args", "", "extra space-separated flags for the greeter (default none: production defaults)")
 	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+marker+" is replaced; empty prints only")
@@ -50,9 +57,23 @@ func run() error {
 	if cfg.Duration <= 0 || cfg.Duration > 5*time.Minute {
 		return errors.New("-duration must be between 0 and 5m")
 	}
+	if cfg.Warmup < 0 || cfg.Warmup > time.Minute {
+		return errors.New("-warmup must be between 0 and 1m")
+	}
+	if cfg.Rounds < 1 || cfg.Rounds > 20 {
+		return errors.New("-rounds must be from 1 to 20")
+	}
 	var err error
 	if cfg.Concurrency, err = ints(conc); err != nil {
 		return fmt.Errorf("-concurrency: %w", err)
+	}
+	if strings.TrimSpace(through) != "" {
+		if cfg.Throughput, err = ints(through); err != nil {
+			return fmt.Errorf("-throughput: %w", err)
+		}
+	}
+	for _, g := range strings.Split(gens, ",") {
+		cfg.Generators = append(cfg.Generators, bench.Generator(strings.TrimSpace(g)))
 	}
 	if cfg.IdleConns, err = ints(idle); err != nil {
 		return fmt.Errorf("-idle-conns: %w", err)
@@ -88,6 +109,14 @@ func run() error {
 	}
 	fmt.Fprintln(os.Stderr, "wrote", out)
 	return nil
+}
+
+func joined[T ~string](list []T) string {
+	s := make([]string, len(list))
+	for i, x := range list {
+		s[i] = string(x)
+	}
+	return strings.Join(s, ",")
 }
 
 func ints(list string) ([]int, error) {

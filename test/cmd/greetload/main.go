@@ -5,10 +5,15 @@
 // loopback or a private test network only.
 //
 //	go tool greetload -addr 127.0.0.1:50051 -scenario unary -concurrency 64 -duration 10s
+//
+// -json prints the result as one JSON object (load.Result: durations in
+// nanoseconds) instead of the summary line, for programs such as
+// greetbench that run it as a process of its own.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -29,6 +34,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long to run (at most 1h)")
 	maxOps := flag.Int64("max-ops", 0, "stop after this many operations too; 0: no limit")
 	streamLen := flag.Int("stream-length", 1000, "messages per streaming call")
+	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
 	if *duration <= 0 || *duration > time.Hour || *concurrency < 1 || *conns < 1 {
 		fmt.Fprintln(os.Stderr, "greetload: need 0 < -duration ≤ 1h, -concurrency ≥ 1, -connections ≥ 1")
@@ -55,8 +61,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "greetload:", err)
 		os.Exit(2)
 	}
-	fmt.Printf("%s, %d in flight, %s: %d ops, %.0f ops/s, p50 %v, p99 %v, failed %d %v\n",
-		res.Scenario, res.Concurrency, res.Elapsed.Round(time.Millisecond), res.Ops, res.Rate(), res.P50, res.P99, res.Failed(), res.Errors)
+	if *asJSON {
+		if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+			fmt.Fprintln(os.Stderr, "greetload:", err)
+			os.Exit(2)
+		}
+	} else {
+		fmt.Printf("%s, %d in flight, %s: %d ops, %.0f ops/s, p50 %v, p99 %v, failed %d %v\n",
+			res.Scenario, res.Concurrency, res.Elapsed.Round(time.Millisecond), res.Ops, res.Rate(), res.P50, res.P99, res.Failed(), res.Errors)
+	}
 	if res.Failed() > 0 {
 		os.Exit(1)
 	}

@@ -23,7 +23,8 @@ type Command struct {
 	// Module is the directory of the module the command belongs to,
 	// relative to the repository root.
 	Module string
-	// Package is the main package, relative to Module.
+	// Package is the main package, relative to Module, or the import path
+	// of a tool the module pins.
 	Package string
 }
 
@@ -32,6 +33,10 @@ var (
 	Greeter    = Command{Name: "greeter", Module: "services/greeter", Package: "./cmd/greeter"}
 	Greetctl   = Command{Name: "greetctl", Module: "clients/greetctl", Package: "./cmd/greetctl"}
 	BareServer = Command{Name: "bareserver", Module: "test", Package: "./cmd/bareserver"}
+	GreetLoad  = Command{Name: "greetload", Module: "test", Package: "./cmd/greetload"}
+	// Ghz is the load generator ghz (ghz.sh), at the version test/go.mod
+	// pins with its tool directive.
+	Ghz = Command{Name: "ghz", Module: "test", Package: "github.com/bojand/ghz/cmd/ghz"}
 )
 
 // Build compiles each command of the repository at root into dir and

@@ -67,6 +67,7 @@ type StartOption func(*launch)
 type launch struct {
 	env     []string
 	logPath string
+	cpus    string
 }
 
 // WithEnv adds variables, "KEY=value" each, to the environment the server
@@ -81,6 +82,15 @@ func WithEnv(env ...string) StartOption {
 // memory (see Start).
 func WithLogFile(logPath string) StartOption {
 	return func(l *launch) { l.logPath = logPath }
+}
+
+// WithCPUs binds the process and every thread it starts to the CPUs cpus
+// lists ("0", "2-3": taskset's notation), for benchmarks that keep the
+// server and the load generator off each other's cores. The server runs
+// through taskset(1), which executes it in its own place, so Pid is the
+// server's. The default is no binding.
+func WithCPUs(cpus string) StartOption {
+	return func(l *launch) { l.cpus = cpus }
 }
 
 // StartWith is Start with options.
@@ -106,12 +116,17 @@ func StartWith(ctx context.Context, bin string, args []string, opts ...StartOpti
 		buf := &boundedBuffer{}
 		out, logText = buf, buf.String
 	}
-	return start(ctx, bin, out, logText, l.env, args)
+	return start(ctx, bin, out, logText, l, args)
 }
 
-func start(ctx context.Context, bin string, out io.Writer, logText func() string, env, args []string) (*Server, error) {
+func start(ctx context.Context, bin string, out io.Writer, logText func() string, l launch, args []string) (*Server, error) {
 	s := &Server{logText: logText, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, append([]string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, args...)...)
+	argv := append([]string{bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, args...)
+	if l.cpus != "" {
+		argv = append([]string{"taskset", "-c", l.cpus}, argv...)
+	}
+	s.cmd = exec.Command(argv[0], argv[1:]...)
+	env := l.env
 	if len(env) > 0 {
 		// exec uses the last value of a key.
 		s.cmd.Env = append(os.Environ(), env...)

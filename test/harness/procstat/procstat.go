@@ -75,6 +75,49 @@ func Read(pid int) (Sample, error) {
 	return s, nil
 }
 
+// AllowedCPUs lists the CPUs process pid may run on (Cpus_allowed_list of
+// /proc/<pid>/status), in increasing order; pid 0 is the calling process.
+func AllowedCPUs(pid int) ([]int, error) {
+	name := "/proc/self/status"
+	if pid != 0 {
+		name = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	status, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		list, ok := strings.CutPrefix(line, "Cpus_allowed_list:")
+		if !ok {
+			continue
+		}
+		return parseCPUList(strings.TrimSpace(list))
+	}
+	return nil, errors.New("procstat: no Cpus_allowed_list in " + name)
+}
+
+// parseCPUList reads the kernel's list format: "0-3,8,10-11".
+func parseCPUList(list string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("procstat: CPU list %q: %w", list, err)
+		}
+		last := first
+		if isRange {
+			if last, err = strconv.Atoi(hi); err != nil || last < first {
+				return nil, fmt.Errorf("procstat: CPU list %q: bad range %q", list, part)
+			}
+		}
+		for c := first; c <= last; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
 // ResetPeak restarts PeakRSS from the current RSS (Linux clear_refs 5).
 func ResetPeak(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)

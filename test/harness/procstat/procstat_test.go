@@ -2,6 +2,7 @@ package procstat_test
 
 import (
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -28,5 +29,21 @@ func TestReadSelf(t *testing.T) {
 	}
 	if err := procstat.ResetPeak(os.Getpid()); err != nil {
 		t.Logf("clear_refs unsupported here: %v", err)
+	}
+}
+
+func TestAllowedCPUs(t *testing.T) {
+	cpus, err := procstat.AllowedCPUs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go runtime sizes GOMAXPROCS from the same mask.
+	if len(cpus) == 0 || len(cpus) < runtime.GOMAXPROCS(0) && os.Getenv("GOMAXPROCS") == "" {
+		t.Errorf("allowed CPUs %v, GOMAXPROCS %d", cpus, runtime.GOMAXPROCS(0))
+	}
+	for i := 1; i < len(cpus); i++ {
+		if cpus[i] <= cpus[i-1] {
+			t.Fatalf("not increasing: %v", cpus)
+		}
 	}
 }

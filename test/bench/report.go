@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/acme/greeter/test/bench/load"
+)
+
+// Targets of issue 13, marked in the report.
+const (
+	cpuTarget = 1.15 // server CPU per request, greeter / bare
+	p99Target = 1.2  // p99 latency, greeter / bare
+)
+
+// total is the sum of a server's runs in a row.
+type total struct {
+	ops            int64
+	elapsed, cpu   time.Duration
+	p99Sum         time.Duration
+	peakRSS        int64
+	roundCPUPerOps []float64
+	rounds         int
+}
+
+func sum(runs []run) total {
+	var t total
+	for _, r := range runs {
+		t.ops += r.ops
+		t.elapsed += r.elapsed
+		t.cpu += r.cpu
+		t.p99Sum += r.p99
+		t.peakRSS = max(t.peakRSS, r.peakRSS)
+		t.roundCPUPerOps = append(t.roundCPUPerOps, perOp(r.cpu, r.ops))
+		t.rounds++
+	}
+	return t
+}
+
+// perOp is CPU microseconds per operation.
+func perOp(cpu time.Duration, ops int64) float64 {
+	if ops == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(ops)
+}
+
+func (t total) cpuPerOp() float64 { return perOp(t.cpu, t.ops) }
+
+func (t total) rate() float64 {
+	if t.elapsed <= 0 {
+		return 0
+	}
+	return float64(t.ops) / t.elapsed.Seconds()
+}
+
+func (t total) p99() time.Duration {
+	if t.rounds == 0 {
+		return 0
+	}
+	return t.p99Sum / time.Duration(t.rounds)
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// cpuRatio is greeter/bare CPU per operation over the whole row, and the
+// lowest and highest ratio of one round.
+func (r row) cpuRatio() (all, lo, hi float64) {
+	g, b := sum(r.runs[0]), sum(r.runs[1])
+	all = ratio(g.cpuPerOp(), b.cpuPerOp())
+	for i := range min(len(g.roundCPUPerOps), len(b.roundCPUPerOps)) {
+		x := ratio(g.roundCPUPerOps[i], b.roundCPUPerOps[i])
+		if i == 0 || x < lo {
+			lo = x
+		}
+		if i == 0 || x > hi {
+			hi = x
+		}
+	}
+	return all, lo, hi
+}
+
+// summary is the progress line of a row.
+func (r row) summary() string {
+	g, b := sum(r.runs[0]), sum(r.runs[1])
+	all, lo, hi := r.cpuRatio()
+	return fmt.Sprintf("%-9s %-16s c=%-4d CPU/op greeter %7.2fµs bare %7.2fµs ratio %.2f (%.2f–%.2f) | %9.0f/s vs %9.0f/s | p99 %v vs %v",
+		r.gen, r.scenario, r.c, g.cpuPerOp(), b.cpuPerOp(), all, lo, hi, g.rate(), b.rate(), round(g.p99()), round(b.p99()))
+}
+
+type report struct {
+	cfg        Config
+	pins       pins
+	commit     string
+	ghzVersion string
+	rows       []row
+	throughput []row
+	idle       []idle
+	took       time.Duration
+}
+
+func unit(s load.Scenario) string {
+	switch s {
+	case load.ServerStream:
+		return "greeting received"
+	case load.ClientStream:
+		return "name sent"
+	case load.Bidi:
+		return "round trip"
+	}
+	return "call"
+}
+
+// perSecond names a scenario's operations in a rate.
+func perSecond(s load.Scenario) string {
+	switch s {
+	case load.ServerStream:
+		return "greetings"
+	case load.ClientStream:
+		return "names"
+	case load.Bidi:
+		return "round trips"
+	}
+	return "calls"
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	cpuModel := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpuModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	placement := fmt.Sprintf("the server under test pinned to CPU %s and the load generator to CPU %s (`taskset`), so the server runs with GOMAXPROCS 1", r.pins.server, r.pins.client)
+	if !r.pins.pinned() {
+		placement = "server and load generator unpinned, sharing the machine (" + r.pins.why + ")"
+	}
+	ghz := "ghz"
+	if r.ghzVersion != "" {
+		ghz += " " + r.ghzVersion
+	}
+	fmt.Fprintf(&b, "## Load benchmark (`make bench`)\n\n")
+	fmt.Fprintf(&b, "Measured %s at commit %s on %d cores (%s), %s; %s. "+
+		"The greeter runs with its production defaults%s; the bare server is grpc-go with `grpc.NewServer()`'s defaults serving the same contracts from the same gen/go (test/cmd/bareserver). "+
+		"Each row: a %s warm-up of each server, then greeter %s, bare %s, alternating, %d times (rounds), in this one run (%s in all). "+
+		"**Server CPU per request** is the server process's user+system time (/proc/PID/stat) over the requests completed; for streams a request is one message (server stream: a greeting received; client stream: a name sent; bidi: a round trip), and streams carry %d messages per call. "+
+		"\"Per round\" is the lowest and highest ratio of one round: the machine's noise. "+
+		"p99 is per call (unary, client stream, and every ghz stream), per round trip (greetload bidi) and per gap between greetings (greetload server stream), averaged over the rounds. "+
+		"Peak RSS is the server's highest resident memory during the row's measured runs. "+
+		"Targets (issue 13): server CPU per request ≤ %.2f× bare, p99 ≤ %.1f× bare.\n\n",
+		time.Now().UTC().Format("2006-01-02"), r.commit, runtime.NumCPU(), cpuModel, runtime.Version(), placement,
+		greeterArgs(r.cfg.GreeterArgs), r.cfg.Warmup, r.cfg.Duration, r.cfg.Duration, r.cfg.Rounds, r.took.Round(time.Second), streamLength, cpuTarget, p99Target)
+
+	for _, g := range r.cfg.Generators {
+		name := "greetload (test/bench/load, a process of its own)"
+		if g == Ghz {
+			name = ghz + ", pinned as a tool of the test module"
+		}
+		fmt.Fprintf(&b, "### Load generator: %s\n\n", name)
+		b.WriteString("| scenario | in flight | server CPU per request, greeter | bare | **ratio** | per round | greeter p99 | bare p99 | p99 ratio | greeter req/s | bare req/s | greeter peak RSS | bare peak RSS |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, row := range r.rows {
+			if row.gen != g {
+				continue
+			}
+			gt, bt := sum(row.runs[0]), sum(row.runs[1])
+			all, lo, hi := row.cpuRatio()
+			p99r := ratio(float64(gt.p99()), float64(bt.p99()))
+			fmt.Fprintf(&b, "| %s (per %s) | %d | %.2f µs | %.2f µs | **%.2f**%s | %.2f–%.2f | %v | %v | %.2f%s | %.0f | %.0f | %.1f MiB | %.1f MiB |\n",
+				row.scenario, unit(row.scenario), row.c, gt.cpuPerOp(), bt.cpuPerOp(), all, missed(all, cpuTarget), lo, hi,
+				round(gt.p99()), round(bt.p99()), p99r, missed(p99r, p99Target), gt.rate(), bt.rate(), mib(gt.peakRSS), mib(bt.peakRSS))
+		}
+		b.WriteString("\n")
+	}
+
+	if len(r.throughput) > 0 {
+		b.WriteString("### Streaming throughput\n\n" +
+			"What the whole machine reaches: fresh greeter and bare servers and greetload, all unpinned, sharing the cores (GOMAXPROCS " +
+			fmt.Sprint(runtime.NumCPU()) + " each). Targets (issue 13): server streaming ≥ 1,000,000 greetings/s, bidi ≥ 300,000 round trips/s.\n\n")
+		b.WriteString("| scenario | streams in flight | greeter | bare | ratio | server CPU per message, greeter | bare | ratio |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, row := range r.throughput {
+			gt, bt := sum(row.runs[0]), sum(row.runs[1])
+			all, _, _ := row.cpuRatio()
+			fmt.Fprintf(&b, "| %s | %d | %.0f %s/s | %.0f | %.2f | %.2f µs | %.2f µs | %.2f |\n",
+				row.scenario, row.c, gt.rate(), perSecond(row.scenario), bt.rate(), ratio(gt.rate(), bt.rate()), gt.cpuPerOp(), bt.cpuPerOp(), all)
+		}
+		b.WriteString("\n")
+	}
+
+	b.WriteString("### Idle memory\n\nMeasured on freshly started processes, before any load: RSS at rest, then the RSS " +
+		"each idle client connection adds (connected, no RPC), averaged over that many connections. Target (issue 13): idle RSS < 30 MiB.\n\n| server | idle RSS |")
+	for _, n := range r.cfg.IdleConns {
+		fmt.Fprintf(&b, " RSS per idle connection (%d open) |", n)
+	}
+	b.WriteString("\n|---|---:|")
+	for range r.cfg.IdleConns {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, i := range r.idle {
+		fmt.Fprintf(&b, "| %s | %.1f MiB |", i.server, mib(i.rss))
+		for _, n := range r.cfg.IdleConns {
+			fmt.Fprintf(&b, " %.1f KiB |", i.perConn[n]/1024)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// missed marks a ratio above its target.
+func missed(x, target float64) string {
+	if x > target {
+		return " ✗"
+	}
+	return ""
+}
+
+func greeterArgs(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return " plus `" + strings.Join(args, " ") + "`"
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	case d >= time.Microsecond:
+		return d.Round(time.Microsecond)
+	}
+	return d
+}
