@@ -13,23 +13,23 @@
 //   - The figure that counts is server CPU per request: the server process's
 //     user+system time from /proc/<pid>/stat over the requests completed. A
 //     generator that saturates its own CPU bounds req/s, not this.
-//   - Greeter and bare run alternately, A B A B after a warm-up of each, in
-//     one run: the machine's noise reaches both alike, and ratios are taken
-//     within a row.
+//   - Greeter and bare run alternately, A B A B, each run after a warm-up
+//     of its own, in one run: the machine's noise reaches both alike, and
+//     ratios are taken within a row.
 //
 // Every run is bounded: generators × scenarios × concurrency levels ×
-// (2 warm-ups + 2 × Rounds measured runs), the throughput rows and the idle
-// memory steps.
+// 2 servers × Rounds × (Warmup + Duration), the throughput rows and the
+// idle memory steps.
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -47,7 +47,8 @@ import (
 type Config struct {
 	// Duration is how long each measured run drives one server.
 	Duration time.Duration
-	// Warmup is how long each server is driven, unmeasured, before a row.
+	// Warmup is how long each server is driven, unmeasured, before each
+	// measured run.
 	Warmup time.Duration
 	// Rounds is how many times each row alternates greeter and bare.
 	Rounds int
@@ -245,60 +246,110 @@ type row struct {
 	runs     [2][]run
 }
 
-// row measures one row: a warm-up of each server, then Rounds rounds of
-// greeter then bare.
+// row measures one row: Rounds rounds of greeter then bare, each run
+// after a warm-up of its own.
 func (b *bench) row(ctx context.Context, targets []target, g Generator, scenario load.Scenario, c int, cpus string) (row, error) {
 	r := row{gen: g, scenario: scenario, c: c}
-	if b.cfg.Warmup > 0 {
-		for _, t := range targets {
-			if _, err := b.drive(ctx, g, t, scenario, c, b.cfg.Warmup, cpus); err != nil {
-				return r, fmt.Errorf("%s warm-up: %w", t.name, err)
-			}
-		}
-	}
 	for range b.cfg.Rounds {
 		for i, t := range targets {
-			pid := t.srv.Pid()
-			if err := procstat.ResetPeak(pid); err != nil {
-				return r, err
-			}
-			before, err := procstat.Read(pid)
-			if err != nil {
-				return r, err
-			}
-			m, err := b.drive(ctx, g, t, scenario, c, b.cfg.Duration, cpus)
+			m, err := b.drive(ctx, g, t, scenario, c, cpus)
 			if err != nil {
 				return r, fmt.Errorf("%s: %w", t.name, err)
 			}
-			after, err := procstat.Read(pid)
-			if err != nil {
-				return r, err
-			}
-			m.cpu, m.peakRSS = after.CPU-before.CPU, after.PeakRSS
 			r.runs[i] = append(r.runs[i], m)
 		}
 	}
 	return r, nil
 }
 
-// drive runs generator g against t once, on cpus when not empty.
-func (b *bench) drive(ctx context.Context, g Generator, t target, scenario load.Scenario, c int, d time.Duration, cpus string) (run, error) {
-	var argv []string
+// drive warms t up and measures it once with generator g, run on cpus when
+// not empty.
+//
+// greetload warms up and measures in one process, and says when its
+// measured window begins and ends, which is when the server's CPU time is
+// read. ghz cannot, so it warms up in a run of its own, and the measured
+// run is all of its second: once its duration has passed, ghz starts no
+// new call and waits for those in flight (--duration-stop wait), so every
+// call that reached the server is complete and counted.
+func (b *bench) drive(ctx context.Context, g Generator, t target, scenario load.Scenario, c int, cpus string) (run, error) {
+	var prefix []string
 	if cpus != "" {
-		argv = append(argv, "taskset", "-c", cpus)
+		prefix = []string{"taskset", "-c", cpus}
 	}
+	pid := t.srv.Pid()
+	var before procstat.Sample
+	measure := func() error {
+		if err := procstat.ResetPeak(pid); err != nil {
+			return err
+		}
+		var err error
+		before, err = procstat.Read(pid)
+		return err
+	}
+	var m run
 	switch g {
 	case GreetLoad:
-		argv = append(argv, b.bins[binaries.GreetLoad.Name])
-		argv = append(argv, greetloadArgs(t.srv.Addr, scenario, c, d)...)
-	case Ghz:
-		args, err := ghzArgs(b.protoset, t.srv.Addr, scenario, c, d, cpus != "")
+		argv := append(prefix, b.bins[binaries.GreetLoad.Name])
+		argv = append(argv, greetloadArgs(t.srv.Addr, scenario, c, b.cfg.Warmup, b.cfg.Duration)...)
+		var after procstat.Sample
+		out, err := runGenerator(ctx, argv, b.cfg.Warmup+b.cfg.Duration, func(line string) (bool, error) {
+			switch line {
+			case load.MeasuringLine:
+				return true, measure()
+			case load.MeasuredLine:
+				var err error
+				after, err = procstat.Read(pid)
+				return true, err
+			}
+			return false, nil
+		})
 		if err != nil {
 			return run{}, err
 		}
-		argv = append(argv, b.bins[binaries.Ghz.Name])
-		argv = append(argv, args...)
+		if after.CPU == 0 {
+			return run{}, fmt.Errorf("greetload did not report its measured window:\n%s", out)
+		}
+		if m, err = parseGreetload(out); err != nil {
+			return run{}, err
+		}
+		m.cpu, m.peakRSS = after.CPU-before.CPU, after.PeakRSS
+	case Ghz:
+		call := func(d time.Duration) (run, error) {
+			args, err := ghzArgs(b.protoset, t.srv.Addr, scenario, c, d, cpus != "")
+			if err != nil {
+				return run{}, err
+			}
+			out, err := runGenerator(ctx, append(append(prefix, b.bins[binaries.Ghz.Name]), args...), d, nil)
+			if err != nil {
+				return run{}, err
+			}
+			return parseGhz(out, scenario)
+		}
+		if b.cfg.Warmup > 0 {
+			if _, err := call(b.cfg.Warmup); err != nil {
+				return run{}, fmt.Errorf("warm-up: %w", err)
+			}
+		}
+		if err := measure(); err != nil {
+			return run{}, err
+		}
+		var err error
+		if m, err = call(b.cfg.Duration); err != nil {
+			return run{}, err
+		}
+		after, err := procstat.Read(pid)
+		if err != nil {
+			return run{}, err
+		}
+		m.cpu, m.peakRSS = after.CPU-before.CPU, after.PeakRSS
 	}
+	return m, nil
+}
+
+// runGenerator runs argv, a load generator meant to take about d, and
+// returns what it printed, less the lines onLine (if not nil) takes: it is
+// handed each line as it is printed.
+func runGenerator(ctx context.Context, argv []string, d time.Duration, onLine func(string) (bool, error)) ([]byte, error) {
 	// A generator gets its run's time and a minute more to connect,
 	// finish the calls in flight and report.
 	ctx, cancel := context.WithTimeout(ctx, d+time.Minute)
@@ -306,16 +357,30 @@ func (b *bench) drive(ctx context.Context, g Generator, t target, scenario load.
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stderr boundedTail
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return run{}, fmt.Errorf("%s: %w\n%s%s", filepath.Base(b.bins[string(g)]), err, out, stderr.String())
+		return nil, err
 	}
-	switch g {
-	case Ghz:
-		return parseGhz(out, scenario)
-	default:
-		return parseGreetload(out)
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var out []byte
+	var lineErr error
+	for sc.Scan() {
+		if onLine != nil && lineErr == nil {
+			var taken bool
+			if taken, lineErr = onLine(sc.Text()); taken {
+				continue
+			}
+		}
+		out = append(append(out, sc.Bytes()...), '\n')
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("%v: %w\n%s%s", argv, err, out, stderr.String())
+	}
+	return out, lineErr
 }
 
 // connections is how many client connections carry c in-flight RPCs:
@@ -416,10 +481,10 @@ func (t *boundedTail) Write(p []byte) (int, error) {
 func (t *boundedTail) String() string { return string(t.b) }
 
 // greetloadArgs are greetload's flags for one run.
-func greetloadArgs(addr string, scenario load.Scenario, c int, d time.Duration) []string {
+func greetloadArgs(addr string, scenario load.Scenario, c int, warmup, d time.Duration) []string {
 	return []string{
 		"-addr", addr, "-scenario", string(scenario), "-concurrency", strconv.Itoa(c),
-		"-connections", strconv.Itoa(connections(c)), "-duration", d.String(),
+		"-connections", strconv.Itoa(connections(c)), "-warmup", warmup.String(), "-duration", d.String(),
 		"-stream-length", strconv.Itoa(streamLength), "-json",
 	}
 }

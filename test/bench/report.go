@@ -154,14 +154,14 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "## Load benchmark (`make bench`)\n\n")
 	fmt.Fprintf(&b, "Measured %s at commit %s on %d cores (%s), %s; %s. "+
 		"The greeter runs with its production defaults%s; the bare server is grpc-go with `grpc.NewServer()`'s defaults serving the same contracts from the same gen/go (test/cmd/bareserver). "+
-		"Each row: a %s warm-up of each server, then greeter %s, bare %s, alternating, %d times (rounds), in this one run (%s in all). "+
+		"Each row alternates greeter and bare, %d rounds, each run a %s warm-up then %s measured, all in this one run (%s in all); greetload warms up and measures in one process and reports when its measured window begins and ends, ghz warms up in a run of its own and finishes every call it started (`--duration-stop wait`). "+
 		"**Server CPU per request** is the server process's user+system time (/proc/PID/stat) over the requests completed; for streams a request is one message (server stream: a greeting received; client stream: a name sent; bidi: a round trip), and streams carry %d messages per call. "+
 		"\"Per round\" is the lowest and highest ratio of one round: the machine's noise. "+
 		"p99 is per call (unary, client stream, and every ghz stream), per round trip (greetload bidi) and per gap between greetings (greetload server stream), averaged over the rounds. "+
 		"Peak RSS is the server's highest resident memory during the row's measured runs. "+
 		"Targets (issue 13): server CPU per request ≤ %.2f× bare, p99 ≤ %.1f× bare.\n\n",
 		time.Now().UTC().Format("2006-01-02"), r.commit, runtime.NumCPU(), cpuModel, runtime.Version(), placement,
-		greeterArgs(r.cfg.GreeterArgs), r.cfg.Warmup, r.cfg.Duration, r.cfg.Duration, r.cfg.Rounds, r.took.Round(time.Second), streamLength, cpuTarget, p99Target)
+		greeterArgs(r.cfg.GreeterArgs), r.cfg.Rounds, r.cfg.Warmup, r.cfg.Duration, r.took.Round(time.Second), streamLength, cpuTarget, p99Target)
 
 	for _, g := range r.cfg.Generators {
 		name := "greetload (test/bench/load, a process of its own)"

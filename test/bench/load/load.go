@@ -43,16 +43,32 @@ const (
 // Scenarios lists every scenario in report order.
 var Scenarios = []Scenario{Unary, UnaryHelloworld, ServerStream, ClientStream, Bidi}
 
+// MeasuringLine and MeasuredLine are the lines greetload -json prints as
+// the measured window begins and ends (OnMeasure), before its result.
+const (
+	MeasuringLine = "measuring"
+	MeasuredLine  = "measured"
+)
+
 // Options configure a run.
 type Options struct {
 	// Scenario is the RPC shape.
 	Scenario Scenario
 	// Concurrency is the number of RPCs in flight at once (one per worker).
 	Concurrency int
-	// Duration bounds the run in time.
+	// Duration bounds the run in time, after Warmup.
 	Duration time.Duration
-	// MaxOps, if positive, also bounds it in operations (approximately: each
-	// worker finishes the operation it started).
+	// Warmup is driven first and not measured: what completes in it is
+	// neither counted nor timed, so the result is of steady load, without
+	// the ramp-up (connections, goroutines, grown stacks). Default none.
+	Warmup time.Duration
+	// OnMeasure, if set, is called as the measured part of the run begins
+	// (true) and ends (false): a program that measures the server as well
+	// (its CPU time, say) reads it then, over the same window.
+	OnMeasure func(measuring bool) `json:"-"`
+	// MaxOps, if positive, also bounds it in operations handed out, warm-up
+	// included (approximately: each worker finishes the operation it
+	// started).
 	MaxOps int64
 	// StreamLength is the number of messages per streaming call; default 1000.
 	StreamLength int
@@ -96,12 +112,18 @@ func (r Result) Failed() int64 {
 const maxSamples = 100_000
 
 // Run drives conns with opts (workers are spread over the connections round
-// robin) and returns what it measured. It stops when opts.Duration has
-// passed, MaxOps operations are done, or ctx is done, whichever is first.
-// RPCs cut short by the end of the run are not counted as errors.
+// robin) and returns what it measured. It stops when opts.Warmup and
+// opts.Duration have passed, MaxOps operations are done, or ctx is done,
+// whichever is first. RPCs cut short by the end of the run are not counted
+// as errors.
+//
+// An operation counts when it completes within the measured window, so the
+// operations counted are those the server finished in that window (a
+// client stream's names count when its call completes), give or take the
+// operations at its two edges.
 func Run(ctx context.Context, conns []grpc.ClientConnInterface, opts Options) (Result, error) {
-	if opts.Concurrency < 1 || opts.Duration <= 0 || len(conns) == 0 {
-		return Result{}, fmt.Errorf("load: need Concurrency ≥ 1, Duration > 0 and a connection, got %+v", opts)
+	if opts.Concurrency < 1 || opts.Duration <= 0 || opts.Warmup < 0 || len(conns) == 0 {
+		return Result{}, fmt.Errorf("load: need Concurrency ≥ 1, Duration > 0, Warmup ≥ 0 and a connection, got %+v", opts)
 	}
 	if opts.StreamLength <= 0 {
 		opts.StreamLength = 1000
@@ -115,16 +137,23 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, opts Options) (R
 	// here, which would be miscounted as a failure.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := time.AfterFunc(opts.Duration, cancel)
-	defer stop.Stop()
+	// The window is timed from its own start, so that a late warm-up timer
+	// cannot shorten it.
+	win := &window{notify: opts.OnMeasure, length: opts.Duration, over: cancel}
+	defer win.stop()
+	if opts.Warmup == 0 {
+		win.begin()
+	} else {
+		win.beginAfter(opts.Warmup)
+	}
 
 	var handedOut atomic.Int64
 	workers := make([]*worker, opts.Concurrency)
 	var wg sync.WaitGroup
-	start := time.Now()
 	for i := range workers {
 		w := &worker{
 			ctx:     ctx,
+			win:     win,
 			client:  greeterv1.NewGreeterServiceClient(conns[i%len(conns)]),
 			classic: helloworld.NewGreeterClient(conns[i%len(conns)]),
 			name:    "load-" + strconv.Itoa(i),
@@ -143,7 +172,9 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, opts Options) (R
 		}()
 	}
 	wg.Wait()
-	res := Result{Options: opts, Errors: map[codes.Code]int64{}, Elapsed: time.Since(start)}
+	win.stop()
+	win.end() // when the run ended early
+	res := Result{Options: opts, Errors: map[codes.Code]int64{}, Elapsed: win.elapsed()}
 	var samples []time.Duration
 	for _, w := range workers {
 		res.Ops += w.ops
@@ -160,9 +191,76 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, opts Options) (R
 	return res, nil
 }
 
+// window is the measured part of a run: it begins after the warm-up and
+// lasts length, then ends the run (over).
+type window struct {
+	measuring atomic.Bool
+	notify    func(bool)
+	length    time.Duration
+	over      func()
+
+	mu       sync.Mutex
+	from, to time.Time
+	timer    *time.Timer
+	stopped  bool
+}
+
+func (w *window) beginAfter(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(d, w.begin)
+}
+
+func (w *window) begin() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.from.IsZero() || w.stopped {
+		return
+	}
+	if w.notify != nil {
+		w.notify(true)
+	}
+	w.from = time.Now()
+	w.measuring.Store(true)
+	w.timer = time.AfterFunc(w.length, func() {
+		w.end()
+		w.over()
+	})
+}
+
+func (w *window) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.from.IsZero() || !w.to.IsZero() {
+		return
+	}
+	w.measuring.Store(false)
+	w.to = time.Now()
+	if w.notify != nil {
+		w.notify(false)
+	}
+}
+
+// stop cancels the timers: the run is over.
+func (w *window) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+func (w *window) elapsed() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.to.Sub(w.from)
+}
+
 // worker keeps one RPC in flight at a time.
 type worker struct {
 	ctx     context.Context
+	win     *window
 	client  greeterv1.GreeterServiceClient
 	classic helloworld.GreeterClient
 	name    string
@@ -173,6 +271,16 @@ type worker struct {
 	samples []time.Duration
 	seen    int64
 	seed    uint64
+}
+
+// done counts n operations that just completed, with latency d, if they
+// completed within the measured window.
+func (w *worker) done(d time.Duration, n int64) {
+	if !w.win.measuring.Load() {
+		return
+	}
+	w.ops += n
+	w.sample(d)
 }
 
 // sample records one latency.
@@ -215,8 +323,7 @@ func driveUnary(w *worker) {
 			w.fail(err)
 			continue
 		}
-		w.sample(time.Since(start))
-		w.ops++
+		w.done(time.Since(start), 1)
 	}
 }
 
@@ -228,8 +335,7 @@ func driveUnaryHelloworld(w *worker) {
 			w.fail(err)
 			continue
 		}
-		w.sample(time.Since(start))
-		w.ops++
+		w.done(time.Since(start), 1)
 	}
 }
 
@@ -249,9 +355,8 @@ func driveServerStream(w *worker) {
 				break
 			}
 			now := time.Now()
-			w.sample(now.Sub(last))
+			w.done(now.Sub(last), 1)
 			last = now
-			w.ops++
 		}
 		if !errors.Is(err, io.EOF) {
 			w.fail(err)
@@ -279,8 +384,7 @@ func driveClientStream(w *worker) {
 			w.fail(err)
 			continue
 		}
-		w.sample(time.Since(start))
-		w.ops += int64(sent)
+		w.done(time.Since(start), int64(sent))
 	}
 }
 
@@ -320,8 +424,7 @@ func (w *worker) chat(stream grpc.BidiStreamingClient[greeterv1.SayHelloChatRequ
 			}
 			return err
 		}
-		w.sample(time.Since(start))
-		w.ops++
+		w.done(time.Since(start), 1)
 	}
 	if err := stream.CloseSend(); err != nil {
 		return err

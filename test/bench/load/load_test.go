@@ -3,6 +3,7 @@ package load_test
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +110,56 @@ func TestBadOptions(t *testing.T) {
 		if _, err := load.Run(context.Background(), []grpc.ClientConnInterface{conn}, opts); err == nil {
 			t.Errorf("%+v: want an error", opts)
 		}
+	}
+}
+
+// TestWarmupIsNotMeasured: what completes during the warm-up is not
+// counted, and OnMeasure frames the measured window.
+func TestWarmupIsNotMeasured(t *testing.T) {
+	var served atomic.Int64
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		served.Add(1)
+		return h(ctx, req)
+	}))
+	bare.Register(s)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+
+	var marks []bool
+	var servedAtStart, servedAtEnd int64
+	res, err := load.Run(context.Background(), []grpc.ClientConnInterface{cc}, load.Options{
+		Scenario: load.Unary, Concurrency: 2, Warmup: 400 * time.Millisecond, Duration: 200 * time.Millisecond,
+		OnMeasure: func(measuring bool) {
+			marks = append(marks, measuring)
+			if measuring {
+				servedAtStart = served.Load()
+			} else {
+				servedAtEnd = served.Load()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(marks) != 2 || !marks[0] || marks[1] {
+		t.Fatalf("OnMeasure calls %v, want [true false]", marks)
+	}
+	if res.Elapsed < 200*time.Millisecond || res.Elapsed > 2*time.Second {
+		t.Errorf("elapsed %v, want the 200ms window", res.Elapsed)
+	}
+	// Calls in the window: those the server served between the marks, give
+	// or take the ones in flight at each edge.
+	inWindow := servedAtEnd - servedAtStart
+	if res.Ops == 0 || res.Ops < inWindow-4 || res.Ops > inWindow+4 || servedAtStart == 0 {
+		t.Errorf("counted %d calls; the server served %d in the window and %d before it", res.Ops, inWindow, servedAtStart)
 	}
 }

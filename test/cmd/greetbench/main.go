@@ -44,7 +44,7 @@ func run() error {
 	cfg := bench.Config{Progress: os.Stderr}
 	var conc, scen, gens, through, idle, extra, out string
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "how long each measured run drives one server (at most 5m)")
-	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "how long each server is driven, unmeasured, before each row")
+	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "how long each server is driven, unmeasured, before each measured run")
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "how many times each row alternates greeter and bare (1 to 20)")
 	flag.StringVar(&conc, "concurrency", "1,16,64,256", "comma-separated numbers of RPCs in flight")
 	flag.StringVar(&scen, "scenarios", joined(load.Scenarios), "comma-separated scenarios")

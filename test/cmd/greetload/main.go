@@ -6,9 +6,11 @@
 //
 //	go tool greetload -addr 127.0.0.1:50051 -scenario unary -concurrency 64 -duration 10s
 //
+// -warmup drives the server first without measuring (see load.Options).
 // -json prints the result as one JSON object (load.Result: durations in
-// nanoseconds) instead of the summary line, for programs such as
-// greetbench that run it as a process of its own.
+// nanoseconds) instead of the summary line, after a line "measuring" when
+// the measured window begins and "measured" when it ends: greetbench,
+// which runs it as a process of its own, reads the server's CPU time then.
 package main
 
 import (
@@ -31,13 +33,14 @@ func main() {
 	scenario := flag.String("scenario", "unary", "unary, server-stream, client-stream or bidi")
 	concurrency := flag.Int("concurrency", 16, "RPCs in flight")
 	conns := flag.Int("connections", 4, "client connections the RPCs are spread over")
-	duration := flag.Duration("duration", 10*time.Second, "how long to run (at most 1h)")
+	duration := flag.Duration("duration", 10*time.Second, "how long to measure, after the warm-up (at most 1h)")
+	warmup := flag.Duration("warmup", 0, "how long to drive the server first, unmeasured (at most 1h)")
 	maxOps := flag.Int64("max-ops", 0, "stop after this many operations too; 0: no limit")
 	streamLen := flag.Int("stream-length", 1000, "messages per streaming call")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
-	if *duration <= 0 || *duration > time.Hour || *concurrency < 1 || *conns < 1 {
-		fmt.Fprintln(os.Stderr, "greetload: need 0 < -duration ≤ 1h, -concurrency ≥ 1, -connections ≥ 1")
+	if *duration <= 0 || *duration > time.Hour || *warmup < 0 || *warmup > time.Hour || *concurrency < 1 || *conns < 1 {
+		fmt.Fprintln(os.Stderr, "greetload: need 0 < -duration ≤ 1h, 0 ≤ -warmup ≤ 1h, -concurrency ≥ 1, -connections ≥ 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -53,10 +56,20 @@ func main() {
 		defer cc.Close()
 		clients = append(clients, cc)
 	}
-	res, err := load.Run(ctx, clients, load.Options{
+	opts := load.Options{
 		Scenario: load.Scenario(*scenario), Concurrency: *concurrency,
-		Duration: *duration, MaxOps: *maxOps, StreamLength: *streamLen,
-	})
+		Duration: *duration, Warmup: *warmup, MaxOps: *maxOps, StreamLength: *streamLen,
+	}
+	if *asJSON {
+		opts.OnMeasure = func(measuring bool) {
+			if measuring {
+				fmt.Println(load.MeasuringLine)
+			} else {
+				fmt.Println(load.MeasuredLine)
+			}
+		}
+	}
+	res, err := load.Run(ctx, clients, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "greetload:", err)
 		os.Exit(2)
