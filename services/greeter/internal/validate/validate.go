@@ -22,6 +22,9 @@ import (
 // a shared Validator pays that cost once.
 type Validator struct {
 	v protovalidate.Validator
+	// native vouches for the messages that pass, without protovalidate's
+	// CEL programs (see native.go).
+	native nativeRules
 	// decodeFailures holds requests that did not decode, from Codec until
 	// the interceptor that sees them next (see codec.go).
 	decodeFailures sync.Map
@@ -45,7 +48,13 @@ func New() (*Validator, error) {
 // Check validates msg and returns nil or a gRPC status error: INVALID_ARGUMENT
 // with a BadRequest detail for rule violations, INTERNAL when the rules
 // themselves cannot be evaluated (a bug in the contract, not the caller).
+//
+// Requests that certainly pass are recognised natively (native.go); every
+// other is protovalidate's to judge, so every violation is protovalidate's.
 func (v *Validator) Check(msg proto.Message) error {
+	if v.native.passes(msg) {
+		return nil
+	}
 	err := v.v.Validate(msg)
 	if err == nil {
 		return nil
