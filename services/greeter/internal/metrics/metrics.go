@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,7 +20,7 @@ type Metrics struct {
 	// tests can build many servers side by side.
 	Registry *prometheus.Registry
 	// GRPC counts RPCs by method and code, their latency and stream messages.
-	GRPC *grpcprom.ServerMetrics
+	GRPC *ServerMetrics
 	// Panics counts handler panics turned into INTERNAL by recovery.
 	Panics prometheus.Counter
 	// Overload counts what the overload limits refused and reaped, and
@@ -32,14 +31,17 @@ type Metrics struct {
 	Limits *prometheus.GaugeVec
 }
 
+// HandlingBuckets are the upper bounds, in seconds, of the
+// grpc_server_handling_seconds histogram: from half a millisecond for a
+// unary call to a minute for a long stream.
+var HandlingBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
 // New builds and registers the server's collectors, plus the Go runtime and
 // process collectors.
 func New() (*Metrics, error) {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets([]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}),
-		)),
+		GRPC:     NewServerMetrics(HandlingBuckets),
 		Panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "grpc_req_panics_recovered_total",
 			Help: "Total number of gRPC requests whose handler panicked and was recovered.",
