@@ -68,25 +68,30 @@ func logCall(ctx context.Context, l *slog.Logger, fullMethod string, start time.
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 8)
-	attrs = append(attrs,
+	now := time.Now()
+	// The record is built here and given to the handler, as slog.Logger's
+	// own methods do, less the runtime.Callers of the call site they take
+	// for AddSource (a quarter of the access line's cost in a profile), which
+	// the greeter's handlers never report; pc 0 is slog's "no source".
+	r := slog.NewRecord(now, level, "finished call", 0)
+	r.AddAttrs(
 		slog.String("grpc.service", service),
 		slog.String("grpc.method", method),
 		slog.String("grpc.code", code.String()),
-		slog.Duration("grpc.duration", time.Since(start)),
+		slog.Duration("grpc.duration", now.Sub(start)),
 	)
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		attrs = append(attrs, slog.String("peer.address", p.Addr.String()))
+		r.AddAttrs(slog.String("peer.address", p.Addr.String()))
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("grpc.error", status.Convert(err).Message()))
+		r.AddAttrs(slog.String("grpc.error", status.Convert(err).Message()))
 	}
 	// Only a sampled span reaches the tracing backend: an unsampled call's
 	// ids would lead nowhere.
 	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
-		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
-	l.LogAttrs(ctx, level, "finished call", attrs...)
+	_ = l.Handler().Handle(ctx, r)
 }
 
 // Level is the access-log level of an RPC that finished with code: info
