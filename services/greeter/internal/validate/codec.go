@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -126,7 +127,34 @@ func (v *Validator) serverCodec() codec {
 
 type codec struct {
 	base     encoding.CodecV2
-	failures *sync.Map // proto.Message → *decodeError
+	failures *decodeFailures
+}
+
+// decodeFailures records the messages that did not decode, until the
+// interceptor that sees each takes its record out.
+type decodeFailures struct {
+	m sync.Map // proto.Message → *decodeError
+	// n counts the records: every message of every RPC is looked up, and
+	// almost never found, so "none at all" is answered without hashing.
+	n atomic.Int64
+}
+
+func (f *decodeFailures) store(msg proto.Message, d *decodeError) {
+	f.n.Add(1)
+	f.m.Store(msg, d)
+}
+
+// take takes the record of msg out, if there is one.
+func (f *decodeFailures) take(msg proto.Message) (*decodeError, bool) {
+	if f.n.Load() == 0 {
+		return nil, false
+	}
+	d, ok := f.m.LoadAndDelete(msg)
+	if !ok {
+		return nil, false
+	}
+	f.n.Add(-1)
+	return d.(*decodeError), true
 }
 
 func (c codec) Name() string { return encodingproto.Name }
@@ -145,7 +173,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, m any) error {
 	buf := data.Materialize()
 	field, reason := diagnose(buf, msg.ProtoReflect().Descriptor())
 	proto.Reset(msg)
-	c.failures.Store(msg, &decodeError{
+	c.failures.store(msg, &decodeError{
 		msgName: msg.ProtoReflect().Descriptor().FullName(), field: field, reason: reason, err: err,
 	})
 	return nil
@@ -161,7 +189,7 @@ type decodeFailureKey struct{}
 func (v *Validator) decodeGuard() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if msg, ok := req.(proto.Message); ok {
-			if d, found := v.decodeFailures.LoadAndDelete(msg); found {
+			if d, found := v.decodeFailures.take(msg); found {
 				ctx = context.WithValue(ctx, decodeFailureKey{}, d)
 			}
 		}
@@ -182,11 +210,11 @@ func (v *Validator) unaryDecodeFailure(ctx context.Context, msg proto.Message) e
 // decodeFailure takes out the decode failure recorded for msg, if any, as
 // an INVALID_ARGUMENT status error.
 func (v *Validator) decodeFailure(msg proto.Message) error {
-	d, ok := v.decodeFailures.LoadAndDelete(msg)
+	d, ok := v.decodeFailures.take(msg)
 	if !ok {
 		return nil
 	}
-	return d.(*decodeError).status()
+	return d.status()
 }
 
 // diagnose walks the fields of b, which did not decode as md, and names the

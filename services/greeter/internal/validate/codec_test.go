@@ -59,9 +59,7 @@ func TestDecodeErrorsDoNotLeak(t *testing.T) {
 			if called != (tt.code == codes.OK) {
 				t.Errorf("handler called = %v", called)
 			}
-			n := 0
-			v.decodeFailures.Range(func(any, any) bool { n++; return true })
-			if n != 0 {
+			if n := v.decodeFailures.len(t); n != 0 {
 				t.Fatalf("%d decode failures left recorded", n)
 			}
 		})
@@ -88,11 +86,7 @@ func TestDecodeGuard(t *testing.T) {
 	guard, validation := v.decodeGuard(), v.UnaryServerInterceptor()
 	info := &grpc.UnaryServerInfo{}
 	limited := status.Error(codes.ResourceExhausted, "rate limited")
-	pending := func() int {
-		n := 0
-		v.decodeFailures.Range(func(any, any) bool { n++; return true })
-		return n
-	}
+	pending := func() int { return v.decodeFailures.len(t) }
 	for range 100 {
 		req := &greeterv1.SayHelloRequest{}
 		if err := v.serverCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 0xff})}, req); err != nil {
@@ -271,11 +265,21 @@ func TestServerOptions(t *testing.T) {
 			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") || len(seen) != 0 {
 				t.Errorf("calls %q (and %d more), want %q", got, len(seen), tt.want)
 			}
-			n := 0
-			v.decodeFailures.Range(func(any, any) bool { n++; return true })
-			if n != 0 {
+			if n := v.decodeFailures.len(t); n != 0 {
 				t.Errorf("%d decode failures left recorded", n)
 			}
 		})
 	}
+}
+
+// len is the number of records, which must agree with the count that
+// lets take skip the lookup.
+func (f *decodeFailures) len(t *testing.T) int {
+	t.Helper()
+	n := 0
+	f.m.Range(func(any, any) bool { n++; return true })
+	if c := f.n.Load(); c != int64(n) {
+		t.Fatalf("%d decode failures recorded, but counted %d", n, c)
+	}
+	return n
 }

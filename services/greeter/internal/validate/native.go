@@ -2,6 +2,7 @@ package validate
 
 import (
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -40,7 +41,11 @@ import (
 
 // nativeRules holds the fast-path plan of each message type seen.
 type nativeRules struct {
-	plans sync.Map // protoreflect.MessageDescriptor → *plan (nil: no fast path)
+	// plans maps a message descriptor to its plan (nil: no fast path). It
+	// is read without a lock and replaced whole when a type is added: a
+	// server sees a handful of request types, each added once.
+	plans atomic.Pointer[map[protoreflect.MessageDescriptor]*plan]
+	mu    sync.Mutex // serialises additions
 }
 
 // passes reports whether msg certainly satisfies its rules. false means
@@ -60,11 +65,28 @@ func (n *nativeRules) passes(msg proto.Message) bool {
 }
 
 func (n *nativeRules) plan(md protoreflect.MessageDescriptor) *plan {
-	if p, ok := n.plans.Load(md); ok {
-		return p.(*plan)
+	if plans := n.plans.Load(); plans != nil {
+		if p, ok := (*plans)[md]; ok {
+			return p
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old := n.plans.Load()
+	if old != nil {
+		if p, ok := (*old)[md]; ok {
+			return p
+		}
 	}
 	p := newPlan(md)
-	n.plans.Store(md, p)
+	plans := make(map[protoreflect.MessageDescriptor]*plan)
+	if old != nil {
+		for k, v := range *old {
+			plans[k] = v
+		}
+	}
+	plans[md] = p
+	n.plans.Store(&plans)
 	return p
 }
 
@@ -239,24 +261,38 @@ func predefinedString(f protoreflect.FieldDescriptor, v protoreflect.Value) ([]f
 // notBlank: some character is neither RE2 white space nor a Unicode
 // separator.
 func notBlank(s string) bool {
-	for _, r := range s {
-		switch r {
-		case '\t', '\n', '\f', '\r', ' ':
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b != '\t' && b != '\n' && b != '\f' && b != '\r' && b != ' ' {
+				return true
+			}
+			i++
 			continue
 		}
-		if r < utf8.RuneSelf || !unicode.Is(unicode.Z, r) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !unicode.Is(unicode.Z, r) {
 			return true
 		}
+		i += n
 	}
 	return false
 }
 
 // noControlCharacters: no character of Unicode category Cc.
 func noControlCharacters(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && unicode.Is(unicode.Cc, r)) {
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b < 0x20 || b == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if unicode.Is(unicode.Cc, r) {
 			return false
 		}
+		i += n
 	}
 	return true
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -27,7 +26,7 @@ type Validator struct {
 	native nativeRules
 	// decodeFailures holds requests that did not decode, from Codec until
 	// the interceptor that sees them next (see codec.go).
-	decodeFailures sync.Map
+	decodeFailures decodeFailures
 }
 
 // New builds a Validator.
