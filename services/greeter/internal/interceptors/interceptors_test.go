@@ -5,12 +5,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -148,5 +150,67 @@ func TestRecovery(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "panic=\"secret detail\"") || !strings.Contains(buf.String(), "TestRecovery") {
 		t.Errorf("log lacks the panic value or the stack: %s", buf.String())
+	}
+}
+
+// TestAccessLogLineIsSlogs: the line is the one slog writes for the
+// record with every attribute in order, in text and JSON and under a
+// logger's own attributes and group, although the service, method and
+// code are formatted once per method and code (everything but time and
+// duration compared).
+func TestAccessLogLineIsSlogs(t *testing.T) {
+	noClock := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == "grpc.duration" {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	handlers := map[string]func(io.Writer) slog.Handler{
+		"text": func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, noClock) },
+		"json": func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, noClock) },
+	}
+	loggers := map[string]func(slog.Handler) *slog.Logger{
+		"plain":         slog.New,
+		"with attrs":    func(h slog.Handler) *slog.Logger { return slog.New(h).With("app", "greeter") },
+		"with a group":  func(h slog.Handler) *slog.Logger { return slog.New(h).WithGroup("rpc") },
+		"group, attrs ": func(h slog.Handler) *slog.Logger { return slog.New(h).With("app", "greeter").WithGroup("rpc") },
+	}
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})
+	calls := []struct {
+		method string
+		err    error
+	}{
+		{"/acme.greeter.v1.GreeterService/SayHello", nil},
+		{"/acme.greeter.v1.GreeterService/SayHello", nil},
+		{"/acme.greeter.v1.GreeterService/SayHello", status.Error(codes.InvalidArgument, `bad "name"`)},
+		{"/helloworld.Greeter/SayHello", nil},
+		{"/acme.greeter.v1.GreeterService/SayHello", status.Error(codes.Code(42), "odd")},
+		{"/acme.greeter.v1.GreeterService/SayHelloChat", status.Error(codes.Internal, "oops")},
+	}
+	for hname, newHandler := range handlers {
+		for lname, newLogger := range loggers {
+			t.Run(hname+"/"+lname, func(t *testing.T) {
+				var got, want bytes.Buffer
+				unary, _ := AccessLog(newLogger(newHandler(&got)))
+				reference := newLogger(newHandler(&want))
+				for _, c := range calls {
+					_, _ = unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: c.method},
+						func(context.Context, any) (any, error) { return nil, c.err })
+					service, method := splitMethod(c.method)
+					attrs := []slog.Attr{
+						slog.String("grpc.service", service), slog.String("grpc.method", method),
+						slog.String("grpc.code", status.Code(c.err).String()), slog.Duration("grpc.duration", 0),
+						slog.String("peer.address", "127.0.0.1:4242"),
+					}
+					if c.err != nil {
+						attrs = append(attrs, slog.String("grpc.error", status.Convert(c.err).Message()))
+					}
+					reference.LogAttrs(ctx, Level(status.Code(c.err)), "finished call", attrs...)
+				}
+				if got.String() != want.String() {
+					t.Errorf("access lines:\n%s\nslog's own:\n%s", got.String(), want.String())
+				}
+			})
+		}
 	}
 }
