@@ -51,8 +51,30 @@ type nativeRules struct {
 // passes reports whether msg certainly satisfies its rules. false means
 // "ask protovalidate", not "invalid".
 func (n *nativeRules) passes(msg proto.Message) bool {
+	return n.passesWith(nil, msg)
+}
+
+// planCache remembers the plan of the last message type it was used for:
+// a stream receives messages of one type.
+type planCache struct {
+	md protoreflect.MessageDescriptor
+	p  *plan
+}
+
+// passesWith is passes, with the plan from c when msg is of c's type (c
+// may be nil).
+func (n *nativeRules) passesWith(c *planCache, msg proto.Message) bool {
 	m := msg.ProtoReflect()
-	p := n.plan(m.Descriptor())
+	var p *plan
+	switch md := m.Descriptor(); {
+	case c == nil:
+		p = n.plan(md)
+	case c.md == md:
+		p = c.p
+	default:
+		p = n.plan(md)
+		c.md, c.p = md, p
+	}
 	if p == nil {
 		return false
 	}

@@ -132,6 +132,7 @@ func FuzzNativeRules(f *testing.F) {
 	f.Add("\u0085\u009f\u00a0", int32(1), false)
 	f.Add("a\u180e", int32(1), false)
 	var n nativeRules
+	var cache planCache // shared by messages of changing types, as it must cope
 	f.Fuzz(func(t *testing.T, name string, count int32, interval bool) {
 		msgs := requests(name)
 		s := &greeterv1.SayHelloStreamRequest{Name: name, Count: count}
@@ -141,6 +142,9 @@ func FuzzNativeRules(f *testing.F) {
 		msgs = append(msgs, s)
 		for _, m := range msgs {
 			native, valid := n.passes(m), pv.Validate(m) == nil
+			if cached := n.passesWith(&cache, m); cached != native {
+				t.Fatalf("%T %v passes natively: %v, with the plan cache: %v", m, m, native, cached)
+			}
 			if native && !valid {
 				t.Fatalf("%T %v passes natively, but protovalidate finds %v", m, m, pv.Validate(m))
 			}

@@ -51,7 +51,12 @@ func New() (*Validator, error) {
 // Requests that certainly pass are recognised natively (native.go); every
 // other is protovalidate's to judge, so every violation is protovalidate's.
 func (v *Validator) Check(msg proto.Message) error {
-	if v.native.passes(msg) {
+	return v.check(nil, msg)
+}
+
+// check is Check, with the fast path's plan cached in c (which may be nil).
+func (v *Validator) check(c *planCache, msg proto.Message) error {
+	if v.native.passesWith(c, msg) {
 		return nil
 	}
 	err := v.v.Validate(msg)
@@ -115,7 +120,8 @@ func (v *Validator) StreamServerInterceptor() grpc.StreamServerInterceptor {
 
 type validatingStream struct {
 	grpc.ServerStream
-	v *Validator
+	v     *Validator
+	plans planCache
 }
 
 func (s *validatingStream) RecvMsg(m any) error {
@@ -126,7 +132,7 @@ func (s *validatingStream) RecvMsg(m any) error {
 		if err := s.v.decodeFailure(msg); err != nil {
 			return err
 		}
-		return s.v.Check(msg)
+		return s.v.check(&s.plans, msg)
 	}
 	return nil
 }
