@@ -67,6 +67,9 @@ type Config struct {
 	// GreeterArgs are extra flags for the greeter; none means production
 	// defaults.
 	GreeterArgs []string
+	// GreeterBin, if set, is the greeter binary to measure instead of one
+	// built from the repository: an earlier build, to compare with.
+	GreeterBin string
 	// Progress receives a line per measurement as it is made; may be nil.
 	Progress io.Writer
 }
@@ -125,7 +128,12 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	cmds := []binaries.Command{binaries.Greeter, binaries.BareServer, binaries.GreetLoad}
+	cmds := []binaries.Command{binaries.BareServer, binaries.GreetLoad}
+	if cfg.GreeterBin == "" {
+		cmds = append(cmds, binaries.Greeter)
+	} else {
+		b.bins[binaries.Greeter.Name] = cfg.GreeterBin
+	}
 	for _, g := range cfg.Generators {
 		switch g {
 		case GreetLoad:
@@ -147,7 +155,11 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		b.bins[c.Name] = paths[i]
 	}
 
-	rep := &report{cfg: cfg, pins: b.pins, commit: commit(root), ghzVersion: moduleVersion(b.bins[binaries.Ghz.Name], "github.com/bojand/ghz")}
+	built := commit(root)
+	if cfg.GreeterBin != "" {
+		built += ", measuring the greeter binary " + cfg.GreeterBin
+	}
+	rep := &report{cfg: cfg, pins: b.pins, commit: built, ghzVersion: moduleVersion(b.bins[binaries.Ghz.Name], "github.com/bojand/ghz")}
 	targets, stop, err := b.start(ctx, b.pins.server)
 	if err != nil {
 		return "", err
