@@ -105,8 +105,10 @@ bench-smoke:
 	@echo "== micro-benchmarks, one iteration each: services/greeter"
 	cd services/greeter && $(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
 
-# The load benchmark (minutes; not part of `make test`). BENCH_FLAGS passes
-# flags to greetbench, e.g. BENCH_FLAGS="-duration 2s -concurrency 64".
+# The load benchmark (about 13 minutes; not part of `make test`): server CPU
+# per request, greeter vs bare grpc-go, with the server and the load
+# generators on CPUs of their own. BENCH_FLAGS passes flags to greetbench,
+# e.g. BENCH_FLAGS="-scenarios unary -concurrency 64".
 BENCH_FLAGS ?=
 bench:
 	cd test && $(GO) tool greetbench $(BENCH_FLAGS)
