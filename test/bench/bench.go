@@ -65,7 +65,7 @@ type Config struct {
 	// IdleConns lists the numbers of idle connections to measure memory with.
 	IdleConns []int
 	// GreeterArgs are extra flags for the greeter; none means production
-	// defaults.
+	// defaults, planned for a pod of benchMemoryLimit.
 	GreeterArgs []string
 	// GreeterBin, if set, is the greeter binary to measure instead of one
 	// built from the repository: an earlier build, to compare with.
@@ -97,6 +97,13 @@ type target struct {
 	srv  *process.Server
 }
 
+// benchMemoryLimit is the memory the benchmark's greeter plans for
+// (--memory-limit): a 2 GiB pod. Planned for the default 256 MiB, the
+// overload limits admit 68 response streams from one client
+// (docs/reliability.md, "Overload"), and the benchmark drives 256 streams
+// from one client; every limit stays on, sized for the larger pod.
+const benchMemoryLimit = 2 << 30
+
 // bench is one run in progress.
 type bench struct {
 	cfg      Config
@@ -118,6 +125,10 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		if _, ok := ghzCalls[s]; !ok {
 			return "", fmt.Errorf("bench: unknown scenario %q", s)
 		}
+	}
+	// An earlier build (GreeterBin) may predate the flag.
+	if cfg.GreeterBin == "" && process.FlagValue(cfg.GreeterArgs, "--memory-limit") == "" {
+		cfg.GreeterArgs = append([]string{"--memory-limit=" + strconv.Itoa(benchMemoryLimit)}, cfg.GreeterArgs...)
 	}
 	started := time.Now()
 	b := &bench{cfg: cfg, pins: choosePins(), bins: map[string]string{}}

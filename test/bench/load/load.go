@@ -438,9 +438,10 @@ func (w *worker) chat(stream grpc.BidiStreamingClient[greeterv1.SayHelloChatRequ
 	return nil
 }
 
-// Dial opens n plaintext client connections to addr, the way a client pool
-// or a load balancer spreads RPCs; closeAll closes them.
-func Dial(addr string, n int) (conns []grpc.ClientConnInterface, closeAll func(), err error) {
+// Dial opens n plaintext client connections to target (a gRPC target:
+// HOST:PORT, dns:///HOST:PORT ...), the way a client pool or a load
+// balancer spreads RPCs; closeAll closes them.
+func Dial(target string, n int) (conns []grpc.ClientConnInterface, closeAll func(), err error) {
 	var raw []*grpc.ClientConn
 	closeAll = func() {
 		for _, cc := range raw {
@@ -448,7 +449,7 @@ func Dial(addr string, n int) (conns []grpc.ClientConnInterface, closeAll func()
 		}
 	}
 	for range n {
-		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			closeAll()
 			return nil, nil, err

@@ -22,9 +22,6 @@ import (
 	"os/signal"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/acme/greeter/test/bench/load"
 )
 
@@ -46,16 +43,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	var clients []grpc.ClientConnInterface
-	for range *conns {
-		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "greetload:", err)
-			os.Exit(2)
-		}
-		defer cc.Close()
-		clients = append(clients, cc)
+	clients, closeAll, err := load.Dial(*addr, *conns)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "greetload:", err)
+		os.Exit(2)
 	}
+	defer closeAll()
 	opts := load.Options{
 		Scenario: load.Scenario(*scenario), Concurrency: *concurrency,
 		Duration: *duration, Warmup: *warmup, MaxOps: *maxOps, StreamLength: *streamLen,
