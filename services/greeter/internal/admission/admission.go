@@ -292,31 +292,30 @@ func (c *Controller) InFlight() int {
 	return len(c.calls)
 }
 
-// UnaryServerInterceptor marks a unary RPC's request as received: grpc-go
-// has read it before any interceptor runs.
-func (c *Controller) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if cl, ok := ctx.Value(callKey{}).(*call); ok {
-			cl.received.Store(true)
-		}
-		return handler(ctx, req)
+// InterceptUnary is a grpc.UnaryServerInterceptor that marks a unary RPC's
+// request as received: grpc-go has read it before any interceptor runs. It
+// is a method, not a constructed closure, so the server can call it from
+// its chain without allocating per call.
+func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if cl, ok := ctx.Value(callKey{}).(*call); ok {
+		cl.received.Store(true)
 	}
+	return handler(ctx, req)
 }
 
-// StreamServerInterceptor watches a stream's messages: the first one
-// received, and sends held up by flow control.
+// InterceptStream is a grpc.StreamServerInterceptor that watches a
+// stream's messages: the first one received, and sends held up by flow
+// control.
 //
 // A stream reaped for want of its first message ends CANCELLED, with no
 // message, like a unary call: grpc-go answers the cancelled read itself,
 // before the handler's error comes back through the interceptors.
-func (c *Controller) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		cl, ok := ss.Context().Value(callKey{}).(*call)
-		if !ok {
-			return handler(srv, ss)
-		}
-		return handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
+func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	cl, ok := ss.Context().Value(callKey{}).(*call)
+	if !ok {
+		return handler(srv, ss)
 	}
+	return handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
 }
 
 type watchedStream struct {

@@ -45,6 +45,31 @@ type options struct {
 	statsHandlers  []stats.Handler
 }
 
+// positive is the Option that applies set, or, when v is not positive, the
+// error naming the option: for settings whose zero gRPC would read as
+// refusing or timing out everything, or as no limit at all.
+func positive[T int | int64 | uint32 | time.Duration](name string, v T, set func(*options)) Option {
+	return func(o *options) error {
+		if v <= 0 {
+			return fmt.Errorf("%s(%v): must be positive", name, v)
+		}
+		set(o)
+		return nil
+	}
+}
+
+// nonNegative is positive for settings whose zero has a meaning of its own,
+// which each option's doc comment states.
+func nonNegative[T int | int64 | time.Duration](name string, v T, set func(*options)) Option {
+	return func(o *options) error {
+		if v < 0 {
+			return fmt.Errorf("%s(%v): must not be negative", name, v)
+		}
+		set(o)
+		return nil
+	}
+}
+
 func defaultOptions() options {
 	return options{
 		logger:     slog.Default(),
@@ -108,13 +133,7 @@ func WithTLS(cfg *tls.Config) Option {
 // RPC in flight is charged this much against WithMaxRPCMemory. n must be
 // positive: gRPC would read 0 as rejecting every message that is not empty.
 func WithMaxRecvMsgSize(n int) Option {
-	return func(o *options) error {
-		if n <= 0 {
-			return fmt.Errorf("WithMaxRecvMsgSize(%d): must be positive", n)
-		}
-		o.maxRecvMsgSize = n
-		return nil
-	}
+	return positive("WithMaxRecvMsgSize", n, func(o *options) { o.maxRecvMsgSize = n })
 }
 
 // WithMaxSendMsgSize sets the largest message, in bytes, the server sends;
@@ -122,13 +141,7 @@ func WithMaxRecvMsgSize(n int) Option {
 // is 4 MiB. n must be positive: gRPC would read 0 as failing every response
 // that is not empty.
 func WithMaxSendMsgSize(n int) Option {
-	return func(o *options) error {
-		if n <= 0 {
-			return fmt.Errorf("WithMaxSendMsgSize(%d): must be positive", n)
-		}
-		o.maxSendMsgSize = n
-		return nil
-	}
+	return positive("WithMaxSendMsgSize", n, func(o *options) { o.maxSendMsgSize = n })
 }
 
 // WithMaxConcurrentStreams sets how many RPCs one client connection may have
@@ -137,26 +150,14 @@ func WithMaxSendMsgSize(n int) Option {
 // default is DefaultMaxConcurrentStreams, 100, the value Envoy recommends
 // at the edge. n must be positive: gRPC would read 0 as no limit at all.
 func WithMaxConcurrentStreams(n uint32) Option {
-	return func(o *options) error {
-		if n == 0 {
-			return fmt.Errorf("WithMaxConcurrentStreams(0): must be positive")
-		}
-		o.maxStreams = n
-		return nil
-	}
+	return positive("WithMaxConcurrentStreams", n, func(o *options) { o.maxStreams = n })
 }
 
 // WithConnectionTimeout sets how long a new connection may take to complete
 // its handshake (TLS and HTTP/2 settings). The default is 10s. d must be
 // positive: gRPC would time out every connection at once.
 func WithConnectionTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("WithConnectionTimeout(%v): must be positive", d)
-		}
-		o.connTimeout = d
-		return nil
-	}
+	return positive("WithConnectionTimeout", d, func(o *options) { o.connTimeout = d })
 }
 
 // WithStreamWorkers sets how many goroutines are kept to run RPCs; RPCs
@@ -175,64 +176,34 @@ func WithStreamWorkers(n uint32) Option {
 // is 1m; 0 is gRPC's own default, 2h, and gRPC raises anything below 1s to
 // 1s. d must not be negative.
 func WithKeepaliveTime(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithKeepaliveTime(%v): must not be negative", d)
-		}
-		o.keepalive.Time = d
-		return nil
-	}
+	return nonNegative("WithKeepaliveTime", d, func(o *options) { o.keepalive.Time = d })
 }
 
 // WithKeepaliveTimeout sets how long the server waits for the answer to a
 // keepalive ping before it closes the connection. The default is 20s, which
 // is also what 0 means (gRPC's own default). d must not be negative.
 func WithKeepaliveTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithKeepaliveTimeout(%v): must not be negative", d)
-		}
-		o.keepalive.Timeout = d
-		return nil
-	}
+	return nonNegative("WithKeepaliveTimeout", d, func(o *options) { o.keepalive.Timeout = d })
 }
 
 // WithMaxConnectionIdle closes connections that have had no RPC for d. The
 // default, 0, never closes an idle connection. d must not be negative.
 func WithMaxConnectionIdle(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithMaxConnectionIdle(%v): must not be negative", d)
-		}
-		o.keepalive.MaxConnectionIdle = d
-		return nil
-	}
+	return nonNegative("WithMaxConnectionIdle", d, func(o *options) { o.keepalive.MaxConnectionIdle = d })
 }
 
 // WithMaxConnectionAge asks clients to reconnect (GOAWAY) once a connection
 // is d old, so that client-side load balancing sees new servers. The default
 // is 30m; 0 never does. d must not be negative.
 func WithMaxConnectionAge(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithMaxConnectionAge(%v): must not be negative", d)
-		}
-		o.keepalive.MaxConnectionAge = d
-		return nil
-	}
+	return nonNegative("WithMaxConnectionAge", d, func(o *options) { o.keepalive.MaxConnectionAge = d })
 }
 
 // WithMaxConnectionAgeGrace sets how long RPCs in flight may continue after
 // WithMaxConnectionAge's GOAWAY before the connection is closed. The default
 // is 5m; 0 lets them run to the end, however long. d must not be negative.
 func WithMaxConnectionAgeGrace(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithMaxConnectionAgeGrace(%v): must not be negative", d)
-		}
-		o.keepalive.MaxConnectionAgeGrace = d
-		return nil
-	}
+	return nonNegative("WithMaxConnectionAgeGrace", d, func(o *options) { o.keepalive.MaxConnectionAgeGrace = d })
 }
 
 // WithKeepaliveMinTime sets the shortest interval at which clients may send
@@ -240,13 +211,7 @@ func WithMaxConnectionAgeGrace(d time.Duration) Option {
 // (too_many_pings). The default is 10s; 0 is gRPC's own default, 5m,
 // stricter than this default. d must not be negative.
 func WithKeepaliveMinTime(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithKeepaliveMinTime(%v): must not be negative", d)
-		}
-		o.enforcement.MinTime = d
-		return nil
-	}
+	return nonNegative("WithKeepaliveMinTime", d, func(o *options) { o.enforcement.MinTime = d })
 }
 
 // WithKeepalivePermitWithoutStream allows or forbids client keepalive pings
@@ -259,26 +224,14 @@ func WithKeepalivePermitWithoutStream(permit bool) Option {
 // those in flight get to finish before they are cut off. The default is 20s;
 // 0 cuts them off at once. d must not be negative.
 func WithDrainTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithDrainTimeout(%v): must not be negative", d)
-		}
-		o.drainTimeout = d
-		return nil
-	}
+	return nonNegative("WithDrainTimeout", d, func(o *options) { o.drainTimeout = d })
 }
 
 // WithDrainDelay sets how long Shutdown keeps accepting RPCs while health
 // reports NOT_SERVING, so that load balancers move traffic away first. The
 // default, 0, stops accepting at once. d must not be negative.
 func WithDrainDelay(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithDrainDelay(%v): must not be negative", d)
-		}
-		o.drainDelay = d
-		return nil
-	}
+	return nonNegative("WithDrainDelay", d, func(o *options) { o.drainDelay = d })
 }
 
 // WithVersion sets the version reported in the greeter-server-version header
@@ -310,13 +263,7 @@ func WithRateLimit(perSecond float64) Option {
 // WithRateLimit, which it needs. The default, 0, is WithRateLimit's rate
 // rounded up. n must not be negative.
 func WithRateLimitBurst(n int) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("WithRateLimitBurst(%d): must not be negative", n)
-		}
-		o.rateBurst = n
-		return nil
-	}
+	return nonNegative("WithRateLimitBurst", n, func(o *options) { o.rateBurst = n })
 }
 
 // WithUnaryInterceptors adds interceptors innermost, after validation and
@@ -414,13 +361,7 @@ func WithMemoryLimit(n int64) Option {
 // memory limit (WithMemoryLimit): 128 MiB, room for 819 unary RPCs or 91
 // response streams at once. n must not be negative.
 func WithMaxRPCMemory(n int64) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("WithMaxRPCMemory(%d): must not be negative", n)
-		}
-		o.overload.maxRPCMemory = n
-		return nil
-	}
+	return nonNegative("WithMaxRPCMemory", n, func(o *options) { o.overload.maxRPCMemory = n })
 }
 
 // WithMaxRPCMemoryPerClient sets how much of WithMaxRPCMemory one client
@@ -429,13 +370,7 @@ func WithMaxRPCMemory(n int64) Option {
 // the others out. The default, 0, is three quarters of WithMaxRPCMemory. n
 // must not be negative.
 func WithMaxRPCMemoryPerClient(n int64) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("WithMaxRPCMemoryPerClient(%d): must not be negative", n)
-		}
-		o.overload.maxRPCMemoryPerClient = n
-		return nil
-	}
+	return nonNegative("WithMaxRPCMemoryPerClient", n, func(o *options) { o.overload.maxRPCMemoryPerClient = n })
 }
 
 // WithMaxHealthStreams sets how many health RPCs (grpc.health.v1) may be in
@@ -444,39 +379,21 @@ func WithMaxRPCMemoryPerClient(n int64) Option {
 // (at least 1). The default is DefaultMaxHealthStreams, 64. n must be
 // positive.
 func WithMaxHealthStreams(n int) Option {
-	return func(o *options) error {
-		if n <= 0 {
-			return fmt.Errorf("WithMaxHealthStreams(%d): must be positive", n)
-		}
-		o.overload.maxHealthStreams = n
-		return nil
-	}
+	return positive("WithMaxHealthStreams", n, func(o *options) { o.overload.maxHealthStreams = n })
 }
 
 // WithMaxConnections sets how many client connections may be open; one
 // beyond it is closed as soon as it is accepted. The default, 0, is the
 // memory limit / 512 KiB: 512 for 256 MiB. n must not be negative.
 func WithMaxConnections(n int) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("WithMaxConnections(%d): must not be negative", n)
-		}
-		o.overload.maxConnections = n
-		return nil
-	}
+	return nonNegative("WithMaxConnections", n, func(o *options) { o.overload.maxConnections = n })
 }
 
 // WithMaxConnectionsPerClient sets how many connections one IP address may
 // have open; one beyond it is closed as soon as it is accepted. The
 // default, 0, is a quarter of WithMaxConnections. n must not be negative.
 func WithMaxConnectionsPerClient(n int) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("WithMaxConnectionsPerClient(%d): must not be negative", n)
-		}
-		o.overload.maxConnectionsPerClient = n
-		return nil
-	}
+	return nonNegative("WithMaxConnectionsPerClient", n, func(o *options) { o.overload.maxConnectionsPerClient = n })
 }
 
 // WithFirstMessageTimeout sets how long an RPC may wait for its first
@@ -486,13 +403,7 @@ func WithMaxConnectionsPerClient(n int) Option {
 // DefaultFirstMessageTimeout, 10s; 0 never cancels. d must not be
 // negative.
 func WithFirstMessageTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithFirstMessageTimeout(%v): must not be negative", d)
-		}
-		o.overload.firstMessageTimeout = d
-		return nil
-	}
+	return nonNegative("WithFirstMessageTimeout", d, func(o *options) { o.overload.firstMessageTimeout = d })
 }
 
 // WithSendStallTimeout closes a connection on which an RPC's send has waited
@@ -501,13 +412,7 @@ func WithFirstMessageTimeout(d time.Duration) Option {
 // queued for it. The default is DefaultSendStallTimeout, 30s; 0 never
 // closes. d must not be negative.
 func WithSendStallTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("WithSendStallTimeout(%v): must not be negative", d)
-		}
-		o.overload.sendStallTimeout = d
-		return nil
-	}
+	return nonNegative("WithSendStallTimeout", d, func(o *options) { o.overload.sendStallTimeout = d })
 }
 
 // admissionLimits derives the limits left at 0 from the memory limit and

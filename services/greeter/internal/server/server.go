@@ -152,10 +152,10 @@ func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter
 	// The Controller is built once the services are registered (New); the
 	// tap handle and the interceptors reach it through s.
 	watchUnary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return s.admission.UnaryServerInterceptor()(ctx, req, info, handler)
+		return s.admission.InterceptUnary(ctx, req, info, handler)
 	}
 	watchStream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return s.admission.StreamServerInterceptor()(srv, ss, info, handler)
+		return s.admission.InterceptStream(srv, ss, info, handler)
 	}
 	chain := validate.Chain{
 		UnaryOuter:  []grpc.UnaryServerInterceptor{recoverUnary, o.metrics.GRPC.UnaryServerInterceptor(), logUnary, watchUnary},
