@@ -15,6 +15,7 @@ import (
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"github.com/acme/greeter/test/harness/h2client"
+	"github.com/acme/greeter/test/harness/metrics"
 )
 
 // TestTrickledRequest sends a SayHello request one byte every 100ms: the
@@ -88,7 +89,15 @@ func TestStreamThatReadsNothing(t *testing.T) {
 		streams = 40
 		timeout = 2 * time.Second
 	)
-	srv := start(t, "--send-stall-timeout", timeout.String())
+	// --pprof, to collect garbage before each heap reading.
+	srv := start(t, "--send-stall-timeout", timeout.String(), "--pprof")
+	collect := func() {
+		t.Helper()
+		if err := metrics.Collect(context.Background(), srv.MetricsAddr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect()
 	base := scrape(t, srv)
 	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
@@ -114,7 +123,8 @@ func TestStreamThatReadsNothing(t *testing.T) {
 		m := scrape(t, srv)
 		sent := m.Sum("grpc_server_msg_sent_total", map[string]string{"grpc_method": "SayHelloStream"})
 		if sent == prev && sent > 0 {
-			heap = m.Sum("go_memstats_heap_inuse_bytes", nil)
+			collect()
+			heap = scrape(t, srv).Sum("go_memstats_heap_inuse_bytes", nil)
 			break
 		}
 		prev = sent

@@ -3,8 +3,6 @@ package reliability_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -26,23 +24,6 @@ func gauges(t *testing.T, metricsAddr string) (goroutines, heapInuse float64) {
 		t.Fatal(err)
 	}
 	return m.Sum("go_goroutines", nil), m.Sum("go_memstats_heap_inuse_bytes", nil)
-}
-
-// collect makes the server at metricsAddr, started with --pprof, run a
-// garbage collection (the heap profile's gc=1), so that heap in use is what
-// is held, not garbage not yet collected: how much that is depends on GOGC,
-// which the greeter raises (docs/performance.md).
-func collect(t *testing.T, metricsAddr string) {
-	t.Helper()
-	resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /debug/pprof/heap?gc=1: %s", resp.Status)
-	}
 }
 
 func rss(t *testing.T, pid int) int64 {
@@ -114,7 +95,9 @@ func stuckClient(t *testing.T, die func(*netproxy.Proxy)) {
 	if _, err := healthy.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
 		t.Fatal(err)
 	}
-	collect(t, srv.MetricsAddr)
+	if err := metrics.Collect(context.Background(), srv.MetricsAddr); err != nil {
+		t.Fatal(err)
+	}
 	baseGoroutines, baseHeap := gauges(t, srv.MetricsAddr)
 	baseRSS := rss(t, srv.Pid())
 
@@ -178,7 +161,9 @@ func stuckClient(t *testing.T, die func(*netproxy.Proxy)) {
 		peakRSS = max(peakRSS, rss(t, srv.Pid()))
 		time.Sleep(100 * time.Millisecond)
 	}
-	collect(t, srv.MetricsAddr)
+	if err := metrics.Collect(context.Background(), srv.MetricsAddr); err != nil {
+		t.Fatal(err)
+	}
 	goroutines, heap = gauges(t, srv.MetricsAddr)
 	if n := inFlight(); n != streams {
 		t.Fatalf("%v streams in flight after 3s, want %d: keepalive dropped a live, slow client", n, streams)

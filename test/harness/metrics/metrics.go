@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -82,4 +83,28 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 		}
 	}
 	return found == len(want)
+}
+
+// Collect makes the server at addr, started with --pprof, run a garbage
+// collection (the heap profile's gc=1), so that the heap in use a scrape
+// reads next is what the server holds, not garbage not yet collected: how
+// much of that there is depends on GOGC, which the greeter raises
+// (docs/performance.md).
+func Collect(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET http://%s/debug/pprof/heap?gc=1: %s (is --pprof on?)", addr, resp.Status)
+	}
+	return nil
 }
