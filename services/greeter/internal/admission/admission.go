@@ -152,7 +152,9 @@ type call struct {
 	received     atomic.Bool  // its first request message arrived
 	sendingSince atomic.Int64 // UnixNano when a blocked send began, 0 if none
 	reaped       atomic.Bool
+	released     atomic.Bool
 	conn         *trackedConn // nil if the listener is not a Controller's
+	ctx          context.Context
 	cancel       context.CancelCauseFunc
 }
 
@@ -180,10 +182,11 @@ func New(l Limits, m Metrics, services map[string]grpc.ServiceInfo) *Controller 
 	return c
 }
 
-// Cost is what an RPC of fullMethod is charged while in flight.
-func (c *Controller) Cost(fullMethod string) int64 {
+// cost is what an RPC is charged while in flight: its request, its stream
+// window and state, and, if it streams responses, what grpc-go may queue.
+func (c *Controller) cost(streamsResponses bool) int64 {
 	cost := int64(c.limits.MaxRecvMsgSize) + RequestOverhead
-	if c.streams[fullMethod] {
+	if streamsResponses {
 		cost += ResponseQueue
 	}
 	return cost
@@ -195,9 +198,16 @@ func (c *Controller) Cost(fullMethod string) int64 {
 // (the reaper does) ends the RPC's waits for its request and for flow
 // control.
 func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
-	cl := &call{key: ratelimit.ClientKey(ctx), health: strings.HasPrefix(info.FullMethodName, healthPrefix), start: c.now()}
+	streams, known := c.streams[info.FullMethodName]
+	if !known {
+		// grpc-go answers UNIMPLEMENTED without a handler: nothing to
+		// charge (a newer client calling an older server must not be
+		// refused for it).
+		return ctx, nil
+	}
+	cl := &call{health: strings.HasPrefix(info.FullMethodName, healthPrefix), start: c.now()}
 	if !cl.health {
-		cl.cost = c.Cost(info.FullMethodName)
+		cl.cost = c.cost(streams)
 	}
 	var remote string
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -205,6 +215,8 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 	}
 
 	c.mu.Lock()
+	cl.conn = c.conns[remote]
+	cl.key = c.clientKey(ctx, cl.conn)
 	use := c.clients[cl.key]
 	if use == nil {
 		use = &clientUse{}
@@ -225,7 +237,7 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 		return nil, err
 	}
 	// Set before the reaper can see the call, which it does once in c.calls.
-	ctx, cl.cancel = context.WithCancelCause(ctx)
+	cl.ctx, cl.cancel = context.WithCancelCause(ctx)
 	if cl.health {
 		c.health++
 		use.health++
@@ -235,14 +247,27 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 	}
 	c.clients[cl.key] = use
 	c.calls[cl] = struct{}{}
-	cl.conn = c.conns[remote]
 	c.mu.Unlock()
 	c.gauges()
 
-	// grpc-go cancels the RPC's context when the RPC ends, however it
-	// ends (finished, reset by the client, connection closed).
-	context.AfterFunc(ctx, func() { c.release(cl) })
-	return context.WithValue(ctx, callKey{}, cl), nil
+	// The interceptors release the call when its handler returns; one
+	// that ends before its handler starts (reset by the client, reaped
+	// waiting for its request) is released by the reaper once its context
+	// is done (Run). Not context.AfterFunc: it cost more per RPC than all
+	// the rest of the admission together.
+	return context.WithValue(cl.ctx, callKey{}, cl), nil
+}
+
+// clientKey is the client an RPC on conn (nil if untracked) comes from:
+// ratelimit.ClientKey, computed once per connection. Called with c.mu held.
+func (c *Controller) clientKey(ctx context.Context, conn *trackedConn) string {
+	if conn == nil {
+		return ratelimit.ClientKey(ctx)
+	}
+	if conn.key == "" {
+		conn.key = ratelimit.ClientKey(ctx)
+	}
+	return conn.key
 }
 
 // refuse counts a refusal and builds its status. Called with c.mu held.
@@ -258,6 +283,9 @@ func (c *Controller) refuse(limit string, code codes.Code, msg string) error {
 }
 
 func (c *Controller) release(cl *call) {
+	if !cl.released.CompareAndSwap(false, true) {
+		return
+	}
 	c.mu.Lock()
 	delete(c.calls, cl)
 	use := c.clients[cl.key]
@@ -299,6 +327,7 @@ func (c *Controller) InFlight() int {
 func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if cl, ok := ctx.Value(callKey{}).(*call); ok {
 		cl.received.Store(true)
+		defer c.release(cl)
 	}
 	return handler(ctx, req)
 }
@@ -315,6 +344,7 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.Stre
 	if !ok {
 		return handler(srv, ss)
 	}
+	defer c.release(cl)
 	return handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
 }
 
@@ -337,19 +367,17 @@ func (s *watchedStream) SendMsg(m any) error {
 	return err
 }
 
-// Run reaps RPCs past their timeouts until ctx is done: it looks at every
-// RPC in flight a few times per timeout (at most every second).
+// Run reaps RPCs past their timeouts, and releases RPCs that ended before
+// their handler started, until ctx is done: it looks at every RPC in
+// flight a few times per timeout, and at least every second.
 func (c *Controller) Run(ctx context.Context) {
-	shortest := time.Duration(0)
+	every := time.Second
 	for _, d := range []time.Duration{c.limits.FirstMessageTimeout, c.limits.SendStallTimeout} {
-		if d > 0 && (shortest == 0 || d < shortest) {
-			shortest = d
+		if d > 0 {
+			every = min(every, max(d/8, 10*time.Millisecond))
 		}
 	}
-	if shortest == 0 {
-		return
-	}
-	tick := time.NewTicker(min(max(shortest/8, 10*time.Millisecond), time.Second))
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -363,9 +391,13 @@ func (c *Controller) Run(ctx context.Context) {
 
 func (c *Controller) reap() {
 	now := c.now()
-	var late, stalled []*call
+	var late, stalled, ended []*call
 	c.mu.Lock()
 	for cl := range c.calls {
+		if cl.ctx.Err() != nil {
+			ended = append(ended, cl)
+			continue
+		}
 		if cl.reaped.Load() {
 			continue
 		}
@@ -380,6 +412,9 @@ func (c *Controller) reap() {
 		}
 	}
 	c.mu.Unlock()
+	for _, cl := range ended {
+		c.release(cl)
+	}
 	for _, cl := range late {
 		if cl.reaped.CompareAndSwap(false, true) {
 			c.m.StreamsReaped.WithLabelValues(LimitFirstMessageTimeout).Inc()
@@ -454,6 +489,7 @@ type trackedConn struct {
 	net.Conn
 	c          *Controller
 	ip, remote string
+	key        string // the client's, once an RPC has asked (clientKey)
 	once       sync.Once
 }
 
