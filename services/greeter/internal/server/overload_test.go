@@ -71,6 +71,81 @@ func TestFirstMessageTimeout(t *testing.T) {
 	if got := testutil.ToFloat64(h.metrics.Overload.StreamsReaped.WithLabelValues(admission.LimitFirstMessageTimeout)); got != 3 {
 		t.Errorf("greeter_streams_reaped_total{limit=first-message-timeout} = %v, want 3", got)
 	}
+	// No handler ran for them: the reaper releases their charge.
+	waitCharged(t, h, 0, time.Second)
+}
+
+// waitCharged waits at most limit for the memory charged to RPCs in flight
+// to be want bytes.
+func waitCharged(t *testing.T, h *harness, want float64, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		got := testutil.ToFloat64(h.metrics.Overload.RPCMemory)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v bytes charged to RPCs in flight after %s, want %v", got, limit, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestChargesReleased: every RPC that ends gives its charge back at once —
+// unary, streams, a rejected request — and a method the server does not
+// have is answered UNIMPLEMENTED without being charged, so a newer client
+// calling it is never refused for it.
+func TestChargesReleased(t *testing.T) {
+	h := start(t)
+	ctx := t.Context()
+	client := greeterv1.NewGreeterServiceClient(h.conn)
+	for range 10 {
+		if _, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: " "}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("blank name: %v, want INVALID_ARGUMENT", err)
+	}
+	stream, err := client.SayHelloStream(ctx, &greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := stream.Recv(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	chat, err := client.SayHelloChat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chat.Send(&greeterv1.SayHelloChatRequest{Name: "Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chat.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := chat.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chat.Recv(); err != io.EOF {
+		t.Fatalf("chat after CloseSend: %v, want EOF", err)
+	}
+	// Released when each handler returned, before its client heard back:
+	// not left to the reaper.
+	waitCharged(t, h, 0, 0)
+
+	err = h.conn.Invoke(ctx, "/acme.greeter.v1.GreeterService/SayHelloInTheFuture", &greeterv1.SayHelloRequest{Name: "Ada"}, &greeterv1.SayHelloResponse{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("unknown method: %v, want UNIMPLEMENTED", err)
+	}
+	if got := testutil.ToFloat64(h.metrics.Overload.RPCMemory); got != 0 {
+		t.Errorf("an unknown method was charged: %v bytes in flight", got)
+	}
 }
 
 // TestOverloadRefusals fills the RPC budget with response streams held in
