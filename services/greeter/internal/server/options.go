@@ -324,8 +324,20 @@ const (
 	// streamWindow is every stream's HTTP/2 receive window, fixed: grpc-go
 	// would otherwise grow windows with its bandwidth estimate, up to
 	// 16 MiB per stream, which a client can provoke and then leave unread.
+	// The connection's window (connWindow) is as large as its streams'
+	// together, so it never holds a stream below its own window: with the
+	// 64 KiB default, 16 client streams on one connection waited on each
+	// other, a quarter more server CPU per message (docs/performance.md).
+	// What a connection may buffer is still bounded by its streams' windows,
+	// each charged to its RPC.
 	streamWindow = 64 << 10
 )
+
+// connWindow is the HTTP/2 receive window of a connection that may carry
+// maxStreams streams: streamWindow for each, at most what HTTP/2 allows.
+func connWindow(maxStreams uint32) int32 {
+	return int32(min(int64(streamWindow)*int64(maxStreams), math.MaxInt32))
+}
 
 type overloadOptions struct {
 	memoryLimit             int64

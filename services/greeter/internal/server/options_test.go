@@ -165,3 +165,20 @@ func TestOneOptionKeepsTheOtherDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestConnWindow: a connection's window holds every stream it may carry at
+// its full window, and never more than HTTP/2's largest window.
+func TestConnWindow(t *testing.T) {
+	for _, tt := range []struct {
+		streams uint32
+		want    int32
+	}{
+		{1, streamWindow},
+		{100, 100 * streamWindow},
+		{math.MaxUint32, math.MaxInt32},
+	} {
+		if got := connWindow(tt.streams); got != tt.want {
+			t.Errorf("connWindow(%d) = %d, want %d", tt.streams, got, tt.want)
+		}
+	}
+}

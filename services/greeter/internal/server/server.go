@@ -176,6 +176,7 @@ func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter
 		grpc.MaxConcurrentStreams(o.maxStreams),
 		grpc.ConnectionTimeout(o.connTimeout),
 		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow(o.maxStreams)),
 		grpc.InTapHandle(func(ctx context.Context, info *tap.Info) (context.Context, error) {
 			return s.admission.TapHandle(ctx, info)
 		}),
