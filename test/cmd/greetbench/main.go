@@ -50,7 +50,7 @@ func run() error {
 	flag.StringVar(&scen, "scenarios", joined(load.Scenarios), "comma-separated scenarios")
 	flag.StringVar(&gens, "generators", joined(bench.Generators), "comma-separated load generators")
 	flag.StringVar(&through, "throughput", "64,256", "comma-separated numbers of streams in flight for the unpinned streaming throughput rows; empty for none")
-	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 1,024 for the benchmark's 2 GiB plan)")
+	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 1,024 for the benchmark's 2 GiB plan); empty for idle RSS only")
 	flag.StringVar(&extra, "greeter-args", "", "extra space-separated flags for the greeter (default none: production defaults)")
 	flag.StringVar(&cfg.GreeterBin, "greeter-bin", "", "greeter `binary` to measure instead of building services/greeter (an earlier build, to compare)")
 	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+marker+" is replaced; empty prints only")
@@ -76,8 +76,10 @@ func run() error {
 	for _, g := range strings.Split(gens, ",") {
 		cfg.Generators = append(cfg.Generators, bench.Generator(strings.TrimSpace(g)))
 	}
-	if cfg.IdleConns, err = ints(idle); err != nil {
-		return fmt.Errorf("-idle-conns: %w", err)
+	if strings.TrimSpace(idle) != "" {
+		if cfg.IdleConns, err = ints(idle); err != nil {
+			return fmt.Errorf("-idle-conns: %w", err)
+		}
 	}
 	for _, s := range strings.Split(scen, ",") {
 		cfg.Scenarios = append(cfg.Scenarios, load.Scenario(strings.TrimSpace(s)))

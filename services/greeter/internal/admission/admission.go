@@ -134,7 +134,7 @@ type Controller struct {
 	health    int
 	clients   map[string]*clientUse // by ratelimit.ClientKey
 	calls     map[*call]struct{}
-	conns     map[string]*trackedConn // by remote address
+	conns     map[*trackedConn]struct{}
 	connsByIP map[string]int
 }
 
@@ -171,7 +171,7 @@ func New(l Limits, m Metrics, services map[string]grpc.ServiceInfo) *Controller 
 		now:       time.Now,
 		clients:   map[string]*clientUse{},
 		calls:     map[*call]struct{}{},
-		conns:     map[string]*trackedConn{},
+		conns:     map[*trackedConn]struct{}{},
 		connsByIP: map[string]int{},
 	}
 	for name, info := range services {
@@ -209,13 +209,13 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 	if !cl.health {
 		cl.cost = c.cost(streams)
 	}
-	var remote string
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		remote = p.Addr.String()
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(*remoteAddr); ok {
+			cl.conn = a.conn
+		}
 	}
 
 	c.mu.Lock()
-	cl.conn = c.conns[remote]
 	cl.key = c.clientKey(ctx, cl.conn)
 	use := c.clients[cl.key]
 	if use == nil {
@@ -477,8 +477,9 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 		c.m.ConnectionsRefused.WithLabelValues(LimitMaxConnectionsPerClient).Inc()
 		return nil
 	}
-	tc := &trackedConn{Conn: conn, c: c, ip: ip, remote: conn.RemoteAddr().String()}
-	c.conns[tc.remote] = tc
+	tc := &trackedConn{Conn: conn, c: c, ip: ip}
+	tc.addr = &remoteAddr{Addr: conn.RemoteAddr(), text: conn.RemoteAddr().String(), conn: tc}
+	c.conns[tc] = struct{}{}
 	c.connsByIP[ip]++
 	c.mu.Unlock()
 	c.gauges()
@@ -487,17 +488,36 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 
 type trackedConn struct {
 	net.Conn
-	c          *Controller
-	ip, remote string
-	key        string // the client's, once an RPC has asked (clientKey)
-	once       sync.Once
+	c    *Controller
+	ip   string
+	addr *remoteAddr
+	key  string // the client's, once an RPC has asked (clientKey)
+	once sync.Once
 }
+
+// RemoteAddr is the connection's remote address, whose String is computed
+// once: grpc-go gives it to every RPC on the connection as its peer.Addr,
+// which the access log, the rate limiter and TapHandle read per RPC
+// (formatting a *net.TCPAddr was 2.5 % of the server's CPU at 20,000
+// unary calls/s, done twice per call).
+func (t *trackedConn) RemoteAddr() net.Addr { return t.addr }
+
+// remoteAddr is a trackedConn's remote address: its text formatted once,
+// and the connection it belongs to, so that TapHandle finds an RPC's
+// connection without a lookup.
+type remoteAddr struct {
+	net.Addr
+	text string
+	conn *trackedConn
+}
+
+func (a *remoteAddr) String() string { return a.text }
 
 func (t *trackedConn) Close() error {
 	err := t.Conn.Close()
 	t.once.Do(func() {
 		t.c.mu.Lock()
-		delete(t.c.conns, t.remote)
+		delete(t.c.conns, t)
 		if t.c.connsByIP[t.ip]--; t.c.connsByIP[t.ip] <= 0 {
 			delete(t.c.connsByIP, t.ip)
 		}
