@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -61,19 +60,8 @@ func start(t *testing.T, args ...string) *process.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := process.StartLogged(context.Background(), greeterBin, filepath.Join(t.TempDir(), "greeter.log"),
+	return process.StartForTest(t, greeterBin,
 		append([]string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, args...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-srv.Done():
-		default:
-			srv.Kill()
-		}
-	})
-	return srv
 }
 
 func scrape(t *testing.T, srv *process.Server) metrics.Snapshot {

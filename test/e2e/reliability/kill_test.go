@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,18 +16,7 @@ import (
 // killed when the test ends if still running.
 func startGreeter(t *testing.T, args ...string) *process.Server {
 	t.Helper()
-	p, err := process.StartLogged(context.Background(), greeterBin, filepath.Join(t.TempDir(), "greeter.log"), args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-p.Done():
-		default:
-			p.Kill()
-		}
-	})
-	return p
+	return process.StartForTest(t, greeterBin, args...)
 }
 
 // startQuiet starts a greeter at --log-level warn (no access log) with its

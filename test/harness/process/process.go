@@ -13,10 +13,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -59,6 +61,25 @@ func Start(ctx context.Context, bin string, args ...string) (*Server, error) {
 // logPath, for tests that count access-log lines.
 func StartLogged(ctx context.Context, bin, logPath string, args ...string) (*Server, error) {
 	return StartWith(ctx, bin, args, WithLogFile(logPath))
+}
+
+// StartForTest is StartLogged for one test: the log is greeter.log in the
+// test's temporary directory, and the server is killed when the test ends if
+// it is still running. It fails the test if the server does not start.
+func StartForTest(t testing.TB, bin string, args ...string) *Server {
+	t.Helper()
+	s, err := StartLogged(context.Background(), bin, filepath.Join(t.TempDir(), "greeter.log"), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-s.Done():
+		default:
+			s.Kill()
+		}
+	})
+	return s
 }
 
 // StartOption changes how StartWith runs a server.

@@ -65,6 +65,11 @@ const TraceparentFormat = "00-<trace id: 32 hex digits>-<parent span id: 16 hex 
 // OTEL_TRACES_EXPORTER says ("none" off, otlp or console on); else when
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
 // and not empty.
+//
+// It is the server's rule (services/greeter/internal/tracing.Enabled),
+// written again here: the two modules ship on their own release cycles and
+// depend on neither each other nor a shared module, and a test in each
+// holds it to the same cases.
 func Enabled(lookupEnv func(string) (string, bool)) bool {
 	get := func(key string) string {
 		v, _ := lookupEnv(key)

@@ -5,24 +5,35 @@ import (
 	"testing"
 )
 
+// TestEnabled holds greetctl to the server's cases
+// (services/greeter/internal/tracing TestEnabled): one environment turns
+// tracing on or off for both.
 func TestEnabled(t *testing.T) {
 	tests := []struct {
+		name string
 		env  map[string]string
 		want bool
 	}{
-		{nil, false},
-		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318"}, true},
-		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://localhost:4318/v1/traces"}, true},
-		{map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true},
-		{map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, false},
-		{map[string]string{"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "otlp"}, false},
-		{map[string]string{"OTEL_SERVICE_NAME": "x"}, false},
+		{"nothing set", nil, false},
+		{"endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318"}, true},
+		{"traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://localhost:4318/v1/traces"}, true},
+		{"empty endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, false},
+		{"exporter otlp", map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{"exporter console", map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true},
+		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, false},
+		{"exporter none beats endpoint", map[string]string{"OTEL_TRACES_EXPORTER": "None", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, false},
+		{"empty exporter, endpoint", map[string]string{"OTEL_TRACES_EXPORTER": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, true},
+		{"sdk disabled", map[string]string{"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "otlp"}, false},
+		{"sdk not disabled", map[string]string{"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{"only other OTEL variables", map[string]string{"OTEL_SERVICE_NAME": "x", "OTEL_TRACES_SAMPLER": "always_on"}, false},
 	}
 	for _, tt := range tests {
-		lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
-		if got := Enabled(lookup); got != tt.want {
-			t.Errorf("Enabled(%v) = %v, want %v", tt.env, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			if got := Enabled(lookup); got != tt.want {
+				t.Errorf("Enabled(%v) = %v, want %v", tt.env, got, tt.want)
+			}
+		})
 	}
 }
 
