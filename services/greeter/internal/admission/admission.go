@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,13 +119,11 @@ var ErrFirstMessageTimeout = errors.New("no complete request message within the 
 
 var errSendStalled = errors.New("the client read nothing for the send-stall timeout: connection closed")
 
-var healthPrefix = "/" + grpc_health_v1.Health_ServiceDesc.ServiceName + "/"
-
 // Controller enforces Limits. Its zero value is not usable; use New.
 type Controller struct {
 	limits  Limits
 	m       Metrics
-	streams map[string]bool // full method name → the server streams responses
+	methods map[string]method // by full method name
 	now     func() time.Time
 
 	mu        sync.Mutex
@@ -136,6 +133,12 @@ type Controller struct {
 	calls     map[*call]struct{}
 	conns     map[*trackedConn]struct{}
 	connsByIP map[string]int
+}
+
+// method is what admission needs to know of a registered method.
+type method struct {
+	streamsResponses bool
+	health           bool // counted apart, by number (Limits.MaxHealthStreams)
 }
 
 type clientUse struct {
@@ -167,7 +170,7 @@ func New(l Limits, m Metrics, services map[string]grpc.ServiceInfo) *Controller 
 	c := &Controller{
 		limits:    l,
 		m:         m,
-		streams:   map[string]bool{},
+		methods:   map[string]method{},
 		now:       time.Now,
 		clients:   map[string]*clientUse{},
 		calls:     map[*call]struct{}{},
@@ -175,8 +178,11 @@ func New(l Limits, m Metrics, services map[string]grpc.ServiceInfo) *Controller 
 		connsByIP: map[string]int{},
 	}
 	for name, info := range services {
-		for _, method := range info.Methods {
-			c.streams["/"+name+"/"+method.Name] = method.IsServerStream
+		for _, m := range info.Methods {
+			c.methods["/"+name+"/"+m.Name] = method{
+				streamsResponses: m.IsServerStream,
+				health:           name == grpc_health_v1.Health_ServiceDesc.ServiceName,
+			}
 		}
 	}
 	return c
@@ -198,16 +204,16 @@ func (c *Controller) cost(streamsResponses bool) int64 {
 // (the reaper does) ends the RPC's waits for its request and for flow
 // control.
 func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
-	streams, known := c.streams[info.FullMethodName]
+	m, known := c.methods[info.FullMethodName]
 	if !known {
 		// grpc-go answers UNIMPLEMENTED without a handler: nothing to
 		// charge (a newer client calling an older server must not be
 		// refused for it).
 		return ctx, nil
 	}
-	cl := &call{health: strings.HasPrefix(info.FullMethodName, healthPrefix), start: c.now()}
+	cl := &call{health: m.health, start: c.now()}
 	if !cl.health {
-		cl.cost = c.cost(streams)
+		cl.cost = c.cost(m.streamsResponses)
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if a, ok := p.Addr.(*remoteAddr); ok {
@@ -247,8 +253,8 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 	}
 	c.clients[cl.key] = use
 	c.calls[cl] = struct{}{}
+	c.setGauges()
 	c.mu.Unlock()
-	c.gauges()
 
 	// The interceptors release the call when its handler returns; one
 	// that ends before its handler starts (reset by the client, reaped
@@ -299,17 +305,16 @@ func (c *Controller) release(cl *call) {
 	if use.health == 0 && use.memory == 0 {
 		delete(c.clients, cl.key)
 	}
+	c.setGauges()
 	c.mu.Unlock()
-	c.gauges()
 }
 
-func (c *Controller) gauges() {
-	c.mu.Lock()
-	mem, health, conns := c.rpcMemory, c.health, len(c.conns)
-	c.mu.Unlock()
-	c.m.RPCMemory.Set(float64(mem))
-	c.m.HealthStreams.Set(float64(health))
-	c.m.Connections.Set(float64(conns))
+// setGauges publishes what is charged and open. Called with c.mu held, by
+// whoever changed it, so the gauges follow the changes in their order.
+func (c *Controller) setGauges() {
+	c.m.RPCMemory.Set(float64(c.rpcMemory))
+	c.m.HealthStreams.Set(float64(c.health))
+	c.m.Connections.Set(float64(len(c.conns)))
 }
 
 // InFlight is the number of RPCs admitted and not yet ended, health
@@ -462,8 +467,9 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 func (c *Controller) admitConn(conn net.Conn) *trackedConn {
-	ip := conn.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(ip); err == nil {
+	remote := conn.RemoteAddr().String()
+	ip := remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
 		ip = host
 	}
 	c.mu.Lock()
@@ -478,11 +484,11 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 		return nil
 	}
 	tc := &trackedConn{Conn: conn, c: c, ip: ip}
-	tc.addr = &remoteAddr{Addr: conn.RemoteAddr(), text: conn.RemoteAddr().String(), conn: tc}
+	tc.addr = &remoteAddr{Addr: conn.RemoteAddr(), text: remote, conn: tc}
 	c.conns[tc] = struct{}{}
 	c.connsByIP[ip]++
+	c.setGauges()
 	c.mu.Unlock()
-	c.gauges()
 	return tc
 }
 
@@ -521,8 +527,8 @@ func (t *trackedConn) Close() error {
 		if t.c.connsByIP[t.ip]--; t.c.connsByIP[t.ip] <= 0 {
 			delete(t.c.connsByIP, t.ip)
 		}
+		t.c.setGauges()
 		t.c.mu.Unlock()
-		t.c.gauges()
 	})
 	return err
 }
