@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,8 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/services/greeter/internal/methodmap"
 )
 
 // healthService is logged at debug only: load balancers and orchestrators
@@ -70,11 +71,8 @@ func AccessLog(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerIn
 // if they had been added to each record, in the same place; a third of the
 // access line's CPU went to formatting them again (BenchmarkAccessLogInfo).
 type accessLog struct {
-	l *slog.Logger
-	// methods maps a full method name to its handlers; read without a lock,
-	// replaced whole when a method is added.
-	methods atomic.Pointer[map[string]*methodLog]
-	mu      sync.Mutex // serialises additions to methods
+	l       *slog.Logger
+	methods methodmap.Map[*methodLog]
 }
 
 // methodLog is how one method's lines are written.
@@ -90,30 +88,13 @@ type methodLog struct {
 const numCodes = 17
 
 func (a *accessLog) method(fullMethod string) *methodLog {
-	if methods := a.methods.Load(); methods != nil {
-		if m, ok := (*methods)[fullMethod]; ok {
-			return m
-		}
+	if m, ok := a.methods.Load(fullMethod); ok {
+		return m
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	old := a.methods.Load()
-	if old != nil {
-		if m, ok := (*old)[fullMethod]; ok {
-			return m
-		}
-	}
-	service, method := splitMethod(fullMethod)
-	m := &methodLog{service: service, method: method, health: service == healthService}
-	methods := make(map[string]*methodLog)
-	if old != nil {
-		for k, v := range *old {
-			methods[k] = v
-		}
-	}
-	methods[fullMethod] = m
-	a.methods.Store(&methods)
-	return m
+	return a.methods.LoadOrMake(fullMethod, func() *methodLog {
+		service, method := splitMethod(fullMethod)
+		return &methodLog{service: service, method: method, health: service == healthService}
+	})
 }
 
 // handler returns l's handler with m's attributes and code's.

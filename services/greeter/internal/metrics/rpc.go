@@ -3,14 +3,14 @@ package metrics
 import (
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/services/greeter/internal/methodmap"
 )
 
 // ServerMetrics counts RPCs by method and code, their latency and their
@@ -31,10 +31,7 @@ type ServerMetrics struct {
 	sent     *prometheus.CounterVec
 	handling *prometheus.HistogramVec
 
-	// methods maps a full method name ("/pkg.Service/Method") to its
-	// series; read without a lock, replaced whole when a method is added.
-	methods atomic.Pointer[map[string]*methodSeries]
-	mu      sync.Mutex // serialises additions to methods
+	methods methodmap.Map[*methodSeries]
 }
 
 // methodSeries are the series of one method.
@@ -84,7 +81,6 @@ func NewServerMetrics(buckets []float64) *ServerMetrics {
 			Buckets: buckets,
 		}, labels),
 	}
-	m.methods.Store(&map[string]*methodSeries{})
 	return m
 }
 
@@ -135,33 +131,23 @@ func (m *ServerMetrics) InitializeMetrics(server ServiceInfoProvider) {
 
 // series returns the series of fullMethod, resolving them the first time.
 func (m *ServerMetrics) series(fullMethod, typ string) *methodSeries {
-	if s, ok := (*m.methods.Load())[fullMethod]; ok {
+	if s, ok := m.methods.Load(fullMethod); ok {
 		return s
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old := *m.methods.Load()
-	if s, ok := old[fullMethod]; ok {
+	return m.methods.LoadOrMake(fullMethod, func() *methodSeries {
+		service, method := splitMethod(fullMethod)
+		s := &methodSeries{
+			typ: typ, service: service, method: method,
+			started:  m.started.WithLabelValues(typ, service, method),
+			received: m.received.WithLabelValues(typ, service, method),
+			sent:     m.sent.WithLabelValues(typ, service, method),
+			handling: m.handling.WithLabelValues(typ, service, method),
+		}
+		for c := range s.handled {
+			s.handled[c] = m.handled.WithLabelValues(typ, service, method, codes.Code(c).String())
+		}
 		return s
-	}
-	service, method := splitMethod(fullMethod)
-	s := &methodSeries{
-		typ: typ, service: service, method: method,
-		started:  m.started.WithLabelValues(typ, service, method),
-		received: m.received.WithLabelValues(typ, service, method),
-		sent:     m.sent.WithLabelValues(typ, service, method),
-		handling: m.handling.WithLabelValues(typ, service, method),
-	}
-	for c := range s.handled {
-		s.handled[c] = m.handled.WithLabelValues(typ, service, method, codes.Code(c).String())
-	}
-	methods := make(map[string]*methodSeries, len(old)+1)
-	for k, v := range old {
-		methods[k] = v
-	}
-	methods[fullMethod] = s
-	m.methods.Store(&methods)
-	return s
+	})
 }
 
 // done counts a finished RPC: its code, from err as grpc-go itself
