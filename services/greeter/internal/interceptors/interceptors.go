@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/greeter/services/greeter/internal/methodmap"
+	"github.com/acme/greeter/services/greeter/internal/readmostly"
 )
 
 // healthService is logged at debug only: load balancers and orchestrators
@@ -72,7 +72,7 @@ func AccessLog(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerIn
 // access line's CPU went to formatting them again (BenchmarkAccessLogInfo).
 type accessLog struct {
 	l       *slog.Logger
-	methods methodmap.Map[*methodLog]
+	methods readmostly.Map[string, *methodLog]
 }
 
 // methodLog is how one method's lines are written.

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/greeter/services/greeter/internal/methodmap"
+	"github.com/acme/greeter/services/greeter/internal/readmostly"
 )
 
 // ServerMetrics counts RPCs by method and code, their latency and their
@@ -31,7 +31,7 @@ type ServerMetrics struct {
 	sent     *prometheus.CounterVec
 	handling *prometheus.HistogramVec
 
-	methods methodmap.Map[*methodSeries]
+	methods readmostly.Map[string, *methodSeries]
 }
 
 // methodSeries are the series of one method.

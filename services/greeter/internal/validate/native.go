@@ -1,14 +1,14 @@
 package validate
 
 import (
-	"sync"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
 	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/acme/greeter/services/greeter/internal/readmostly"
 )
 
 // A native fast path for requests that pass.
@@ -41,11 +41,9 @@ import (
 
 // nativeRules holds the fast-path plan of each message type seen.
 type nativeRules struct {
-	// plans maps a message descriptor to its plan (nil: no fast path). It
-	// is read without a lock and replaced whole when a type is added: a
+	// plans maps a message descriptor to its plan (nil: no fast path): a
 	// server sees a handful of request types, each added once.
-	plans atomic.Pointer[map[protoreflect.MessageDescriptor]*plan]
-	mu    sync.Mutex // serialises additions
+	plans readmostly.Map[protoreflect.MessageDescriptor, *plan]
 }
 
 // passes reports whether msg certainly satisfies its rules. false means
@@ -87,29 +85,10 @@ func (n *nativeRules) passesWith(c *planCache, msg proto.Message) bool {
 }
 
 func (n *nativeRules) plan(md protoreflect.MessageDescriptor) *plan {
-	if plans := n.plans.Load(); plans != nil {
-		if p, ok := (*plans)[md]; ok {
-			return p
-		}
+	if p, ok := n.plans.Load(md); ok {
+		return p
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	old := n.plans.Load()
-	if old != nil {
-		if p, ok := (*old)[md]; ok {
-			return p
-		}
-	}
-	p := newPlan(md)
-	plans := make(map[protoreflect.MessageDescriptor]*plan)
-	if old != nil {
-		for k, v := range *old {
-			plans[k] = v
-		}
-	}
-	plans[md] = p
-	n.plans.Store(&plans)
-	return p
+	return n.plans.LoadOrMake(md, func() *plan { return newPlan(md) })
 }
 
 // plan is how to vouch for one message type: a check per field with rules.

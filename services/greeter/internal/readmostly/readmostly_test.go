@@ -1,14 +1,14 @@
-package methodmap
+package readmostly
 
 import (
 	"sync"
 	"testing"
 )
 
-// TestMap: a method's value is made once, however many RPCs ask for it at
-// once, and every later read sees that value; other methods are apart.
+// TestMap: a key's value is made once, however many readers ask for it at
+// once, and every later read sees that value; other keys are apart.
 func TestMap(t *testing.T) {
-	var m Map[*int]
+	var m Map[string, *int]
 	if _, ok := m.Load("/a.S/M"); ok {
 		t.Fatal("the zero Map has a value")
 	}
