@@ -4,21 +4,20 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/services/greeter/internal/testconn"
 )
 
 // outcomes answers by name: "" OK, "invalid" INVALID_ARGUMENT, "plain" a
@@ -107,12 +106,10 @@ func TestSameAsGoGRPCMiddleware(t *testing.T) {
 	greeterv1.RegisterGreeterServiceServer(srv, outcomes{})
 	theirs.InitializeMetrics(srv)
 	ours.InitializeMetrics(srv)
-	lis := bufconn.Listen(1 << 20)
+	lis := testconn.Listen()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := lis.NewClient()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,17 +5,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
 	"github.com/acme/greeter/services/greeter/internal/interceptors"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/service"
+	"github.com/acme/greeter/services/greeter/internal/testconn"
 	"github.com/acme/greeter/services/greeter/internal/validate"
 )
 
@@ -219,11 +218,9 @@ func BenchmarkSayHelloChat(b *testing.B) {
 }
 
 func benchConn(b *testing.B, s *grpc.Server) *grpc.ClientConn {
-	lis := bufconn.Listen(1 << 20)
+	lis := testconn.Listen()
 	go func() { _ = s.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := lis.NewClient()
 	if err != nil {
 		b.Fatal(err)
 	}

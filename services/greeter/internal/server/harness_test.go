@@ -2,15 +2,11 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
-	"github.com/acme/greeter/gen/go/helloworld"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -19,9 +15,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/gen/go/helloworld"
 
 	"github.com/acme/greeter/services/greeter/internal/metrics"
+	"github.com/acme/greeter/services/greeter/internal/testconn"
 )
 
 // harness is one server on an in-memory listener and a client connected to
@@ -34,7 +33,7 @@ type harness struct {
 	health  healthgrpc.HealthClient
 	metrics *metrics.Metrics
 	logs    *syncBuffer
-	lis     *bufconn.Listener
+	lis     testconn.Listener
 }
 
 type config struct {
@@ -72,14 +71,11 @@ func start(t testing.TB, hopts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
+	lis := testconn.Listen()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 
-	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(cfg.clientCred),
-	}, cfg.dialOpts...)...)
+	conn, err := lis.NewClient(append([]grpc.DialOption{grpc.WithTransportCredentials(cfg.clientCred)}, cfg.dialOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

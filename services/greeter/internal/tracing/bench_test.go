@@ -4,18 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"syscall"
 	"testing"
 	"time"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
 	"github.com/acme/greeter/services/greeter/internal/server"
+	"github.com/acme/greeter/services/greeter/internal/testconn"
 	"github.com/acme/greeter/services/greeter/internal/tracing"
 )
 
@@ -57,12 +55,10 @@ func BenchmarkSayHelloParallel(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			lis := bufconn.Listen(1 << 20)
+			lis := testconn.Listen()
 			go srv.Serve(lis)
 			defer srv.Shutdown(context.Background())
-			conn, err := grpc.NewClient("passthrough:///bufnet",
-				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-				grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := lis.NewClient()
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,27 +5,26 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
 	"github.com/acme/greeter/services/greeter/internal/server"
+	"github.com/acme/greeter/services/greeter/internal/testconn"
 	"github.com/acme/greeter/services/greeter/internal/tracing"
 )
 
@@ -364,12 +363,10 @@ func startTracedWith(t testing.TB, popts []tracing.Option, opts ...tracing.Handl
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
+	lis := testconn.Listen()
 	f := &fixture{srv: srv, provider: p, exporter: exp, logs: logs, served: make(chan error, 1)}
 	go func() { f.served <- srv.Serve(lis) }()
-	f.conn, err = grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	f.conn, err = lis.NewClient()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/services/greeter/internal/testconn"
 )
 
 // TestDecodeErrorsDoNotLeak checks the codec/interceptor hand-off: a
@@ -207,12 +206,10 @@ func TestServerOptions(t *testing.T) {
 		StreamOuter: []grpc.StreamServerInterceptor{stream("outer")}, StreamInner: []grpc.StreamServerInterceptor{stream("inner")},
 	})...)
 	greeterv1.RegisterGreeterServiceServer(srv, recordingGreeter{seen: seen})
-	lis := bufconn.Listen(1 << 20)
+	lis := testconn.Listen()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := lis.NewClient()
 	if err != nil {
 		t.Fatal(err)
 	}
