@@ -17,13 +17,15 @@ import (
 	"github.com/acme/greeter/test/bench/load"
 )
 
-func serve(t *testing.T, register func(*grpc.Server)) grpc.ClientConnInterface {
+// serve starts a grpc-go server on loopback with opts and what register
+// registers, stopped when the test ends, and returns a client of it.
+func serve(t *testing.T, register func(*grpc.Server), opts ...grpc.ServerOption) grpc.ClientConnInterface {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	register(s)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
@@ -117,22 +119,10 @@ func TestBadOptions(t *testing.T) {
 // counted, and OnMeasure frames the measured window.
 func TestWarmupIsNotMeasured(t *testing.T) {
 	var served atomic.Int64
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	cc := serve(t, bare.Register, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		served.Add(1)
 		return h(ctx, req)
 	}))
-	bare.Register(s)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
 
 	var marks []bool
 	var servedAtStart, servedAtEnd int64

@@ -47,21 +47,11 @@ const (
 	healthIP   = "127.0.0.3"
 )
 
-// start runs the greeter with its production defaults (plus args) on
-// loopback ports picked beforehand, at --log-level warn: no access log for
-// tens of thousands of refused streams.
+// start runs the greeter with its production defaults (plus args), quiet:
+// no access log for tens of thousands of refused streams.
 func start(t *testing.T, args ...string) *process.Server {
 	t.Helper()
-	grpcAddr, err := process.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr, err := process.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return process.StartForTest(t, greeterBin,
-		append([]string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, args...)...)
+	return process.StartQuietForTest(t, greeterBin, args...)
 }
 
 func scrape(t *testing.T, srv *process.Server) metrics.Snapshot {

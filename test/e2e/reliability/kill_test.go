@@ -20,19 +20,10 @@ func startGreeter(t *testing.T, args ...string) *process.Server {
 }
 
 // startQuiet starts a greeter at --log-level warn (no access log) with its
-// admin server, on ports picked beforehand (the "serving" line is not
-// logged at warn).
+// admin server.
 func startQuiet(t *testing.T, args ...string) *process.Server {
 	t.Helper()
-	grpcAddr, err := process.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr, err := process.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startGreeter(t, append([]string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, args...)...)
+	return process.StartQuietForTest(t, greeterBin, args...)
 }
 
 // greetctl runs greetctl with args against addr (plaintext unless args

@@ -82,6 +82,24 @@ func StartForTest(t testing.TB, bin string, args ...string) *Server {
 	return s
 }
 
+// StartQuietForTest is StartForTest at --log-level warn, with the admin
+// server, on loopback ports picked beforehand: at warn the greeter logs no
+// access line (none for tens of thousands of RPCs a test makes) and no
+// "serving" line to read its addresses from. args come after, so they may
+// override any of it.
+func StartQuietForTest(t testing.TB, bin string, args ...string) *Server {
+	t.Helper()
+	grpcAddr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartForTest(t, bin, append([]string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, args...)...)
+}
+
 // StartOption changes how StartWith runs a server.
 type StartOption func(*launch)
 
