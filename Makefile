@@ -1,16 +1,18 @@
 # greeter: the workflow in short commands. Everything runs through the Go
 # toolchain: buf and the protoc plugins are pinned in tools/go.mod and built
-# by `go tool` (the root go.work is the toolchain's workspace), so a fresh
-# machine needs only Go (and make). Every other module resolves alone, from
-# its own go.mod and go.sum (its own go.work), so what is built and tested
-# here is what ships.
+# by `go tool` in the toolchain's workspace (tools/go.work, selected through
+# GOWORK: see $(TOOL)), so a fresh machine needs only Go (and make). The root
+# go.work ties the modules that ship (gen/go, services/greeter,
+# clients/greetctl); test/ resolves alone through its own go.work, and
+# test/e2e/release proves that what is built and tested here is what ships.
 #
 #   make demo       build, start the server, greet through greetctl, drain
 #   make test       every check and every module's tests (what CI runs)
 #   make generate   regenerate gen/go, the TypeScript and Python SDKs and docs/api from api/
 #   make dist       the contract's release artifacts in dist/ (VERSION=X.Y.Z for a release)
 #   make bench      load benchmark: greeter vs bare grpc-go, writes docs/performance.md
-#   make build      bin/greeter and bin/greetctl, each from its own module
+#   make build      bin/greeter and bin/greetctl, built in the root workspace
+#   make buf ARGS='breaking --against ../other'   buf by hand, the pinned version
 #   make lint | format | format-check | breaking | drift | vet | tidy | npm-deps | sdk-tools
 #
 # The SDKs need, besides Go, Node.js 20 with npm and Debian's protoc,
@@ -19,10 +21,17 @@
 # names in one line.
 
 GO       ?= go
-BUF      := $(GO) tool buf
+# The toolchain: `go tool` in tools/go.work's workspace, whatever workspace
+# the current directory belongs to (the root's holds only what ships).
+TOOL     := GOWORK=$(CURDIR)/tools/go.work $(GO) tool
+BUF      := $(TOOL) buf
+# Arguments of `make buf`.
+ARGS     ?=
 # Every module; there is no root module, so each is named. gen/go,
-# services/greeter and clients/greetctl ship; tools is the toolchain; test
-# holds the end-to-end tests, the benchmark and the deploy checks.
+# services/greeter and clients/greetctl ship (the root go.work); tools is
+# the toolchain (tools/go.work); test holds the end-to-end tests, the
+# benchmark and the deploy checks (test/go.work). Inside a module directory
+# the go command finds the right workspace by itself.
 MODULES  := gen/go services/greeter clients/greetctl tools test
 # Baseline for `make breaking`: a git ref, a directory or a buf image.
 # Empty means the previous commit of main.
@@ -38,14 +47,14 @@ NPM_PROJECTS := sdk/ts test/e2e/sdk/node
 # that ran (Node, Python, the consuming team).
 SDK_TESTS := github.com/acme/greeter/test/e2e/sdk
 
-.PHONY: all demo test check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest bench-smoke bench bench-tracing build tidy clean
+.PHONY: all demo test buf check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest bench-smoke bench bench-tracing build tidy clean
 
 all: test
 
 ## Contract
 
 protodeps:
-	$(GO) tool protodeps
+	$(TOOL) protodeps
 
 # `npm ci` of each npm project, again only when its lockfile changes.
 npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_PROJECTS))
@@ -58,16 +67,20 @@ npm-deps: $(addsuffix /node_modules/.package-lock.json,$(NPM_PROJECTS))
 # (root, or sudo without a password: CI and our machines), so `make test`
 # needs no other set-up; elsewhere one line names every tool that is missing.
 sdk-tools: npm-deps
-	@if ! $(GO) tool contractdist -check-tools >/dev/null 2>&1 && \
+	@if ! $(TOOL) contractdist -check-tools >/dev/null 2>&1 && \
 	    { [ "$$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then bash .ci/install-sdk-tools; fi
-	@$(GO) tool contractdist -check-tools
+	@$(TOOL) contractdist -check-tools
 
 # Every generated tree (tools/internal/protocheck.Trees), stale files removed.
 generate: protodeps npm-deps
-	$(GO) tool gendrift -write
+	$(TOOL) gendrift -write
 
 dist: protodeps npm-deps
-	$(GO) tool contractdist -version "$(VERSION)"
+	$(TOOL) contractdist -version "$(VERSION)"
+
+# buf by hand, at the pinned version: make buf ARGS='lint --error-format json'.
+buf: protodeps
+	$(BUF) $(ARGS)
 
 lint: protodeps
 	$(BUF) lint
@@ -79,10 +92,10 @@ format-check: protodeps
 	$(BUF) format --diff --exit-code
 
 breaking: protodeps
-	$(GO) tool breaking $(AGAINST)
+	$(TOOL) breaking $(AGAINST)
 
 drift: protodeps npm-deps
-	$(GO) tool gendrift
+	$(TOOL) gendrift
 
 ## Go
 
@@ -121,19 +134,20 @@ TRACEBENCH_FLAGS ?=
 bench-tracing:
 	cd test && $(GO) tool tracebench $(TRACEBENCH_FLAGS)
 
-# Each binary is built inside its own module, with that module's versions
-# (test/e2e/release proves it). -buildvcs=auto stamps the git revision into
-# --version even where GOFLAGS turns VCS stamping off.
+# Both binaries, built in the root workspace (test/e2e/release proves each
+# links exactly the versions its own module resolves alone, as its release
+# does). -buildvcs=auto stamps the git revision into --version even where
+# GOFLAGS turns VCS stamping off.
 build:
 	@mkdir -p $(BIN)
-	cd services/greeter && $(GO) build -buildvcs=auto -o $(abspath $(BIN))/ ./cmd/greeter
-	cd clients/greetctl && $(GO) build -buildvcs=auto -o $(abspath $(BIN))/ ./cmd/greetctl
+	$(GO) build -buildvcs=auto -o $(abspath $(BIN))/ ./services/greeter/cmd/greeter ./clients/greetctl/cmd/greetctl
 
-# `go mod tidy` for the modules that require gen/go, which is not published
-# on any proxy (services/greeter, clients/greetctl, test): see
+# `go work sync` of the shipped workspace (printing each requirement it
+# moves), then `go mod tidy` alone (GOWORK=off) in gen/go and in every module
+# that requires gen/go, which is not published on any proxy: see
 # tools/cmd/modproxy. The tools module is tidied by hand: see README.md.
 tidy:
-	$(GO) tool modproxy tidy
+	$(TOOL) modproxy tidy
 
 ## The two commands of README.md
 

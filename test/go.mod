@@ -17,7 +17,7 @@ require (
 	go.opentelemetry.io/collector/receiver/receivertest v0.165.0
 	golang.org/x/mod v0.41.0
 	golang.org/x/net v0.62.0
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 	k8s.io/api v0.37.2

@@ -4,13 +4,13 @@
 #
 #   docker build -f deploy/docker/greeter.Dockerfile -t greeter .
 #
-# The server module builds alone, as `make build` does: its go.work points
-# the gen/go version its go.mod requires at the gen/go copied beside it, and
-# every other dependency is at the version of services/greeter/go.mod. The
-# result is a static binary on distroless, running as the unprivileged user
-# 65532. test/deploycheck checks these invariants, that the binary links
-# exactly the server module's own versions, and that EXPOSE matches the
-# ports of deploy/kubernetes.
+# The server builds in the repository's workspace, as `make build` does: the
+# root go.work (which needs the go.mod of every module it uses) and this
+# tree's gen/go. test/e2e/release and test/deploycheck prove the binary links
+# exactly the server module's own versions (`make tidy` keeps the workspace
+# aligned). The result is a static binary on distroless, running as the
+# unprivileged user 65532. test/deploycheck checks these invariants and that
+# EXPOSE matches the ports of deploy/kubernetes.
 
 ARG GO_VERSION=1.26
 
@@ -19,8 +19,10 @@ WORKDIR /src/services/greeter
 # Never fetch another toolchain; a static binary, no cgo.
 ENV CGO_ENABLED=0 GOTOOLCHAIN=local
 # The module files first, so the download is a cached layer of its own.
+COPY go.work go.work.sum /src/
 COPY gen/go/go.mod gen/go/go.sum /src/gen/go/
-COPY services/greeter/go.mod services/greeter/go.sum services/greeter/go.work ./
+COPY clients/greetctl/go.mod clients/greetctl/go.sum /src/clients/greetctl/
+COPY services/greeter/go.mod services/greeter/go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY gen/go/ /src/gen/go/

@@ -126,15 +126,19 @@ func copyTree(t *testing.T) string {
 	if err := os.CopyFS(filepath.Join(dst, "deploy"), os.DirFS(filepath.Join(src, "deploy"))); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(src, "services", "greeter", "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dst, "services", "greeter"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "services", "greeter", "go.mod"), data, 0o644); err != nil {
-		t.Fatal(err)
+	// What the checks read besides deploy/: the server's go.mod (its go
+	// directive) and the root go.work (what the image's builder must copy).
+	for _, name := range []string{"services/greeter/go.mod", "go.work"} {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dst
 }
@@ -318,6 +322,12 @@ func TestCheckCatchesFaults(t *testing.T) {
 		{"Dockerfile outside the workspace",
 			[]change{{dockerfile, "GOTOOLCHAIN=local", "GOTOOLCHAIN=local GOWORK=off"}},
 			"sets GOWORK=off"},
+		{"Dockerfile without a workspace module's go.mod",
+			[]change{{dockerfile, "COPY clients/greetctl/go.mod clients/greetctl/go.sum /src/clients/greetctl/\n", ""}},
+			"copies no clients/greetctl/go.mod"},
+		{"Dockerfile without go.work",
+			[]change{{dockerfile, "COPY go.work go.work.sum /src/\n", ""}},
+			"copies no go.work"},
 		{"Dockerfile on a full base image",
 			[]change{{dockerfile, "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12"}},
 			`final image "debian:12"`},

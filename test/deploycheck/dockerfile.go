@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
 )
 
@@ -112,7 +113,7 @@ var (
 
 // CheckDockerfile checks root/deploy/docker/greeter.Dockerfile: a
 // multi-stage build whose golang builder compiles the server statically in
-// its own module, with its go.work and this tree's gen/go, on a Go at least
+// the root workspace, with this tree's gen/go, on a Go at least
 // as new as the server's go.mod asks, and whose final
 // stage is a non-root distroless (or scratch) image exposing exactly ports
 // (the container ports of the manifests) and running /greeter as user.
@@ -203,14 +204,18 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 		fail("the builder does not set CGO_ENABLED=0: set it (ENV CGO_ENABLED=0), the final image has no C library")
 	}
 	if regexp.MustCompile(`GOWORK=off\b`).MatchString(env.String()) {
-		fail("the builder sets GOWORK=off: the server would build against a published gen/go rather than this tree's; keep its go.work")
+		fail("the builder sets GOWORK=off: the server would build against a published gen/go rather than this tree's; build in the root workspace")
 	}
-	for _, f := range []string{serverModule + "/go.work", "gen/go"} {
+	needed, err := workspaceFiles(root)
+	if err != nil {
+		fail("%v", err)
+	}
+	for _, f := range needed {
 		if !slices.ContainsFunc(copied, func(src string) bool {
 			src = path.Clean(src)
 			return src == f || strings.HasPrefix(f, src+"/")
 		}) {
-			fail("the builder copies no %s: the server module builds with its go.work and this tree's gen/go", f)
+			fail("the builder copies no %s: the server builds in the root workspace (go.work needs the go.mod of every module it uses) with this tree's gen/go", f)
 		}
 	}
 
@@ -270,4 +275,23 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 		fail("%s: use the exec form [\"/greeter\"] so the server is PID 1 and gets SIGTERM (flags come from the manifest's args)", entry[0].String())
 	}
 	return errs
+}
+
+// workspaceFiles returns what a build in the root workspace needs from the
+// context: go.work, the go.mod of every module it uses, and gen/go whole.
+func workspaceFiles(root string) ([]string, error) {
+	const work = "go.work"
+	data, err := os.ReadFile(filepath.Join(root, work))
+	if err != nil {
+		return nil, err
+	}
+	wf, err := modfile.ParseWork(work, data, nil)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{work, "gen/go"}
+	for _, u := range wf.Use {
+		files = append(files, path.Join(path.Clean(u.Path), "go.mod"))
+	}
+	return files, nil
 }

@@ -29,8 +29,8 @@ var shippedModules = []shipped{
 // go.mod and go.sum select outside any workspace: the binaries of
 // `make build` (which `make demo` runs), the release build of
 // release-binary.yml (GOWORK=off, gen/go published), and every package the
-// module's tests link, as `make test` resolves them (test binaries record no
-// dependencies, so `go list -deps -test` says). (The Docker image's builder stage is
+// module's tests link, as `make test` resolves them in the root workspace
+// (test binaries record no dependencies, so `go list -deps -test` says). (The Docker image's builder stage is
 // checked the same way by test/deploycheck.) A module whose workspace raised
 // a version, as the old shared go.work did with buf's pre-release protobuf,
 // fails here naming the module and both versions.
@@ -59,7 +59,7 @@ func TestShippedIsTested(t *testing.T) {
 				name := filepath.Base(m.main)
 				artifacts["make build: bin/"+name] = filepath.Join(bin, name)
 				release := filepath.Join(t.TempDir(), name)
-				run(ctx, t, root, "go", "tool", "modproxy", "exec", m.dir,
+				runTool(ctx, t, root, "modproxy", "exec", m.dir,
 					"go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", release, m.main)
 				artifacts["release build (GOWORK=off)"] = release
 			}
@@ -101,8 +101,8 @@ func TestStandaloneModules(t *testing.T) {
 			continue // gen/go requires nothing of this repository
 		}
 		t.Run(m.dir, func(t *testing.T) {
-			run(ctx, t, root, "go", "tool", "modproxy", "exec", m.dir, "go", "build", "-trimpath", "./...")
-			run(ctx, t, root, "go", "tool", "modproxy", "exec", m.dir, "go", "list", "-test", "-deps", "./...")
+			runTool(ctx, t, root, "modproxy", "exec", m.dir, "go", "build", "-trimpath", "./...")
+			runTool(ctx, t, root, "modproxy", "exec", m.dir, "go", "list", "-test", "-deps", "./...")
 		})
 	}
 }
@@ -117,4 +117,17 @@ func run(ctx context.Context, t *testing.T, dir, name string, args ...string) st
 		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
 	}
 	return string(out)
+}
+
+// runTool runs `go tool args...` in dir with the toolchain's workspace and
+// fails the test with its output if it fails.
+func runTool(ctx context.Context, t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd, err := repo.ToolCommand(ctx, dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go tool %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
 }

@@ -43,16 +43,17 @@ func previousGen(t *testing.T, root string) string {
 
 // withGen returns the environment that builds the module of c against the
 // gen/go in genDir instead of the local one: a workspace of that module
-// alone, like its own go.work, whose replacement points at genDir.
+// alone, whose replacement of the gen/go version it requires points at
+// genDir.
 func withGen(t *testing.T, root string, c binaries.Command, genDir string) []string {
 	t.Helper()
 	dir := filepath.Join(root, c.Module)
-	out, err := exec.Command("go", "-C", dir, "list", "-m", "-f", "{{.Version}}", buildlist.GenModule).Output()
+	version, err := buildlist.RequiredGen(dir)
 	if err != nil {
-		t.Fatalf("the gen/go version %s requires: %v", c.Module, err)
+		t.Fatal(err)
 	}
 	work := filepath.Join(t.TempDir(), "skew.work")
-	text := fmt.Sprintf("go 1.26.7\n\nuse %s\n\nreplace %s %s => %s\n", dir, buildlist.GenModule, strings.TrimSpace(string(out)), genDir)
+	text := fmt.Sprintf("go 1.26.7\n\nuse %s\n\nreplace %s %s => %s\n", dir, buildlist.GenModule, version, genDir)
 	if err := os.WriteFile(work, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

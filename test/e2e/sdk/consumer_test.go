@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/acme/greeter/test/harness/repo"
 )
 
 // consumerBufGen is a consuming team's own generation template: Python
@@ -132,8 +134,10 @@ func TestConsumingTeam(t *testing.T) {
 // command, to run outside the repository.
 func bufBinary(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("go", "tool", "-n", "buf")
-	cmd.Dir = root
+	cmd, err := repo.ToolCommand(t.Context(), root, "-n", "buf")
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go tool -n buf: %v", err)

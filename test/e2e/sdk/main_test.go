@@ -45,8 +45,10 @@ func TestMain(m *testing.M) {
 		}
 		work := filepath.Dir(greeterBin)
 		dist = filepath.Join(work, "dist")
-		build := exec.Command("go", "tool", "contractdist", "-out", dist)
-		build.Dir = root
+		build, err := repo.ToolCommand(context.Background(), root, "contractdist", "-out", dist)
+		if err != nil {
+			return err
+		}
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("build the contract's artifacts (go tool contractdist): %v\n%s", err, out)
 		}

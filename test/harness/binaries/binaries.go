@@ -1,8 +1,8 @@
 // Package binaries builds this repository's commands for the tests and
 // benchmarks that run them as processes. Each is built inside its own
-// module, which resolves alone (its go.work: its own go.mod and go.sum,
-// with the local gen/go), and without the race detector: measured and
-// tested as it ships.
+// module, in the root workspace with the local gen/go (whose versions
+// test/e2e/release proves equal to the module's own), and without the race
+// detector: measured and tested as it ships.
 package binaries
 
 import (

@@ -14,10 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"golang.org/x/mod/modfile"
+
+	"github.com/acme/greeter/test/harness/repo"
 )
 
 // localVersion is what build info records as the version of a module
@@ -35,11 +40,13 @@ const GenModule = "github.com/acme/greeter/gen/go"
 // gen/go as its required version first (it fails when the module's go.sum
 // does not record that content: run `make tidy`).
 func Own(ctx context.Context, root, moduleDir string) (map[string]string, error) {
-	cmd := exec.CommandContext(ctx, "go", "tool", "modproxy", "exec", moduleDir, "go", "list", "-m", "-json", "all")
-	cmd.Dir = root
+	cmd, err := repo.ToolCommand(ctx, root, "modproxy", "exec", moduleDir, "go", "list", "-m", "-json", "all")
+	if err != nil {
+		return nil, err
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	if err = cmd.Run(); err != nil {
 		return nil, fmt.Errorf("GOWORK=off go list -m all in %s: %w\n%s", moduleDir, err, &stderr)
 	}
 	versions := map[string]string{}
@@ -79,6 +86,12 @@ func Mismatches(path string, own map[string]string) ([]string, error) {
 	var linked []module
 	for _, d := range info.Deps {
 		m := module{path: d.Path, version: d.Version}
+		if d.Path == GenModule && d.Version == localVersion && d.Replace == nil {
+			// Built in the root workspace, where gen/go is one of the
+			// workspace's modules: the local copy, standing in for the
+			// version own requires.
+			m.version, m.local = own[GenModule], true
+		}
 		if d.Replace != nil {
 			m.replace = d.Replace.Path + " " + d.Replace.Version
 			m.local = d.Replace.Version == localVersion
@@ -90,7 +103,9 @@ func Mismatches(path string, own map[string]string) ([]string, error) {
 
 // TestMismatches is Mismatches for the tests of the module in moduleDir:
 // the modules of every package its tests link, as `go test ./...` there
-// resolves them (through the module's own go.work), compared with own.
+// resolves them (through the root go.work for a shipped module), compared
+// with own. A workspace module (gen/go in the root workspace) is the local
+// copy and has no module line here; the binaries' check covers it.
 func TestMismatches(ctx context.Context, moduleDir string, own map[string]string) ([]string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-test", "-f",
 		`{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}} {{with .Replace}}{{.Path}}{{end}}{{end}}{{end}}`, "./...")
@@ -145,4 +160,25 @@ func compare(linked []module, own map[string]string) []string {
 	}
 	slices.Sort(diffs)
 	return diffs
+}
+
+// RequiredGen returns the version of gen/go that the go.mod in moduleDir
+// requires. (Asking the go command would answer for the workspace, where
+// gen/go is a workspace module with no version.)
+func RequiredGen(moduleDir string) (string, error) {
+	name := filepath.Join(moduleDir, "go.mod")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	f, err := modfile.ParseLax(name, data, nil)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range f.Require {
+		if r.Mod.Path == GenModule {
+			return r.Mod.Version, nil
+		}
+	}
+	return "", fmt.Errorf("%s does not require %s", name, GenModule)
 }

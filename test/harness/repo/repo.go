@@ -8,8 +8,11 @@
 package repo
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,4 +44,23 @@ func GoEnv(name string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// ToolchainWork is the toolchain's workspace file, relative to the
+// repository root. The root go.work is the workspace of the shipped modules
+// and does not hold tools/, so every `go tool` the tests run from the root
+// (buf, contractdist, modproxy) selects this one through GOWORK.
+const ToolchainWork = "tools/go.work"
+
+// ToolCommand returns `go tool args...` to run in dir with the toolchain's
+// workspace of the checkout that holds the working directory.
+func ToolCommand(ctx context.Context, dir string, args ...string) (*exec.Cmd, error) {
+	root, err := Root()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"tool"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, filepath.FromSlash(ToolchainWork)))
+	return cmd, nil
 }

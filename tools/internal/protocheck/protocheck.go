@@ -1,8 +1,10 @@
 // Package protocheck runs the contract checks of this repository: buf lint,
 // buf format, buf breaking against a git ref, and the generated-code drift
-// check (gen/go, the TypeScript and Python SDKs, the API reference). Each check runs `go tool buf` in a repository directory, so it uses
-// the buf version pinned in tools/go.mod and works on a copy of the
-// repository as well as on the checkout itself.
+// check (gen/go, the TypeScript and Python SDKs, the API reference). Each
+// check runs `go tool buf` in a repository directory with the toolchain's
+// workspace (repo.ToolCommand), so it uses the buf version pinned in
+// tools/go.mod and works on a copy of the repository as well as on the
+// checkout itself.
 package protocheck
 
 import (
@@ -20,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/acme/greeter/tools/internal/protodeps"
+	"github.com/acme/greeter/tools/internal/repo"
 	"github.com/acme/greeter/tools/internal/sdktools"
 )
 
@@ -43,11 +46,13 @@ func (e *Error) Error() string {
 // Buf runs `go tool buf args...` in repoDir and returns its combined output.
 // A non-zero exit is reported as *Error.
 func Buf(ctx context.Context, repoDir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "buf"}, args...)...)
-	cmd.Dir = repoDir
+	cmd, err := repo.ToolCommand(ctx, repoDir, append([]string{"buf"}, args...)...)
+	if err != nil {
+		return "", err
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err = cmd.Run()
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		return out.String(), &Error{Check: "buf " + strings.Join(args, " "), Output: out.String()}

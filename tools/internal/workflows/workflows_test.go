@@ -17,8 +17,10 @@ import (
 
 func TestActionlint(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command("go", "tool", "actionlint", "-no-color")
-	cmd.Dir = repo.TestRoot(t)
+	cmd, err := repo.ToolCommand(t.Context(), repo.TestRoot(t), "actionlint", "-no-color")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("actionlint: %v\n%s", err, out)
 	}
