@@ -19,6 +19,7 @@ tool (
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2
 	buf.build/go/protovalidate v1.4.0
+	github.com/sourcegraph/go-diff v0.10.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/mod v0.43.0
 	google.golang.org/protobuf v1.36.13-0.20261016172727-e9ee2a76ab8e

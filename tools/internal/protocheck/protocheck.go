@@ -10,6 +10,7 @@ package protocheck
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,12 +36,55 @@ const GenDir = "gen/go"
 type Error struct {
 	// Check names the check, e.g. "buf lint".
 	Check string
-	// Output is what the tool printed.
+	// Output is what the tool printed, or the findings as text.
 	Output string
+	// Findings are the problems one by one, each at its file (and line,
+	// where it has one); empty when the tool failed without naming any.
+	Findings []Finding
 }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s failed:\n%s", e.Check, strings.TrimRight(e.Output, "\n"))
+}
+
+// Finding is one problem a check found. Its JSON form is buf's
+// (--error-format json), so buf's findings decode into it as they are.
+type Finding struct {
+	// Path is the file, relative to the repository root.
+	Path string `json:"path"`
+	// StartLine to EndColumn locate the problem in Path, counted from 1;
+	// zero when it concerns the whole file (a generated file that drifted).
+	StartLine   int `json:"start_line,omitempty"`
+	StartColumn int `json:"start_column,omitempty"`
+	EndLine     int `json:"end_line,omitempty"`
+	EndColumn   int `json:"end_column,omitempty"`
+	// Type is buf's rule (FIELD_SAME_NAME, COMMENT_FIELD, COMPILE, ...), or
+	// FORMAT, or for generated code DriftMissing, DriftDiffers or DriftStale.
+	Type string `json:"type"`
+	// Message says what is wrong, and where it is not obvious, what to do.
+	Message string `json:"message"`
+}
+
+// String is the finding as buf prints it in its text format:
+// path:line:column:message.
+func (f Finding) String() string {
+	switch {
+	case f.StartLine == 0:
+		return f.Path + ": " + f.Message
+	case f.StartColumn == 0:
+		return fmt.Sprintf("%s:%d:%s", f.Path, f.StartLine, f.Message)
+	}
+	return fmt.Sprintf("%s:%d:%d:%s", f.Path, f.StartLine, f.StartColumn, f.Message)
+}
+
+// findingsText is findings, one a line, as buf prints them.
+func findingsText(findings []Finding) string {
+	var b strings.Builder
+	for _, f := range findings {
+		b.WriteString(strings.ReplaceAll(f.String(), "\n", "\n    "))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // Buf runs `go tool buf args...` in repoDir and returns its combined output.
@@ -63,15 +107,58 @@ func Buf(ctx context.Context, repoDir string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// bufFindings runs `go tool buf args... --error-format json` in repoDir.
+// When buf fails, the *Error carries its findings, with relative paths
+// joined to under (the directory the input's paths are relative to).
+func bufFindings(ctx context.Context, repoDir, under string, args ...string) error {
+	args = append(args, "--error-format", "json")
+	cmd, err := repo.ToolCommand(ctx, repoDir, append([]string{"buf"}, args...)...)
+	if err != nil {
+		return err
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		return fmt.Errorf("run buf %s in %s: %w", strings.Join(args, " "), repoDir, err)
+	}
+	if err == nil {
+		return nil
+	}
+	checkErr := &Error{Check: "buf " + strings.Join(args[:len(args)-2], " ")}
+	var other strings.Builder
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		var f Finding
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &f) == nil && f.Path != "" {
+			f.Path = path.Join(under, f.Path)
+			checkErr.Findings = append(checkErr.Findings, f)
+		} else if strings.TrimSpace(line) != "" {
+			other.WriteString(line + "\n")
+		}
+	}
+	checkErr.Output = findingsText(checkErr.Findings) + other.String() + stderr.String()
+	return checkErr
+}
+
 // Lint runs buf lint on the workspace in repoDir.
 func Lint(ctx context.Context, repoDir string) error {
-	_, err := Buf(ctx, repoDir, "lint")
-	return err
+	return bufFindings(ctx, repoDir, "", "lint")
 }
 
 // FormatCheck fails if buf format would change any proto file in repoDir.
+// Its findings are the places buf format would change, each run of changed
+// lines on its own, with what buf format would write there.
 func FormatCheck(ctx context.Context, repoDir string) error {
-	_, err := Buf(ctx, repoDir, "format", "--diff", "--exit-code")
+	out, err := Buf(ctx, repoDir, "format", "--diff", "--exit-code")
+	var checkErr *Error
+	if errors.As(err, &checkErr) {
+		findings, parseErr := formatFindings(out)
+		if parseErr != nil {
+			return fmt.Errorf("%w (and its diff could not be read: %v)", err, parseErr)
+		}
+		checkErr.Findings = findings
+	}
 	return err
 }
 
@@ -99,11 +186,10 @@ func Breaking(ctx context.Context, repoDir, against string) error {
 		if err := BuildImage(ctx, repoDir, current); err != nil {
 			return err
 		}
-		_, err = Buf(ctx, repoDir, "breaking", current, "--against", abs)
-		return err
+		// The image's files are named by import path, below the contract.
+		return bufFindings(ctx, repoDir, ContractPath, "breaking", current, "--against", abs)
 	}
-	_, err = Buf(ctx, repoDir, "breaking", "--against", abs)
-	return err
+	return bufFindings(ctx, repoDir, "", "breaking", "--against", abs)
 }
 
 // BuildImage writes the image of the contract in repoDir (api/, with the
@@ -180,10 +266,27 @@ var Trees = []Generated{
 	{Template: "buf.gen.docs.yaml", Dir: "docs/api", Suffixes: []string{".md"}},
 }
 
+// The Finding types of the drift check.
+const (
+	// DriftMissing is a file buf generate writes that is not committed.
+	DriftMissing = "missing"
+	// DriftDiffers is a committed file that is not what buf generate writes.
+	DriftDiffers = "differs"
+	// DriftStale is a committed file that buf generate no longer writes.
+	DriftStale = "stale"
+)
+
+// driftMessages say what each kind of drift means, and the cure.
+var driftMessages = map[string]string{
+	DriftMissing: "buf generate writes this file from api/, but it is not committed: run `make generate` and commit it",
+	DriftDiffers: "not what buf generate writes from api/ (a hand edit, or a proto changed without regenerating): run `make generate` and commit the result",
+	DriftStale:   "buf generate no longer writes this file: `make generate` removes it; commit that",
+}
+
 // Drift generates every tree of Trees for the workspace in repoDir into a
 // temporary directory and compares it byte for byte with the generated
 // files committed. It fails with *Error naming every file that differs, is
-// missing, or is stale (committed but no longer generated).
+// missing, or is stale (committed but no longer generated), each a Finding.
 func Drift(ctx context.Context, repoDir string) error {
 	if err := sdktools.Check(repoDir); err != nil {
 		return fmt.Errorf("generated code drift check: %w", err)
@@ -193,7 +296,10 @@ func Drift(ctx context.Context, repoDir string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	var problems []string
+	var findings []Finding
+	found := func(kind, dir, name string) {
+		findings = append(findings, Finding{Path: path.Join(dir, name), Type: kind, Message: driftMessages[kind]})
+	}
 	for i, tree := range Trees {
 		out := filepath.Join(tmp, strconv.Itoa(i))
 		if _, err := Buf(ctx, repoDir, "generate", "--template", tree.Template, "--output", out); err != nil {
@@ -211,25 +317,31 @@ func Drift(ctx context.Context, repoDir string) error {
 			got, ok := committed[name]
 			switch {
 			case !ok:
-				problems = append(problems, "missing: "+path.Join(tree.Dir, name))
+				found(DriftMissing, tree.Dir, name)
 			case !bytes.Equal(got, want):
-				problems = append(problems, "differs: "+path.Join(tree.Dir, name))
+				found(DriftDiffers, tree.Dir, name)
 			}
 		}
 		for name := range committed {
 			if _, ok := fresh[name]; !ok {
-				problems = append(problems, "stale (no longer generated): "+path.Join(tree.Dir, name))
+				found(DriftStale, tree.Dir, name)
 			}
 		}
 	}
-	if len(problems) > 0 {
-		slices.Sort(problems)
-		return &Error{
-			Check:  "generated code drift check",
-			Output: strings.Join(problems, "\n") + "\nrun `make generate` and commit the result; never edit generated code by hand",
-		}
+	if len(findings) == 0 {
+		return nil
 	}
-	return nil
+	slices.SortFunc(findings, func(a, b Finding) int { return strings.Compare(a.Path, b.Path) })
+	var out strings.Builder
+	for _, f := range findings {
+		label := f.Type
+		if f.Type == DriftStale {
+			label = "stale (no longer generated)"
+		}
+		fmt.Fprintf(&out, "%s: %s\n", label, f.Path)
+	}
+	out.WriteString("run `make generate` and commit the result; never edit generated code by hand")
+	return &Error{Check: "generated code drift check", Output: out.String(), Findings: findings}
 }
 
 // Generate regenerates every tree of Trees in repoDir in place: it deletes

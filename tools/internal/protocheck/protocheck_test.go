@@ -4,76 +4,17 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/acme/greeter/tools/internal/protocheck"
 	"github.com/acme/greeter/tools/internal/repo"
+	"github.com/acme/greeter/tools/internal/repotest"
 )
 
 const v1Proto = "api/acme/greeter/v1/greeter.proto"
-
-// copyRepo copies the repository's tracked files, as they are in the working
-// tree, plus the materialised third-party protos into a temporary directory,
-// so a test can plant a fault without touching the checkout.
-func copyRepo(t *testing.T) string {
-	t.Helper()
-	root := repo.TestRoot(t)
-	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
-	if err != nil {
-		t.Fatalf("git ls-files: %v", err)
-	}
-	files := strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
-	third, err := filepath.Glob(filepath.Join(root, "third_party", "*", "buf", "validate", "*.proto"))
-	if err != nil || len(third) == 0 {
-		t.Fatalf("materialised protovalidate protos are missing (run `go tool protodeps`): %v", err)
-	}
-	for _, f := range third {
-		rel, _ := filepath.Rel(root, f)
-		files = append(files, rel)
-	}
-	dst := t.TempDir()
-	for _, rel := range files {
-		data, err := os.ReadFile(filepath.Join(root, rel))
-		if errors.Is(err, os.ErrNotExist) {
-			continue // deleted in the working tree
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		target := filepath.Join(dst, rel)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(target, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// protoc-gen-es, installed by `npm ci` (git-ignored), generates the
-	// TypeScript SDK in the copy too.
-	if err := os.Symlink(filepath.Join(root, "sdk", "ts", "node_modules"), filepath.Join(dst, "sdk", "ts", "node_modules")); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// plant replaces old with new in the file rel below dir; old must occur.
-func plant(t *testing.T, dir, rel, old, new string) {
-	t.Helper()
-	path := filepath.Join(dir, rel)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), old) {
-		t.Fatalf("%s does not contain %q: the test is out of date with the contract", rel, old)
-	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // wantCheckError asserts that err is a failed check whose output mentions
 // every one of wants.
@@ -120,8 +61,8 @@ func TestLint(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir := copyRepo(t)
-			plant(t, dir, v1Proto, tc.old, tc.new)
+			dir := repotest.Copy(t)
+			repotest.Replace(t, dir, v1Proto, tc.old, tc.new)
 			wantCheckError(t, protocheck.Lint(ctx, dir), tc.want...)
 		})
 	}
@@ -133,15 +74,15 @@ func TestFormatCheck(t *testing.T) {
 	if err := protocheck.FormatCheck(ctx, repo.TestRoot(t)); err != nil {
 		t.Fatalf("the repository must be buf-formatted: %v", err)
 	}
-	dir := copyRepo(t)
-	plant(t, dir, v1Proto, "message SayHelloResponse {\n  //", "message SayHelloResponse{\n//")
+	dir := repotest.Copy(t)
+	repotest.Replace(t, dir, v1Proto, "message SayHelloResponse {\n  //", "message SayHelloResponse{\n//")
 	wantCheckError(t, protocheck.FormatCheck(ctx, dir), v1Proto)
 }
 
 func TestBreaking(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	base := copyRepo(t)
+	base := repotest.Copy(t)
 	tests := map[string]struct {
 		old, new string
 		// want is empty for a compatible change.
@@ -179,8 +120,8 @@ func TestBreaking(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir := copyRepo(t)
-			plant(t, dir, v1Proto, tc.old, tc.new)
+			dir := repotest.Copy(t)
+			repotest.Replace(t, dir, v1Proto, tc.old, tc.new)
 			err := protocheck.Breaking(ctx, dir, base)
 			if len(tc.want) == 0 {
 				if err != nil {
@@ -193,8 +134,8 @@ func TestBreaking(t *testing.T) {
 	}
 	t.Run("frozen helloworld contract", func(t *testing.T) {
 		t.Parallel()
-		dir := copyRepo(t)
-		plant(t, dir, "api/helloworld/helloworld.proto", "string message = 1;", "string greeting = 1;")
+		dir := repotest.Copy(t)
+		repotest.Replace(t, dir, "api/helloworld/helloworld.proto", "string message = 1;", "string greeting = 1;")
 		wantCheckError(t, protocheck.Breaking(ctx, dir, base), "helloworld.proto", "greeting")
 	})
 }
@@ -204,7 +145,7 @@ func TestBreaking(t *testing.T) {
 func TestBreakingAgainstImage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	base := copyRepo(t)
+	base := repotest.Copy(t)
 	image := filepath.Join(t.TempDir(), "base.binpb")
 	if err := protocheck.BuildImage(ctx, base, image); err != nil {
 		t.Fatal(err)
@@ -212,8 +153,8 @@ func TestBreakingAgainstImage(t *testing.T) {
 	if err := protocheck.Breaking(ctx, base, image); err != nil {
 		t.Fatalf("a tree must not break its own image: %v", err)
 	}
-	dir := copyRepo(t)
-	plant(t, dir, v1Proto, "int32 count = 2 ", "int64 count = 2 ")
+	dir := repotest.Copy(t)
+	repotest.Replace(t, dir, v1Proto, "int32 count = 2 ", "int64 count = 2 ")
 	wantCheckError(t, protocheck.Breaking(ctx, dir, image), "count")
 }
 
@@ -243,11 +184,7 @@ func TestDrift(t *testing.T) {
 		t.Fatalf("the generated trees must match buf generate: %v", err)
 	}
 	writeFile := func(rel, content string) func(t *testing.T, dir string) {
-		return func(t *testing.T, dir string) {
-			if err := os.WriteFile(filepath.Join(dir, rel), []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return func(t *testing.T, dir string) { repotest.WriteFile(t, dir, rel, content) }
 	}
 	tests := map[string]struct {
 		plant func(t *testing.T, dir string)
@@ -256,10 +193,10 @@ func TestDrift(t *testing.T) {
 		// One copy for the four trees: each drift check regenerates them all.
 		"hand-edited generated files": {
 			plant: func(t *testing.T, dir string) {
-				plant(t, dir, "gen/go/acme/greeter/v1/greeter.pb.go", "package greeterv1", "package greeterv1 // edited")
-				plant(t, dir, "sdk/ts/gen/acme/greeter/v1/greeter_pb.d.ts", "export declare type SayHelloRequest =", "export declare type SayHelloRequestEdited =")
-				plant(t, dir, "sdk/python/src/acme/greeter/v1/greeter_pb2_grpc.py", "import grpc", "import grpc  # edited")
-				plant(t, dir, "docs/api/acme.greeter.v1.md", "at most 100 characters", "at most 200 characters")
+				repotest.Replace(t, dir, "gen/go/acme/greeter/v1/greeter.pb.go", "package greeterv1", "package greeterv1 // edited")
+				repotest.Replace(t, dir, "sdk/ts/gen/acme/greeter/v1/greeter_pb.d.ts", "export declare type SayHelloRequest =", "export declare type SayHelloRequestEdited =")
+				repotest.Replace(t, dir, "sdk/python/src/acme/greeter/v1/greeter_pb2_grpc.py", "import grpc", "import grpc  # edited")
+				repotest.Replace(t, dir, "docs/api/acme.greeter.v1.md", "at most 100 characters", "at most 200 characters")
 			},
 			want: []string{
 				"differs: gen/go/acme/greeter/v1/greeter.pb.go",
@@ -270,7 +207,7 @@ func TestDrift(t *testing.T) {
 		},
 		"proto changed without regenerating": {
 			plant: func(t *testing.T, dir string) {
-				plant(t, dir, v1Proto, "message SayHelloResponse {\n", "message SayHelloResponse {\n  // locale is new.\n  string locale = 2;\n")
+				repotest.Replace(t, dir, v1Proto, "message SayHelloResponse {\n", "message SayHelloResponse {\n  // locale is new.\n  string locale = 2;\n")
 			},
 			want: []string{
 				"differs: gen/go/acme/greeter/v1/greeter.pb.go",
@@ -305,7 +242,7 @@ func TestDrift(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir := copyRepo(t)
+			dir := repotest.Copy(t)
 			tc.plant(t, dir)
 			wantCheckError(t, protocheck.Drift(ctx, dir), tc.want...)
 		})
@@ -317,8 +254,8 @@ func TestDrift(t *testing.T) {
 func TestGenerate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := copyRepo(t)
-	plant(t, dir, "docs/api/acme.greeter.v1.md", "at most 100 characters", "at most 200 characters")
+	dir := repotest.Copy(t)
+	repotest.Replace(t, dir, "docs/api/acme.greeter.v1.md", "at most 100 characters", "at most 200 characters")
 	stale := filepath.Join(dir, "sdk/ts/gen/acme/greeter/v1/old_pb.js")
 	if err := os.WriteFile(stale, []byte("export {};\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -331,5 +268,75 @@ func TestGenerate(t *testing.T) {
 	}
 	if err := protocheck.Drift(ctx, dir); err != nil {
 		t.Errorf("after generate: %v", err)
+	}
+}
+
+// TestFindings checks that each check's findings name the file and the
+// line a pull request's annotations point at.
+func TestFindings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := repotest.Copy(t)
+	dir := repotest.Copy(t)
+	repotest.Replace(t, dir, v1Proto, "message SayHelloResponse {\n  // message is the greeting, e.g. \"Hello, Ada!\".\n  string message = 1;",
+		"message SayHelloResponse{\n  // message is the greeting, e.g. \"Hello, Ada!\".\n  string   message = 1;")
+	repotest.Replace(t, dir, v1Proto, "  // count is how many greetings to send: 1 to 10,000.\n  int32 count = 2 ", "  int32 count = 4 ")
+	repotest.WriteFile(t, dir, "docs/api/old.md", "# old\n")
+	lines := strings.Split(repotest.ReadFile(t, dir, v1Proto), "\n")
+	lineOf := func(prefix string) int {
+		for i, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return i + 1
+			}
+		}
+		t.Fatalf("%s has no line %q", v1Proto, prefix)
+		return 0
+	}
+	findings := func(err error) []protocheck.Finding {
+		var checkErr *protocheck.Error
+		if !errors.As(err, &checkErr) {
+			t.Fatalf("want a failed check, got %v", err)
+		}
+		return checkErr.Findings
+	}
+	tests := map[string]struct {
+		err  error
+		want []protocheck.Finding
+	}{
+		"format": {
+			err: protocheck.FormatCheck(ctx, dir),
+			want: []protocheck.Finding{
+				{Path: v1Proto, StartLine: lineOf("message SayHelloResponse{"), EndLine: lineOf("message SayHelloResponse{"), Type: protocheck.FormatType,
+					Message: "buf format would write (run `make format`):\nmessage SayHelloResponse {"},
+				{Path: v1Proto, StartLine: lineOf("  string   message"), EndLine: lineOf("  string   message"), Type: protocheck.FormatType,
+					Message: "buf format would write (run `make format`):\n  string message = 1;"},
+			},
+		},
+		"lint": {
+			err: protocheck.Lint(ctx, dir),
+			want: []protocheck.Finding{{Path: v1Proto, StartLine: lineOf("  int32 count"), StartColumn: 3, EndLine: lineOf("  int32 count") + 3, EndColumn: 6,
+				Type: "COMMENT_FIELD", Message: `Field "count" should have a non-empty comment for documentation.`}},
+		},
+		"breaking": {
+			err: protocheck.Breaking(ctx, dir, base),
+			// A renumbered field is, to a client, the old one deleted.
+			want: []protocheck.Finding{{Path: v1Proto, StartLine: lineOf("message SayHelloStreamRequest {"), StartColumn: 1, EndLine: lineOf("message SayHelloStreamRequest {") + 17, EndColumn: 2,
+				Type: "FIELD_NO_DELETE", Message: `Previously present field "2" with name "count" on message "SayHelloStreamRequest" was deleted.`}},
+		},
+		"drift": {
+			err: protocheck.Drift(ctx, dir),
+			want: []protocheck.Finding{{Path: "docs/api/old.md", Type: protocheck.DriftStale,
+				Message: "buf generate no longer writes this file: `make generate` removes it; commit that"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := findings(tc.err)
+			for _, want := range tc.want {
+				if !slices.Contains(got, want) {
+					t.Errorf("findings lack %#v; got:\n%#v", want, got)
+				}
+			}
+		})
 	}
 }
