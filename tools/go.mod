@@ -4,6 +4,7 @@ go 1.26.7
 
 tool (
 	github.com/acme/greeter/tools/cmd/breaking
+	github.com/acme/greeter/tools/cmd/contractci
 	github.com/acme/greeter/tools/cmd/contractdist
 	github.com/acme/greeter/tools/cmd/gendrift
 	github.com/acme/greeter/tools/cmd/modproxy

@@ -8,11 +8,11 @@
 // AGAINST is a git ref (branch, tag or commit; default: the previous commit
 // of main, or HEAD~1 where there is no local main), a directory laid out like
 // this repository, or a buf image file (.binpb, .bin, .json) of the contract,
-// built with `go tool buf build api -o contract.binpb`. A pull-request
-// job passes the merge base with its target branch, e.g.
-// `go tool breaking "$(git merge-base origin/main HEAD)"`.
-// When the default baseline does not exist (the first commit), there is
-// nothing to compare against and the check passes with a note.
+// built with `go tool buf build api -o contract.binpb`. When the default
+// baseline does not exist (the first commit), there is nothing to compare
+// against and the check passes with a note. In GitHub Actions the contract
+// workflow runs `go tool contractci breaking` instead, which takes its
+// baseline from the event (tools/internal/contractci).
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/acme/greeter/tools/internal/contractci"
 	"github.com/acme/greeter/tools/internal/protocheck"
 )
 
@@ -48,17 +49,18 @@ func run(ctx context.Context, args []string) error {
 		fmt.Printf("breaking: checking against %s\n", against)
 		return protocheck.Breaking(ctx, ".", against)
 	}
+	what := against
 	if against == "" {
-		for _, ref := range []string{"main~1", "HEAD~1"} {
-			if protocheck.RefExists(ctx, ".", ref) {
-				against = ref
-				break
-			}
+		// The same default as the contract checks' outside GitHub Actions.
+		b, err := contractci.ChooseBaseline(contractci.Event{}, contractci.GitAt(ctx, "."))
+		if err != nil {
+			return err
 		}
-		if against == "" {
-			fmt.Println("breaking: no previous commit to compare against; nothing to check")
+		if b.Skip != "" {
+			fmt.Println("breaking:", b.Skip)
 			return nil
 		}
+		against, what = b.Commit, b.What
 	} else if !protocheck.RefExists(ctx, ".", against) {
 		return fmt.Errorf("%q is neither a git ref, a directory nor an image file", against)
 	}
@@ -67,7 +69,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cleanup()
-	fmt.Printf("breaking: checking the working tree against %s\n", against)
+	fmt.Printf("breaking: checking the working tree against %s\n", what)
 	if err := protocheck.Breaking(ctx, ".", dir); err != nil {
 		return err
 	}
