@@ -1,10 +1,10 @@
 // Command contractci runs one contract check of a pull request or a push
 // in GitHub Actions, or writes the job summary of the checks that ran
 // (tools/internal/contractci decides the rest). Run it from the
-// repository root:
+// repository root, in the toolchain's workspace:
 //
-//	go tool contractci [-results DIR] format|lint|breaking|drift
-//	go tool contractci [-results DIR] summary
+//	GOWORK=tools/go.work go tool contractci [-results DIR] format|lint|breaking|drift
+//	GOWORK=tools/go.work go tool contractci [-results DIR] summary
 //
 // Each check prints its findings, as annotations in GitHub Actions, leaves
 // its result in DIR (default: $RUNNER_TEMP/contractci in Actions,
