@@ -18,12 +18,14 @@ package contractdist
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -347,4 +349,43 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// List returns the names of the files inside an artifact, a .tar.gz or
+// .tgz (the protos, the docs, the npm package) or a .whl (the Python
+// wheel), in archive order: what a consuming team unpacks.
+func List(artifact string) ([]string, error) {
+	if strings.HasSuffix(artifact, ".whl") {
+		zr, err := zip.OpenReader(artifact)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		names := make([]string, 0, len(zr.File))
+		for _, f := range zr.File {
+			names = append(names, f.Name)
+		}
+		return names, nil
+	}
+	f, err := os.Open(artifact)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", artifact, err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return names, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", artifact, err)
+		}
+		names = append(names, hdr.Name)
+	}
 }
