@@ -2,7 +2,6 @@ package contractci_test
 
 import (
 	"context"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,16 +21,7 @@ func TestRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := repotest.Copy(t)
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := gitIn(t, dir)
 	git("init", "--quiet", "--initial-branch=main")
 	git("add", "-A")
 	git("commit", "--quiet", "-m", "base")
