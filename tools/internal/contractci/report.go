@@ -24,13 +24,16 @@ func Log(w io.Writer, r Result, annotate bool) {
 	if r.Against != "" {
 		fmt.Fprintf(w, "%s: against %s\n", c.Title, r.Against)
 	}
-	if r.Note != "" && r.Status != Failed && r.Status != Errored {
-		level := "notice"
+	// Without findings, the note of a failed check is its output (below);
+	// otherwise it explains a skip (a warning) or a fallback (a notice).
+	failedBare := r.Status == Failed && len(r.Findings) == 0 || r.Status == Errored
+	if r.Note != "" && !failedBare {
+		level, title := "notice", c.Title
 		if r.Status == Skipped {
-			level = "warning"
+			level, title = "warning", c.Title+" skipped"
 		}
 		if annotate {
-			fmt.Fprintf(w, "::%s title=%s::%s\n", level, escapeProperty(c.Title+" "+string(r.Status)), escapeData(r.Note))
+			fmt.Fprintf(w, "::%s title=%s::%s\n", level, escapeProperty(title), escapeData(r.Note))
 		} else {
 			fmt.Fprintf(w, "%s: %s\n", c.Title, r.Note)
 		}
@@ -47,7 +50,7 @@ func Log(w io.Writer, r Result, annotate bool) {
 			fmt.Fprintln(w, annotation(c, f))
 		}
 	}
-	if r.Status == Failed && len(r.Findings) == 0 || r.Status == Errored {
+	if failedBare {
 		if annotate {
 			fmt.Fprintf(w, "::error title=%s::%s\n", escapeProperty(c.Title+" "+string(r.Status)), escapeData(r.Note))
 		} else {

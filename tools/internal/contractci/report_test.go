@@ -65,8 +65,24 @@ buf breaking: skipped: pull request #42 is labelled "buf skip breaking": an inte
 			result:   contractci.Result{Check: "breaking", Status: contractci.Passed, Against: "9d1e3f5, the first parent of 0c2d4e6", Note: "the commit before the push, 9b1c3d5, is not in the clone (a force push replaced it): comparing against the pushed commit's first parent instead"},
 			annotate: true,
 			want: `buf breaking: against 9d1e3f5, the first parent of 0c2d4e6
-::notice title=buf breaking passed::the commit before the push, 9b1c3d5, is not in the clone (a force push replaced it): comparing against the pushed commit's first parent instead
+::notice title=buf breaking::the commit before the push, 9b1c3d5, is not in the clone (a force push replaced it): comparing against the pushed commit's first parent instead
 buf breaking: passed
+`,
+		},
+		"a fallback baseline, and a break": {
+			result:   contractci.Result{Check: "breaking", Status: contractci.Failed, Findings: renamed, Against: "7e9f1a3, the first parent of 6f8a0b2", Note: "the push created release/v1, so it has no commit before it: comparing against the pushed commit's first parent instead"},
+			annotate: true,
+			want: `buf breaking: against 7e9f1a3, the first parent of 6f8a0b2
+::notice title=buf breaking::the push created release/v1, so it has no commit before it: comparing against the pushed commit's first parent instead
+::error file=api/acme/greeter/v1/greeter.proto,line=62,col=10,endLine=62,endColumn=19,title=buf breaking FIELD_SAME_NAME::Field "1" on message "SayHelloRequest" changed name from "name" to "full_name".
+buf breaking: failed: 1 finding in 1 file; a break of a released package is a new major package (README.md, "How to change the contract")
+`,
+		},
+		"failed without findings: its output": {
+			result:   contractci.Result{Check: "lint", Status: contractci.Failed, Note: "Failure: buf.yaml: unknown rule FOO"},
+			annotate: true,
+			want: `::error title=buf lint failed::Failure: buf.yaml: unknown rule FOO
+buf lint: failed
 `,
 		},
 		"could not run": {
