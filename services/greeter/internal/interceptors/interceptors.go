@@ -9,7 +9,6 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,16 +16,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/greeter/services/greeter/internal/readmostly"
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
-
-// healthService is logged at debug only: load balancers and orchestrators
-// probe it every few seconds, which would drown the access log.
-var healthService = grpc_health_v1.Health_ServiceDesc.ServiceName
 
 // AccessLog returns interceptors that write one line per RPC when it
 // finishes: "finished call" with grpc.service, grpc.method, grpc.code,
@@ -92,8 +87,10 @@ func (a *accessLog) method(fullMethod string) *methodLog {
 		return m
 	}
 	return a.methods.LoadOrMake(fullMethod, func() *methodLog {
-		service, method := splitMethod(fullMethod)
-		return &methodLog{service: service, method: method, health: service == healthService}
+		service, method := rpcmethod.Split(fullMethod)
+		// Health calls are logged at debug only: load balancers and
+		// orchestrators probe every few seconds, which would drown the log.
+		return &methodLog{service: service, method: method, health: rpcmethod.IsHealthService(service)}
 	})
 }
 
@@ -163,15 +160,6 @@ func Level(code codes.Code) slog.Level {
 	default:
 		return slog.LevelWarn
 	}
-}
-
-// splitMethod splits "/package.Service/Method".
-func splitMethod(fullMethod string) (service, method string) {
-	fullMethod = strings.TrimPrefix(fullMethod, "/")
-	if i := strings.LastIndexByte(fullMethod, '/'); i >= 0 {
-		return fullMethod[:i], fullMethod[i+1:]
-	}
-	return "unknown", fullMethod
 }
 
 // Counter is the part of a Prometheus counter that recovery needs.
