@@ -223,37 +223,12 @@ func flushTraces(tracer *tracing.Provider, drainEnd time.Time) error {
 
 // serverOptions translates the configuration into server options.
 func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics, memoryLimit int64) ([]server.Option, error) {
-	opts := []server.Option{
+	opts := append(cfg.ServerOptions(),
 		server.WithLogger(logger),
 		server.WithMetrics(m),
 		server.WithVersion(version.Get().String()),
-		server.WithReflection(cfg.Reflection),
-		server.WithDrainTimeout(cfg.DrainTimeout),
-		server.WithDrainDelay(cfg.DrainDelay),
-		server.WithRateLimit(cfg.RateLimit),
-		server.WithRateLimitBurst(cfg.RateLimitBurst),
-		server.WithMaxRecvMsgSize(cfg.MaxRecvMsgSize),
-		server.WithMaxSendMsgSize(cfg.MaxSendMsgSize),
-		// config has checked both fit in a uint32.
-		server.WithMaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
-		server.WithStreamWorkers(uint32(cfg.StreamWorkers)),
-		server.WithConnectionTimeout(cfg.ConnectionTimeout),
-		server.WithKeepaliveTime(cfg.KeepaliveTime),
-		server.WithKeepaliveTimeout(cfg.KeepaliveTimeout),
-		server.WithMaxConnectionIdle(cfg.MaxConnectionIdle),
-		server.WithMaxConnectionAge(cfg.MaxConnectionAge),
-		server.WithMaxConnectionAgeGrace(cfg.MaxConnectionAgeGrace),
-		server.WithKeepaliveMinTime(cfg.KeepaliveMinTime),
-		server.WithKeepalivePermitWithoutStream(cfg.KeepalivePermitNoStream),
 		server.WithMemoryLimit(memoryLimit),
-		server.WithMaxRPCMemory(cfg.MaxRPCMemory),
-		server.WithMaxRPCMemoryPerClient(cfg.MaxRPCMemoryPerClient),
-		server.WithMaxHealthStreams(cfg.MaxHealthStreams),
-		server.WithMaxConnections(cfg.MaxConnections),
-		server.WithMaxConnectionsPerClient(cfg.MaxConnectionsPerClient),
-		server.WithFirstMessageTimeout(cfg.FirstMessageTimeout),
-		server.WithSendStallTimeout(cfg.SendStallTimeout),
-	}
+	)
 	if cfg.TLSCert != "" {
 		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,
 			tlsreload.WithClientCA(cfg.TLSClientCA), tlsreload.WithLogger(logger))
