@@ -41,11 +41,10 @@ const (
 // environment sets GOGC: between two collections the heap may grow to five
 // times what is live rather than Go's default of twice. The greeter keeps
 // a few MiB live (descriptors, validation rules, metrics), which Go's
-// default would mark again every few MiB allocated. Measured from outside
-// (docs/performance.md): server CPU per unary call 28% lower than at 100
-// (200: 16%); the price is memory under load, +11 MiB RSS at 64 unary
-// calls in flight and +156 MiB at 256 server streams (2.4× bare grpc-go),
-// none at rest. GOGC=100 or 200 trades it back; a memory limit (GOMEMLIMIT,
+// default would mark again every few MiB allocated: collections were a
+// large share of the server's CPU. The price is memory under load, none at
+// rest (the figures of both: docs/performance.md, "Figures behind the code").
+// GOGC=100 or 200 trades it back; a memory limit (GOMEMLIMIT,
 // which deploy/ sets to the container's) makes the collector run sooner as
 // the heap nears it.
 const gcPercent = 400

@@ -36,10 +36,9 @@ import (
 // level check, and allocates nothing.
 //
 // This replaces go-grpc-middleware's logging interceptor, which the greeter
-// used first: it builds its fields (about 45 allocations, +8 µs per call on
-// the benchmark machine) before it knows whether the line will be written,
-// which alone broke the budget of the production chain costing at most
-// 1.15× a bare server (docs/performance.md).
+// used first: it builds its fields before it knows whether the line will
+// be written, which alone broke the budget of the production chain against
+// a bare server (docs/performance.md, "Figures behind the code").
 func AccessLog(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	a := &accessLog{l: l}
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -128,8 +127,8 @@ func (a *accessLog) logCall(ctx context.Context, fullMethod string, start time.T
 	now := time.Now()
 	// The record is built here and given to the handler, as slog.Logger's
 	// own methods do, less the runtime.Callers of the call site they take
-	// for AddSource (a quarter of the access line's cost in a profile), which
-	// the greeter's handlers never report; pc 0 is slog's "no source".
+	// for AddSource (a large part of the line's cost: docs/performance.md, "Figures behind the code"),
+	// which the greeter's handlers never report; pc 0 is slog's "no source".
 	r := slog.NewRecord(now, level, "finished call", 0)
 	r.AddAttrs(slog.Duration("grpc.duration", now.Sub(start)))
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {

@@ -31,8 +31,9 @@ const (
 	// 16 MiB per stream, which a client can provoke and then leave unread.
 	// The connection's window (connWindow) is as large as its streams'
 	// together, so it never holds a stream below its own window: with the
-	// 64 KiB default, 16 client streams on one connection waited on each
-	// other, a quarter more server CPU per message (docs/performance.md).
+	// 64 KiB default, client streams on one connection waited on each
+	// other's window updates, at a cost in server CPU per message
+	// (docs/performance.md, "Figures behind the code").
 	// What a connection may buffer is still bounded by its streams' windows,
 	// each charged to its RPC.
 	streamWindow = 64 << 10

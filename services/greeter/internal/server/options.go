@@ -214,8 +214,8 @@ func WithConnectionTimeout(d time.Duration) Option {
 // goroutine for every RPC.
 //
 // A kept goroutine keeps the stack it grew, where a new one grows its stack
-// again, by copying, on every RPC: that copying was a tenth of the server's
-// CPU under load in a profile (docs/performance.md).
+// again, by copying, on every RPC, which shows in profiles under load
+// (docs/performance.md, "Figures behind the code").
 func WithStreamWorkers(n uint32) Option {
 	return func(o *options) error { o.streamWorkers = n; return nil }
 }
