@@ -91,24 +91,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	memoryLimit, err := planMemory(cfg, logger)
-	if err != nil {
-		return err
-	}
-	opts, err := serverOptions(cfg, logger, m, memoryLimit)
-	if err != nil {
-		return err
-	}
-	tracer, err := tracing.New(ctx, tracing.WithLogger(logger), tracing.WithServiceVersion(version.Get().Module))
-	if err != nil {
-		return fmt.Errorf("%w: tracing: %w", config.ErrInvalid, err)
-	}
-	// nil, installing nothing, unless the OTEL_* environment turns tracing on.
-	opts = append(opts, server.WithStatsHandler(tracer.ServerHandler(
-		tracing.WithMessageEvents(cfg.TraceMessageEvents),
-		tracing.WithHealthAndReflection(cfg.TraceHealthAndReflection),
-	)))
-	srv, err := server.New(opts...)
+	srv, tracer, err := newServer(ctx, cfg, logger, m)
 	if err != nil {
 		return err
 	}
@@ -155,6 +138,43 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	case serveErr = <-errc:
 	}
 
+	drainErr := drain(cfg, logger, srv, tracer, admin)
+	logger.Info("stopped")
+	return errors.Join(serveErr, drainErr)
+}
+
+// newServer builds the gRPC server the configuration describes, with the
+// memory limit planMemory decides and tracing as the OTEL_* environment
+// says (the returned Provider is nil when it is off).
+func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (*server.Server, *tracing.Provider, error) {
+	memoryLimit, err := planMemory(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := serverOptions(cfg, logger, m, memoryLimit)
+	if err != nil {
+		return nil, nil, err
+	}
+	tracer, err := tracing.New(ctx, tracing.WithLogger(logger), tracing.WithServiceVersion(version.Get().Module))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: tracing: %w", config.ErrInvalid, err)
+	}
+	// nil, installing nothing, unless the OTEL_* environment turns tracing on.
+	opts = append(opts, server.WithStatsHandler(tracer.ServerHandler(
+		tracing.WithMessageEvents(cfg.TraceMessageEvents),
+		tracing.WithHealthAndReflection(cfg.TraceHealthAndReflection),
+	)))
+	srv, err := server.New(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, tracer, nil
+}
+
+// drain stops the server once a signal came or serving failed: the gRPC
+// server's drain, then the spans still buffered, then the admin server
+// (nil when disabled), which answered /readyz 503 throughout.
+func drain(cfg config.Config, logger *slog.Logger, srv *server.Server, tracer *tracing.Provider, admin *http.Server) error {
 	// Drain with a fresh context: the signal context is already done. A
 	// second signal kills the process at once (default signal handling
 	// again), for operators who will not wait for the drain.
@@ -172,15 +192,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("tracing: spans still buffered were not all exported", "error", err)
 	}
 	if admin != nil {
-		// Kept answering /readyz 503 throughout the drain; now it can go.
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := admin.Shutdown(shutdownCtx); err != nil {
 			drainErr = errors.Join(drainErr, fmt.Errorf("shut down metrics server: %w", err))
 		}
 	}
-	logger.Info("stopped")
-	return errors.Join(serveErr, drainErr)
+	return drainErr
 }
 
 // planMemory decides the memory limit the server plans for (--memory-limit,
