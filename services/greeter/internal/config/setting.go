@@ -87,10 +87,16 @@ func (d *decl[T]) define(fs *flag.FlagSet, c *Config) {
 
 func (d *decl[T]) check(c *Config) error {
 	v := *d.field(c)
+	// A value as messages quote it: strings in quotes, so that an empty
+	// one shows.
+	quoted := fmt.Sprint(v)
+	if s, ok := any(v).(string); ok {
+		quoted = strconv.Quote(s)
+	}
 	var errs []error
 	for _, bound := range d.bounds {
 		if err := bound(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s %v: %w", d.name, v, err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", d.name, quoted, err))
 		}
 	}
 	if len(errs) > 0 || d.toOpt == nil {
@@ -99,7 +105,7 @@ func (d *decl[T]) check(c *Config) error {
 	// The server option's bounds, in the flag's words.
 	err := server.CheckOption(d.toOpt(v))
 	if oe := (*server.OptionError)(nil); errors.As(err, &oe) {
-		return fmt.Errorf("%s %v: %s", d.name, v, oe.Reason)
+		return fmt.Errorf("%s %s: %s", d.name, quoted, oe.Reason)
 	}
 	return err
 }
