@@ -221,3 +221,27 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestEverySettingIsPlaced: a setting either becomes a server option or is
+// one main uses itself, named here; a new setting that is neither fails.
+func TestEverySettingIsPlaced(t *testing.T) {
+	usedByMain := map[flagName]bool{
+		flagGRPCAddr: true, flagMetricsAddr: true, flagLogLevel: true, flagLogFormat: true,
+		flagPprof: true, flagTLSCert: true, flagTLSKey: true, flagTLSClientCA: true,
+		flagMemoryLimit: true, flagTraceMessageEvents: true, flagTraceHealthReflection: true,
+	}
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[flagName]bool{}
+	for _, s := range settings {
+		if seen[s.flagName()] {
+			t.Errorf("%s declared twice", s.flagName())
+		}
+		seen[s.flagName()] = true
+		if isOption := s.option(&c) != nil; isOption == usedByMain[s.flagName()] {
+			t.Errorf("%s: server option %v, used by main %v: want exactly one", s.flagName(), isOption, usedByMain[s.flagName()])
+		}
+	}
+}
