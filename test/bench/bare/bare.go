@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -37,11 +38,21 @@ func (greeter) SayHelloAgain(_ context.Context, req *greeterv1.SayHelloAgainRequ
 	return &greeterv1.SayHelloAgainResponse{Message: "Hello again, " + strings.TrimSpace(req.GetName()) + "!"}, nil
 }
 
+// SayHelloStream honours interval as the contract says, so that a
+// capacity run holds its streams as long on both servers.
 func (greeter) SayHelloStream(req *greeterv1.SayHelloStreamRequest, stream grpc.ServerStreamingServer[greeterv1.SayHelloStreamResponse]) error {
 	msg := hello(req.GetName())
+	interval := req.GetInterval().AsDuration()
 	for seq := int32(1); seq <= req.GetCount(); seq++ {
 		if err := stream.Send(&greeterv1.SayHelloStreamResponse{Message: msg, Sequence: seq}); err != nil {
 			return err
+		}
+		if interval > 0 && seq < req.GetCount() {
+			select {
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			case <-time.After(interval):
+			}
 		}
 	}
 	return nil

@@ -19,7 +19,7 @@ func TestListenerConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := admission.New(admission.Limits{}, m.Overload, nil)
+	c := admission.New(admission.Limits{}, m.Overload, nil, nil)
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

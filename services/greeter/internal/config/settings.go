@@ -56,7 +56,7 @@ var settings = []setting{
 		within(fileExists),
 
 	declare(flagMaxRecvMsgSize, func(c *Config) *int { return &c.MaxRecvMsgSize }, server.DefaultMaxRecvMsgSize,
-		"largest message the server accepts, in `bytes`; every RPC in flight is charged this much against "+flagMaxRPCMemory.String()).
+		"largest message the server accepts, in `bytes`").
 		becomes(server.WithMaxRecvMsgSize),
 	declare(flagMaxSendMsgSize, func(c *Config) *int { return &c.MaxSendMsgSize }, server.DefaultMaxSendMsgSize,
 		"largest message the server sends, in `bytes`").
@@ -109,15 +109,14 @@ var settings = []setting{
 			memlimit.GoMemLimitRatio*100, server.DefaultMemoryLimit, quantity(server.DefaultMemoryLimit))).
 		within(memoryLimit),
 	declare(flagMaxRPCMemory, func(c *Config) *int64 { return &c.MaxRPCMemory }, 0,
-		"worst-case memory, in `bytes`, of all RPCs in flight (health apart), each charged "+flagMaxRecvMsgSize.String()+
-			" + "+quantity(admission.RequestOverhead)+", + "+quantity(admission.ResponseQueue)+
-			" if it streams responses; beyond it, UNAVAILABLE; 0 is half of "+flagMemoryLimit.String()).
+		fmt.Sprintf("memory, in `bytes`, RPCs in flight may hold (health apart), measured: Go heap and stacks over the server's at start; beyond it the client holding the most gives way (its RPCs refused or ended RESOURCE_EXHAUSTED), a quarter beyond it everyone is refused UNAVAILABLE; from half of it the first-message and send-stall timeouts shorten, to a tenth at it; 0 is %.0f%% of %s",
+			server.DefaultRPCMemoryShare*100, flagMemoryLimit)).
 		becomes(server.WithMaxRPCMemory),
 	declare(flagMaxRPCMemoryPerClient, func(c *Config) *int64 { return &c.MaxRPCMemoryPerClient }, 0,
-		"how much of "+flagMaxRPCMemory.String()+" one client (mTLS subject, else IP) may hold, in `bytes`; beyond it, RESOURCE_EXHAUSTED with RetryInfo; 0 is three quarters of "+flagMaxRPCMemory.String()).
+		"fixed cap, in `bytes`, on what one client (mTLS subject, else IP) may hold, estimated at "+quantity(admission.RPCCost)+" an RPC, "+quantity(admission.StalledCost)+" more while a send waits on it; beyond it, RESOURCE_EXHAUSTED with RetryInfo; 0 sets none: a lone client may use all of "+flagMaxRPCMemory.String()+", and when the server is short each client is owed it over the clients holding RPCs").
 		becomes(server.WithMaxRPCMemoryPerClient),
 	declare(flagMaxHealthStreams, func(c *Config) *int { return &c.MaxHealthStreams }, server.DefaultMaxHealthStreams,
-		"most health RPCs in flight, apart from "+flagMaxRPCMemory.String()+" so that probes are answered; one client may hold an eighth").
+		"most health Watch streams in flight, and apart most Check calls, outside "+flagMaxRPCMemory.String()+" so that probes are answered; one client may hold an eighth of each").
 		becomes(server.WithMaxHealthStreams),
 	declare(flagMaxConnections, func(c *Config) *int { return &c.MaxConnections }, 0,
 		"most open client connections; one beyond is closed when accepted; 0 is "+flagMemoryLimit.String()+" / "+quantity(server.MemoryPerConnection)).

@@ -61,7 +61,11 @@ func New() (*Metrics, error) {
 			}, []string{"limit"}),
 			RPCMemory: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "greeter_rpc_memory_bytes",
-				Help: "Worst-case memory charged to the RPCs in flight (health apart).",
+				Help: "Memory the RPCs in flight hold: the Go heap and goroutine stacks over what the server held at its start, sampled every 100ms.",
+			}),
+			MemoryPressure: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "greeter_memory_pressure",
+				Help: "greeter_rpc_memory_bytes over --max-rpc-memory: timeouts shorten past 0.5, the biggest client gives way past 1.",
 			}),
 			HealthStreams: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "greeter_health_streams",
@@ -84,6 +88,7 @@ func New() (*Metrics, error) {
 		m.Overload.StreamsReaped,
 		m.Overload.ConnectionsRefused,
 		m.Overload.RPCMemory,
+		m.Overload.MemoryPressure,
 		m.Overload.HealthStreams,
 		m.Overload.Connections,
 		m.Limits,

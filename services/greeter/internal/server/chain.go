@@ -19,12 +19,16 @@ import (
 //     below leaves no record behind;
 //  1. recovery: a panic anywhere below, interceptors included, becomes
 //     INTERNAL instead of killing the process;
-//  2. metrics, then the access log: they time and record every outcome,
+//  2. admission (package admission): the tap handle decides, before
+//     grpc-go starts a handler, and marks a refused RPC, which this answers
+//     at once, so that grpc-go ends its stream the ordinary way (its error
+//     path from a tap handle keeps the stream's deadline timer alive);
+//     refused RPCs are not access-logged, but counted and logged at a
+//     bounded rate by package admission. For the others it notes a
+//     stream's first request message and sends blocked by flow control,
+//     for the reaper, and answers an RPC shed to free memory with why;
+//  3. metrics, then the access log: they time and record every outcome,
 //     including validation failures;
-//  3. the overload watch (package admission): it notes a stream's first
-//     request message and sends blocked by flow control, for the reaper;
-//     the overload limits themselves are enforced before the chain, by a
-//     tap handle, before grpc-go starts a handler goroutine;
 //  4. the per-client rate limit, when WithRateLimit enables it (limiter not
 //     nil): rejected calls are still counted and logged
 //     (RESOURCE_EXHAUSTED), but cost no validation; health checks are
@@ -42,15 +46,15 @@ func interceptorChain(o *options, v *validate.Validator, watch *admission.Contro
 	unary := []grpc.UnaryServerInterceptor{
 		v.DecodeGuard(),
 		recoverUnary,
+		watch.InterceptUnary,
 		o.metrics.GRPC.UnaryServerInterceptor(),
 		logUnary,
-		watch.InterceptUnary,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		recoverStream,
+		watch.InterceptStream,
 		o.metrics.GRPC.StreamServerInterceptor(),
 		logStream,
-		watch.InterceptStream,
 	}
 	if limiter != nil {
 		unary = append(unary, limiter.UnaryServerInterceptor())

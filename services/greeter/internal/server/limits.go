@@ -20,6 +20,13 @@ const (
 	// MemoryPerConnection is the memory limit's share per connection that
 	// WithMaxConnections's default allows.
 	MemoryPerConnection = 512 << 10
+	// DefaultRPCMemoryShare is the share of the memory limit RPCs may hold
+	// by default (WithMaxRPCMemory): what is left is the runtime's
+	// baseline, health, and the garbage GOMEMLIMIT (90% of the limit) lets
+	// the collector keep.
+	DefaultRPCMemoryShare = 0.6
+	// minRPCMemory is the least WithMaxRPCMemory: one stalled stream.
+	minRPCMemory = admission.RPCCost + admission.StalledCost
 	// DefaultMaxHealthStreams is WithMaxHealthStreams's default.
 	DefaultMaxHealthStreams = 64
 	// DefaultFirstMessageTimeout is WithFirstMessageTimeout's default.
@@ -47,8 +54,8 @@ func connWindow(maxStreams uint32) int32 {
 
 type overloadOptions struct {
 	memoryLimit             int64
-	maxRPCMemory            int64 // 0: memoryLimit / 2
-	maxRPCMemoryPerClient   int64 // 0: maxRPCMemory * 3 / 4
+	maxRPCMemory            int64 // 0: memoryLimit * DefaultRPCMemoryShare
+	maxRPCMemoryPerClient   int64 // 0: no fixed cap, the adaptive share
 	maxHealthStreams        int
 	maxConnections          int // 0: memoryLimit / 512 KiB
 	maxConnectionsPerClient int // 0: maxConnections / 4
@@ -70,32 +77,41 @@ func WithMemoryLimit(n int64) Option {
 	}
 }
 
-// WithMaxRPCMemory sets the worst-case memory, in bytes, all RPCs in flight
-// (health apart) may hold: each is charged, when it starts, its request
-// (WithMaxRecvMsgSize) plus admission.RequestOverhead, and an RPC that
-// streams responses admission.ResponseQueue more (what a client that reads
-// nothing can make grpc-go queue). An RPC that does not fit is refused
-// UNAVAILABLE before its handler starts. The default, 0, is half the
-// memory limit (WithMemoryLimit): 128 MiB, room for 819 unary RPCs or 91
-// response streams at once. n must not be negative.
+// WithMaxRPCMemory sets the memory, in bytes, RPCs in flight may hold
+// (health apart), measured: the Go heap and goroutine stacks over what the
+// server held at its start, read every 100ms from runtime/metrics. Within
+// it every RPC is admitted; beyond it, only those of clients within their
+// fair share (WithMaxRPCMemoryPerClient), the RPCs of the client holding
+// the most are shed (RESOURCE_EXHAUSTED with a RetryInfo), and past a
+// quarter over it every RPC is refused UNAVAILABLE until shedding catches
+// up. From half of it, WithFirstMessageTimeout and WithSendStallTimeout
+// shorten, down to a tenth at it. The default, 0, is DefaultRPCMemoryShare
+// of the memory limit (WithMemoryLimit): 153.6 MiB for 256 MiB, which
+// 10,000 slow response streams fit (docs/reliability.md). n must not be
+// negative.
 func WithMaxRPCMemory(n int64) Option {
 	return derivable("WithMaxRPCMemory", n, func(o *options) { o.overload.maxRPCMemory = n })
 }
 
-// WithMaxRPCMemoryPerClient sets how much of WithMaxRPCMemory one client
-// (mTLS certificate subject, else IP address) may hold; an RPC beyond it is
-// refused RESOURCE_EXHAUSTED with a RetryInfo, so one client cannot crowd
-// the others out. The default, 0, is three quarters of WithMaxRPCMemory. n
-// must not be negative.
+// WithMaxRPCMemoryPerClient caps what one client (mTLS certificate subject,
+// else IP address) may hold, estimated per RPC (admission.RPCCost, and
+// admission.StalledCost more while its sends wait on a client that reads
+// nothing), whatever room the server has; an RPC beyond it is refused
+// RESOURCE_EXHAUSTED with a RetryInfo. The default, 0, sets no fixed cap:
+// a client's share adapts to how many clients hold RPCs — a lone client
+// may use all of WithMaxRPCMemory, and once the server is short each is
+// owed the budget over the clients holding RPCs, the client holding the
+// most giving way first. n must not be negative.
 func WithMaxRPCMemoryPerClient(n int64) Option {
 	return derivable("WithMaxRPCMemoryPerClient", n, func(o *options) { o.overload.maxRPCMemoryPerClient = n })
 }
 
-// WithMaxHealthStreams sets how many health RPCs (grpc.health.v1) may be in
-// flight; they are not charged to WithMaxRPCMemory, so probes are answered
-// however much the other RPCs hold. One client may hold an eighth of them
-// (at least 1). The default is DefaultMaxHealthStreams, 64. n must be
-// positive.
+// WithMaxHealthStreams sets how many health Watch streams, and apart how
+// many health Check calls, (grpc.health.v1) may be in flight; they are not
+// charged to WithMaxRPCMemory, so probes are answered however much the
+// other RPCs hold. One client may hold an eighth of each (at least 1), so
+// its watchers never starve its checks. The default is
+// DefaultMaxHealthStreams, 64. n must be positive.
 func WithMaxHealthStreams(n int) Option {
 	return positive("WithMaxHealthStreams", n, func(o *options) { o.overload.maxHealthStreams = n })
 }
@@ -147,13 +163,9 @@ func (o *options) admissionLimits() (admission.Limits, error) {
 		MaxConnectionsPerClient: v.maxConnectionsPerClient,
 		FirstMessageTimeout:     v.firstMessageTimeout,
 		SendStallTimeout:        v.sendStallTimeout,
-		MaxRecvMsgSize:          o.maxRecvMsgSize,
 	}
 	if l.MaxRPCMemory == 0 {
-		l.MaxRPCMemory = v.memoryLimit / 2
-	}
-	if l.MaxRPCMemoryPerClient == 0 {
-		l.MaxRPCMemoryPerClient = l.MaxRPCMemory / 4 * 3
+		l.MaxRPCMemory = int64(float64(v.memoryLimit) * DefaultRPCMemoryShare)
 	}
 	if l.MaxConnections == 0 {
 		l.MaxConnections = int(v.memoryLimit / MemoryPerConnection)
@@ -162,9 +174,8 @@ func (o *options) admissionLimits() (admission.Limits, error) {
 		l.MaxConnectionsPerClient = max(1, l.MaxConnections/4)
 	}
 	var errs []error
-	largest := int64(o.maxRecvMsgSize) + admission.RequestOverhead + admission.ResponseQueue
-	if l.MaxRPCMemoryPerClient < largest || l.MaxRPCMemory < largest {
-		errs = append(errs, fmt.Errorf("WithMaxRPCMemory(%d) / WithMaxRPCMemoryPerClient(%d): want at least %d, the charge of one response stream with WithMaxRecvMsgSize(%d)", l.MaxRPCMemory, l.MaxRPCMemoryPerClient, largest, o.maxRecvMsgSize))
+	if l.MaxRPCMemory < minRPCMemory || (l.MaxRPCMemoryPerClient != 0 && l.MaxRPCMemoryPerClient < minRPCMemory) {
+		errs = append(errs, fmt.Errorf("WithMaxRPCMemory(%d) / WithMaxRPCMemoryPerClient(%d): want at least %d (1 MiB + 16 KiB), room for a stalled response stream", l.MaxRPCMemory, l.MaxRPCMemoryPerClient, minRPCMemory))
 	}
 	if l.MaxRPCMemoryPerClient > l.MaxRPCMemory {
 		errs = append(errs, fmt.Errorf("WithMaxRPCMemoryPerClient(%d) exceeds WithMaxRPCMemory(%d)", l.MaxRPCMemoryPerClient, l.MaxRPCMemory))

@@ -178,8 +178,7 @@ func WithTLS(cfg *tls.Config) Option {
 
 // WithMaxRecvMsgSize sets the largest message, in bytes, the server accepts;
 // a larger one is RESOURCE_EXHAUSTED. The default is DefaultMaxRecvMsgSize,
-// 64 KiB: the greeter's largest valid request is under 1 KiB, and every
-// RPC in flight is charged this much against WithMaxRPCMemory. n must be
+// 64 KiB: the greeter's largest valid request is under 1 KiB. n must be
 // positive: gRPC would read 0 as rejecting every message that is not empty.
 func WithMaxRecvMsgSize(n int) Option {
 	return positive("WithMaxRecvMsgSize", n, func(o *options) { o.maxRecvMsgSize = n })

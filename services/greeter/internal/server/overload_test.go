@@ -72,21 +72,21 @@ func TestFirstMessageTimeout(t *testing.T) {
 		t.Errorf("greeter_streams_reaped_total{limit=first-message-timeout} = %v, want 3", got)
 	}
 	// No handler ran for them: the reaper releases their charge.
-	waitCharged(t, h, 0, time.Second)
+	waitReleased(t, h, 0, time.Second)
 }
 
-// waitCharged waits at most limit for the memory charged to RPCs in flight
-// to be want bytes.
-func waitCharged(t *testing.T, h *harness, want float64, limit time.Duration) {
+// waitReleased waits at most limit for the RPCs admission counts in flight
+// to be want.
+func waitReleased(t *testing.T, h *harness, want int, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		got := testutil.ToFloat64(h.metrics.Overload.RPCMemory)
+		got := h.srv.admission.InFlight()
 		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%v bytes charged to RPCs in flight after %s, want %v", got, limit, want)
+			t.Fatalf("%d RPCs in flight after %s, want %d", got, limit, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -137,67 +137,56 @@ func TestChargesReleased(t *testing.T) {
 	}
 	// Released when each handler returned, before its client heard back:
 	// not left to the reaper.
-	waitCharged(t, h, 0, 0)
+	waitReleased(t, h, 0, 0)
 
 	err = h.conn.Invoke(ctx, "/acme.greeter.v1.GreeterService/SayHelloInTheFuture", &greeterv1.SayHelloRequest{Name: "Ada"}, &greeterv1.SayHelloResponse{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("unknown method: %v, want UNIMPLEMENTED", err)
 	}
-	if got := testutil.ToFloat64(h.metrics.Overload.RPCMemory); got != 0 {
-		t.Errorf("an unknown method was charged: %v bytes in flight", got)
+	if got := h.srv.admission.InFlight(); got != 0 {
+		t.Errorf("an unknown method was counted: %d RPCs in flight", got)
 	}
 }
 
-// TestOverloadRefusals fills the RPC budget with response streams held in
-// their handler: the next RPC is refused UNAVAILABLE when the server is
-// full, RESOURCE_EXHAUSTED with a RetryInfo when its client is over its
-// share; health checks are answered either way; each refusal is counted.
+// TestOverloadRefusals fills a client's cap (WithMaxRPCMemoryPerClient)
+// with response streams held in their handler: the next RPC is refused
+// RESOURCE_EXHAUSTED with a RetryInfo, health checks are answered, the
+// refusal is counted, and what the refused RPC was charged is given back.
 func TestOverloadRefusals(t *testing.T) {
-	const perStream = DefaultMaxRecvMsgSize + admission.RequestOverhead + admission.ResponseQueue
-	for _, tc := range []struct {
-		name             string
-		total, perClient int64
-		code             codes.Code
-		limit            string
-		wantRetryInfo    bool
-	}{
-		{"server full", 2 * perStream, 2 * perStream, codes.Unavailable, admission.LimitMaxRPCMemory, false},
-		{"client over its share", 3 * perStream, 2 * perStream, codes.ResourceExhausted, admission.LimitMaxRPCMemoryPerClient, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, withOptions(WithMaxRPCMemory(tc.total), WithMaxRPCMemoryPerClient(tc.perClient)))
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			for range 2 {
-				s, err := h.greeter.SayHelloStream(ctx, &greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 2, Interval: durationpb.New(10 * time.Second)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := s.Recv(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			_, err := h.greeter.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
-			st := status.Convert(err)
-			if st.Code() != tc.code {
-				t.Fatalf("the RPC past the limit: %v, want %s", err, tc.code)
-			}
-			hasRetry := false
-			for _, d := range st.Details() {
-				if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() == admission.RetryAfter {
-					hasRetry = true
-				}
-			}
-			if hasRetry != tc.wantRetryInfo {
-				t.Errorf("RetryInfo %v, want %v: %v", hasRetry, tc.wantRetryInfo, st.Details())
-			}
-			if resp, err := h.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				t.Errorf("health check with the RPC budget full: %v, %v", resp, err)
-			}
-			if got := testutil.ToFloat64(h.metrics.Overload.StreamsRefused.WithLabelValues(tc.limit)); got != 1 {
-				t.Errorf("greeter_streams_refused_total{limit=%q} = %v, want 1", tc.limit, got)
-			}
-			cancel()
-		})
+	h := start(t, withOptions(WithMaxRPCMemoryPerClient(minRPCMemory)))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	held := int(minRPCMemory / admission.RPCCost)
+	for range held {
+		s, err := h.greeter.SayHelloStream(ctx, &greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 2, Interval: durationpb.New(10 * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := h.greeter.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		t.Fatalf("the RPC past the client's cap: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	hasRetry := false
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() == admission.RetryAfter {
+			hasRetry = true
+		}
+	}
+	if !hasRetry {
+		t.Errorf("no RetryInfo of %s: %v", admission.RetryAfter, st.Details())
+	}
+	if resp, err := h.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health check with the client at its cap: %v, %v", resp, err)
+	}
+	if got := testutil.ToFloat64(h.metrics.Overload.StreamsRefused.WithLabelValues(admission.LimitMaxRPCMemoryPerClient)); got != 1 {
+		t.Errorf("greeter_streams_refused_total{limit=%q} = %v, want 1", admission.LimitMaxRPCMemoryPerClient, got)
+	}
+	if got := h.srv.admission.InFlight(); got != held {
+		t.Errorf("%d RPCs in flight after the refusal, want the %d held: the refused one was not released", got, held)
 	}
 }

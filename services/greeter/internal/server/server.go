@@ -89,14 +89,14 @@ func New(opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("build server: %w", err)
 	}
 
-	// What an RPC is charged depends on whether its method streams
-	// responses: admission learns the methods from the services about to
-	// be registered, before the server that needs it in its chain exists.
+	// Admission tells health RPCs apart: it learns the methods from the
+	// services about to be registered, before the server that needs it in
+	// its chain exists.
 	s := &Server{
 		health:    health.NewServer(),
 		opts:      o,
 		limits:    limits,
-		admission: admission.New(limits, o.metrics.Overload, serviceInfo(serviceDescs(o.reflection))),
+		admission: admission.New(limits, o.metrics.Overload, o.logger, serviceInfo(serviceDescs(o.reflection))),
 	}
 	s.grpc = grpc.NewServer(s.serverOptions(validator, limiter)...)
 

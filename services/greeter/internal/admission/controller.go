@@ -1,0 +1,171 @@
+package admission
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
+)
+
+// Controller enforces Limits. Its zero value is not usable; use New.
+type Controller struct {
+	limits  Limits
+	m       Metrics
+	log     *slog.Logger
+	methods map[string]method // by full method name
+	now     func() time.Time
+	// readMemory is what the Go runtime holds (heap objects and stacks)
+	// and how many collections it has completed: readRuntimeMemory, or a
+	// test's.
+	readMemory func() (held int64, gcs uint64)
+	baseline   int64 // held when the Controller was built
+	// rpcMemory is what RPCs held at the last sample: held - baseline.
+	rpcMemory atomic.Int64
+	events    events
+
+	mu sync.Mutex
+	// charged is the estimate of what the RPCs in flight hold (health
+	// apart), chargedAtSample its value when rpcMemory was read: what was
+	// admitted since is added to the sample (usage).
+	charged         int64
+	chargedAtSample int64
+	health          [healthKinds]int
+	clients         map[string]*clientUse // by ratelimit.ClientKey
+	calls           map[*call]struct{}
+	conns           map[*trackedConn]struct{}
+	connsByIP       map[string]int
+}
+
+// healthKind tells health RPCs apart: a client's Watch streams, one per
+// channel and long-lived, must not use up the room of its Check calls.
+type healthKind uint8
+
+const (
+	notHealth healthKind = iota
+	healthCheck
+	healthWatch
+	healthKinds
+)
+
+// method is what admission needs to know of a registered method.
+type method struct {
+	health healthKind
+}
+
+type clientUse struct {
+	charge int64
+	health [healthKinds]int
+	calls  int
+}
+
+// call is one RPC the tap handle has seen: admitted, or refused and not yet
+// answered.
+type call struct {
+	key    string
+	cost   int64 // charged to charged and to its client
+	health healthKind
+	start  time.Time
+	// refusal, if not nil, is the status the RPC is refused with, by the
+	// first interceptor.
+	refusal      error
+	received     atomic.Bool  // its first request message arrived
+	sendingSince atomic.Int64 // UnixNano when a blocked send began, 0 if none
+	stalled      bool         // charged StalledCost; guarded by Controller.mu
+	reaped       atomic.Bool  // cancelled by the reaper (any reason)
+	shed         atomic.Bool  // cancelled to free memory
+	released     atomic.Bool
+	conn         *trackedConn // nil if the listener is not a Controller's
+	ctx          context.Context
+	cancel       context.CancelCauseFunc
+}
+
+type callKey struct{}
+
+// New returns a Controller enforcing l, counting into m and logging
+// refusals to log (at most a line a second). services are the server's
+// registered services (grpc.Server.GetServiceInfo), which tell health RPCs
+// apart.
+func New(l Limits, m Metrics, log *slog.Logger, services map[string]grpc.ServiceInfo) *Controller {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Controller{
+		limits:     l,
+		m:          m,
+		log:        log,
+		methods:    map[string]method{},
+		now:        time.Now,
+		readMemory: readRuntimeMemory,
+		clients:    map[string]*clientUse{},
+		calls:      map[*call]struct{}{},
+		conns:      map[*trackedConn]struct{}{},
+		connsByIP:  map[string]int{},
+	}
+	c.baseline, _ = c.readMemory()
+	for name, info := range services {
+		for _, md := range info.Methods {
+			var h healthKind
+			if rpcmethod.IsHealthService(name) {
+				h = healthCheck
+				if md.IsServerStream {
+					h = healthWatch
+				}
+			}
+			c.methods["/"+name+"/"+md.Name] = method{health: h}
+		}
+	}
+	c.events.init(m)
+	return c
+}
+
+// charge adds cost to cl and to its client. Called with c.mu held.
+func (c *Controller) charge(cl *call, use *clientUse, cost int64) {
+	cl.cost += cost
+	use.charge += cost
+	c.charged += cost
+}
+
+// release gives back what cl was charged or counted, once.
+func (c *Controller) release(cl *call) {
+	if !cl.released.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	delete(c.calls, cl)
+	use := c.clients[cl.key]
+	c.charged -= cl.cost
+	use.charge -= cl.cost
+	use.calls--
+	if cl.health != notHealth && cl.refusal == nil {
+		c.health[cl.health]--
+		use.health[cl.health]--
+	}
+	if use.calls == 0 {
+		delete(c.clients, cl.key)
+	}
+	c.m.HealthStreams.Set(float64(c.health[healthCheck] + c.health[healthWatch]))
+	c.mu.Unlock()
+}
+
+// InFlight is the number of RPCs admitted or refused and not yet ended,
+// health included.
+func (c *Controller) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.calls)
+}
+
+// counters are a metric's children by limit, looked up once.
+func counters(v *prometheus.CounterVec) map[string]prometheus.Counter {
+	out := map[string]prometheus.Counter{}
+	for _, l := range []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout} {
+		out[l] = v.WithLabelValues(l)
+	}
+	return out
+}

@@ -1,0 +1,251 @@
+package admission
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Run samples the memory RPCs hold, reaps RPCs past their timeouts (scaled
+// by that pressure), sheds the RPCs of the client holding the most while
+// the server is over its budget, releases RPCs that ended before their
+// handler started, and logs what it refused, until ctx is done. It looks
+// at every RPC in flight every sampleEvery, more often for timeouts
+// shorter than 8 of it.
+func (c *Controller) Run(ctx context.Context) {
+	every := sampleEvery
+	for _, d := range []time.Duration{c.limits.FirstMessageTimeout, c.limits.SendStallTimeout} {
+		if d > 0 {
+			every = min(every, max(d/8, 10*time.Millisecond))
+		}
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var (
+		lastGC   = c.now()
+		gcs      uint64
+		shedAtGC = ^uint64(0)
+		lastLog  = c.now()
+		pressure float64
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pressure = c.sample(&lastGC, &gcs)
+		c.reap(pressure)
+		// What shed RPCs held is seen only once they have ended and the
+		// garbage collector has run: shed once per collection, or the
+		// same excess would be shed again at every tick.
+		if gcs != shedAtGC && c.shed() {
+			shedAtGC = gcs
+		}
+		if now := c.now(); now.Sub(lastLog) >= time.Second {
+			c.events.flush(c.log, pressure)
+			lastLog = now
+		}
+	}
+}
+
+// reap ends the RPCs past their timeouts at pressure p, and charges or
+// uncharges StalledCost to those whose sends wait on their client.
+func (c *Controller) reap(p float64) {
+	now := c.now()
+	firstMessage := scaled(c.limits.FirstMessageTimeout, p)
+	sendStall := scaled(c.limits.SendStallTimeout, p)
+	// A refused RPC is answered once its request arrives; one whose request
+	// does not come is cancelled soon, whatever the first-message timeout.
+	answerWithin := time.Second
+	if firstMessage > 0 {
+		answerWithin = min(answerWithin, firstMessage)
+	}
+	var late, stalled, ended, unanswered []*call
+	c.mu.Lock()
+	for cl := range c.calls {
+		if cl.ctx.Err() != nil {
+			ended = append(ended, cl)
+			continue
+		}
+		if cl.reaped.Load() {
+			continue
+		}
+		if cl.refusal != nil {
+			if now.Sub(cl.start) > answerWithin {
+				unanswered = append(unanswered, cl)
+			}
+			continue
+		}
+		if firstMessage > 0 && !cl.received.Load() && now.Sub(cl.start) > firstMessage {
+			late = append(late, cl)
+			continue
+		}
+		blockedFor := time.Duration(0)
+		if since := cl.sendingSince.Load(); since != 0 {
+			blockedFor = now.Sub(time.Unix(0, since))
+		}
+		if blocked := blockedFor > sampleEvery; blocked != cl.stalled && cl.health == notHealth {
+			cost := int64(StalledCost)
+			if !blocked {
+				cost = -cost
+			}
+			c.charge(cl, c.clients[cl.key], cost)
+			cl.stalled = blocked
+		}
+		if sendStall > 0 && blockedFor > sendStall {
+			stalled = append(stalled, cl)
+		}
+	}
+	c.mu.Unlock()
+	for _, cl := range ended {
+		c.release(cl)
+	}
+	for _, cl := range unanswered {
+		if cl.reaped.CompareAndSwap(false, true) {
+			cl.cancel(errRefused)
+		}
+	}
+	for _, cl := range late {
+		c.end(cl, LimitFirstMessageTimeout, ErrFirstMessageTimeout, false)
+	}
+	for _, cl := range stalled {
+		c.end(cl, LimitSendStallTimeout, errSendStalled, true)
+	}
+}
+
+// end cancels cl with cause, counted against limit, once. closeConn closes
+// its connection too: cancelling a stream whose sends wait on its client
+// ends the handler but leaves grpc-go's queue of unsent messages, and the
+// stream, in place until the client reads; only closing the connection
+// frees them.
+func (c *Controller) end(cl *call, limit string, cause error, closeConn bool) bool {
+	if !cl.reaped.CompareAndSwap(false, true) {
+		return false
+	}
+	c.events.reaped(limit)
+	if closeConn && cl.conn != nil {
+		cl.conn.Close()
+	}
+	cl.cancel(cause)
+	return true
+}
+
+// shed ends RPCs of the client holding the most, if it holds more than its
+// share and the server is over its budget, until what they were charged
+// covers the excess: first those whose request has not arrived, then those
+// whose client reads nothing, then the newest. It reports whether it shed
+// any.
+func (c *Controller) shed() bool {
+	budget := c.limits.MaxRPCMemory
+	if budget <= 0 {
+		return false
+	}
+	type victim struct {
+		cl       *call
+		received bool
+		stalled  bool
+		cost     int64
+	}
+	var victims []victim
+	c.mu.Lock()
+	usage := c.usage()
+	over := usage - budget
+	share := c.share()
+	var key string
+	var most *clientUse
+	for k, u := range c.clients {
+		if most == nil || u.charge > most.charge {
+			key, most = k, u
+		}
+	}
+	if most == nil || over <= 0 || c.held(most, usage) <= share {
+		c.mu.Unlock()
+		return false
+	}
+	// In estimates, as the victims' costs are.
+	need := min(over, c.held(most, usage)-share) * most.charge / max(1, c.held(most, usage))
+	for cl := range c.calls {
+		if cl.key == key && cl.refusal == nil && cl.health == notHealth && !cl.reaped.Load() {
+			victims = append(victims, victim{cl, cl.received.Load(), cl.stalled, cl.cost})
+		}
+	}
+	c.mu.Unlock()
+	slices.SortFunc(victims, func(a, b victim) int {
+		switch {
+		case a.received != b.received:
+			if !a.received {
+				return -1
+			}
+			return 1
+		case a.stalled != b.stalled:
+			if a.stalled {
+				return -1
+			}
+			return 1
+		}
+		return b.cl.start.Compare(a.cl.start)
+	})
+	var freed int64
+	for _, v := range victims {
+		if freed >= need {
+			break
+		}
+		// Marked before it is cancelled, so that its interceptor, which
+		// may return at once, answers why. Only Run ends RPCs, so nothing
+		// else can have ended it meanwhile but the client.
+		v.cl.shed.Store(true)
+		if c.end(v.cl, LimitMaxRPCMemory, errShed, v.stalled) {
+			freed += v.cost
+		} else {
+			v.cl.shed.Store(false)
+		}
+	}
+	return freed > 0
+}
+
+// events counts refusals and reaps into the metrics, and keeps the counts
+// since the last log line.
+type events struct {
+	refusedBy, reapedBy map[string]prometheus.Counter
+	mu                  sync.Mutex
+	refusedN, reapedN   map[string]int
+}
+
+func (e *events) init(m Metrics) {
+	e.refusedBy, e.reapedBy = counters(m.StreamsRefused), counters(m.StreamsReaped)
+	e.refusedN, e.reapedN = map[string]int{}, map[string]int{}
+}
+
+func (e *events) refused(limit string) {
+	e.refusedBy[limit].Inc()
+	e.mu.Lock()
+	e.refusedN[limit]++
+	e.mu.Unlock()
+}
+
+func (e *events) reaped(limit string) {
+	e.reapedBy[limit].Inc()
+	e.mu.Lock()
+	e.reapedN[limit]++
+	e.mu.Unlock()
+}
+
+// flush logs, in one line, what was refused and reaped since the last
+// line, if anything was: a flood of refusals costs one line a second.
+func (e *events) flush(log *slog.Logger, pressure float64) {
+	e.mu.Lock()
+	refused, reaped := e.refusedN, e.reapedN
+	if len(refused) == 0 && len(reaped) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	e.refusedN, e.reapedN = map[string]int{}, map[string]int{}
+	e.mu.Unlock()
+	log.Warn("overload: RPCs refused or ended in the last second",
+		"refused", refused, "ended", reaped, "memory_pressure", float64(int(pressure*100))/100)
+}

@@ -1,0 +1,139 @@
+package admission
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+)
+
+const testMethod = "/acme.greeter.v1.GreeterService/SayHelloStream"
+
+// newTestController is a Controller with budget, whose memory reading is
+// what *held says.
+func newTestController(t *testing.T, budget int64, held *int64) *Controller {
+	t.Helper()
+	// Not package metrics, which imports this one.
+	counter := func() *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"limit"})
+	}
+	gauge := func() prometheus.Gauge { return prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}) }
+	m := Metrics{counter(), counter(), counter(), gauge(), gauge(), gauge(), gauge()}
+	services := map[string]grpc.ServiceInfo{"acme.greeter.v1.GreeterService": {Methods: []grpc.MethodInfo{{Name: "SayHelloStream", IsServerStream: true}}}}
+	c := New(Limits{MaxRPCMemory: budget}, m, nil, services)
+	c.readMemory = func() (int64, uint64) { return *held, 0 }
+	c.baseline = 0
+	return c
+}
+
+// tapFrom runs the tap handle for an RPC from ip and returns its call.
+func tapFrom(t *testing.T, c *Controller, ip string) *call {
+	t.Helper()
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}})
+	ctx, err := c.TapHandle(ctx, &tap.Info{FullMethodName: testMethod})
+	if err != nil {
+		t.Fatalf("TapHandle returned %v: it must never refuse through grpc-go", err)
+	}
+	return ctx.Value(callKey{}).(*call)
+}
+
+// sampleNow samples the memory as the reaper does.
+func sampleNow(c *Controller) float64 {
+	last, gcs := time.Now(), uint64(0)
+	return c.sample(&last, &gcs)
+}
+
+// TestAdmission: a lone client may take the whole budget, then is refused
+// RESOURCE_EXHAUSTED; a second client within its share is admitted past the
+// budget; past a quarter over it, everyone is refused UNAVAILABLE.
+func TestAdmission(t *testing.T) {
+	const budget = 64 * RPCCost
+	var held int64
+	c := newTestController(t, budget, &held)
+	for i := range 64 {
+		if cl := tapFrom(t, c, "127.0.0.2"); cl.refusal != nil {
+			t.Fatalf("RPC %d of a lone client within the budget refused: %v", i, cl.refusal)
+		}
+	}
+	held = budget
+	sampleNow(c)
+	if cl := tapFrom(t, c, "127.0.0.2"); status.Code(cl.refusal) != codes.ResourceExhausted {
+		t.Errorf("a lone client over the budget: %v, want RESOURCE_EXHAUSTED", cl.refusal)
+	}
+	if cl := tapFrom(t, c, "127.0.0.3"); cl.refusal != nil {
+		t.Errorf("a second client within its share, server over its budget: %v, want admitted", cl.refusal)
+	}
+	held = budget * 2
+	sampleNow(c)
+	if cl := tapFrom(t, c, "127.0.0.4"); status.Code(cl.refusal) != codes.Unavailable {
+		t.Errorf("anyone, server at twice its budget: %v, want UNAVAILABLE", cl.refusal)
+	}
+}
+
+// TestShedOrder: over the budget, the client holding the most gives way,
+// its RPCs whose request has not arrived first, then the stalled, then the
+// newest; the other client keeps all of its.
+func TestShedOrder(t *testing.T) {
+	const budget = 32 * RPCCost
+	var held int64
+	c := newTestController(t, budget, &held)
+	var big []*call
+	for i := range 24 {
+		cl := tapFrom(t, c, "127.0.0.2")
+		cl.received.Store(i >= 4) // the first 4 never sent their request
+		cl.start = cl.start.Add(time.Duration(i) * time.Millisecond)
+		big = append(big, cl)
+	}
+	var small []*call
+	for range 4 {
+		cl := tapFrom(t, c, "127.0.0.3")
+		cl.received.Store(true)
+		small = append(small, cl)
+	}
+	// 28 RPCs estimated, measured as 40 against a budget of 32: the
+	// biggest holder holds 24/28 of 40, over its share of 16 by more than
+	// the excess of 8, which is about 6 of its RPCs as estimated.
+	held = 40 * RPCCost
+	sampleNow(c)
+	if !c.shed() {
+		t.Fatal("nothing shed over the budget")
+	}
+	for i, cl := range big[:4] {
+		if !cl.shed.Load() {
+			t.Errorf("the biggest holder's RPC %d, without its request, was not shed first", i)
+		}
+	}
+	for _, cl := range small {
+		if cl.shed.Load() {
+			t.Error("an RPC of the client within its share was shed")
+		}
+	}
+	if !big[23].shed.Load() || big[4].shed.Load() {
+		t.Error("after those without their request, the oldest was shed rather than the newest")
+	}
+	for _, cl := range append(big, small...) {
+		if cl.shed.Load() != (context.Cause(cl.ctx) == errShed) {
+			t.Errorf("shed %v, context cause %v", cl.shed.Load(), context.Cause(cl.ctx))
+		}
+	}
+}
+
+func TestScaled(t *testing.T) {
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{
+		{0, 10 * time.Second}, {0.5, 10 * time.Second}, {0.75, 5500 * time.Millisecond}, {1, time.Second}, {3, time.Second},
+	} {
+		if got := scaled(10*time.Second, tc.p); got != tc.want {
+			t.Errorf("scaled(10s, %v) = %s, want %s", tc.p, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/acme/greeter/services/greeter/internal/ratelimit"
+)
+
+// TapHandle decides, before grpc-go starts its handler, whether an RPC is
+// admitted; pass it to grpc.InTapHandle. grpc-go calls it holding its
+// connection's lock, so it never blocks.
+//
+// It never returns an error: grpc-go's answer to a tap handle's error does
+// not cancel the stream's context, whose deadline timer then keeps it (and
+// what it holds) until the client's grpc-timeout, an hour if the client
+// says so. A refused RPC is marked instead, and answered by
+// InterceptUnary/InterceptStream, the first interceptors, from which
+// grpc-go ends the stream the ordinary way; a refused RPC that never sends its request
+// is cancelled by the reaper.
+//
+// The context it returns becomes the RPC's: cancelling it (the reaper does)
+// ends the RPC's waits for its request and for flow control.
+func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
+	m, known := c.methods[info.FullMethodName]
+	if !known {
+		// grpc-go answers UNIMPLEMENTED without a handler: nothing to
+		// charge (a newer client calling an older server must not be
+		// refused for it).
+		return ctx, nil
+	}
+	cl := &call{health: m.health, start: c.now()}
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(*remoteAddr); ok {
+			cl.conn = a.conn
+		}
+	}
+	// Set before the reaper can see the call, which it does once in c.calls.
+	cl.ctx, cl.cancel = context.WithCancelCause(ctx)
+
+	c.mu.Lock()
+	cl.key = c.clientKey(ctx, cl.conn)
+	use := c.clients[cl.key]
+	if use == nil {
+		use = &clientUse{}
+		c.clients[cl.key] = use
+	}
+	var r refusal
+	if cl.health != notHealth {
+		r = c.admitHealth(cl.health, use)
+		if r.limit == "" {
+			c.health[cl.health]++
+			use.health[cl.health]++
+			c.m.HealthStreams.Set(float64(c.health[healthCheck] + c.health[healthWatch]))
+		}
+	} else {
+		r = c.admitRPC(use)
+		// A refused RPC is charged too until it is answered: a client
+		// flooding refused calls that never send their request holds a
+		// goroutine for each, and is the biggest holder for it.
+		c.charge(cl, use, RPCCost)
+	}
+	use.calls++
+	c.calls[cl] = struct{}{}
+	c.mu.Unlock()
+
+	if r.limit != "" {
+		cl.refusal = r.err()
+		c.events.refused(r.limit)
+	}
+	// The interceptors release the call when its handler returns; one
+	// that ends before its handler starts (reset by the client, reaped
+	// waiting for its request) is released by the reaper once its context
+	// is done (Run). Not context.AfterFunc: it cost more per RPC than all
+	// the rest of the admission together.
+	return context.WithValue(cl.ctx, callKey{}, cl), nil
+}
+
+// refusal is why an RPC is refused; the zero value admits it.
+type refusal struct {
+	limit string
+	code  codes.Code
+	msg   string
+}
+
+// err is the status a refused RPC is answered with: RESOURCE_EXHAUSTED,
+// this client's quota, carries a RetryInfo; UNAVAILABLE, this replica is
+// full, is retried by any client's retry policy, perhaps on another
+// replica.
+func (r refusal) err() error {
+	st := status.New(r.code, r.msg)
+	if r.code == codes.ResourceExhausted {
+		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(RetryAfter)}); err == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
+// admitHealth decides on a health RPC of kind h. Called with c.mu held.
+func (c *Controller) admitHealth(h healthKind, use *clientUse) refusal {
+	l := c.limits
+	switch {
+	case l.MaxHealthStreams > 0 && c.health[h] >= l.MaxHealthStreams:
+		return refusal{LimitMaxHealthStreams, codes.Unavailable, fmt.Sprintf("greeter: %d health %s RPCs in flight, the server's limit: retry shortly", c.health[h], h)}
+	case l.MaxHealthPerClient > 0 && use.health[h] >= l.MaxHealthPerClient:
+		return refusal{LimitMaxHealthStreams, codes.ResourceExhausted, fmt.Sprintf("greeter: this client has %d health %s RPCs in flight, its limit", use.health[h], h)}
+	}
+	return refusal{}
+}
+
+// admitRPC decides on an RPC of a client using use. Called with c.mu held.
+//
+// Within the budget, everyone is admitted: a lone client may use what
+// nobody else needs. Beyond it, a client within its fair share (the budget
+// over the clients holding RPCs) is still admitted, and the client holding
+// the most gives way (the reaper sheds its RPCs); one beyond its share is
+// refused. Past a quarter over the budget (75% of the memory limit by
+// default, short of GOMEMLIMIT's 90%), while shedding catches up, everyone
+// is.
+func (c *Controller) admitRPC(use *clientUse) refusal {
+	l := c.limits
+	if l.MaxRPCMemoryPerClient > 0 && use.charge+RPCCost > l.MaxRPCMemoryPerClient {
+		return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: this client holds %d KiB in RPCs in flight, its limit is %d KiB; retry after some end", use.charge>>10, l.MaxRPCMemoryPerClient>>10)}
+	}
+	budget := l.MaxRPCMemory
+	if budget <= 0 {
+		return refusal{}
+	}
+	usage := c.usage()
+	switch {
+	case usage+RPCCost <= budget:
+		return refusal{}
+	case usage+RPCCost > budget+budget/4:
+		return refusal{LimitMaxRPCMemory, codes.Unavailable, fmt.Sprintf("greeter: RPCs in flight hold %d KiB, over the server's %d KiB; retry, another replica may have room", usage>>10, budget>>10)}
+	}
+	held, share := c.held(use, usage), c.share()
+	if held+RPCCost <= share {
+		return refusal{}
+	}
+	return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: the server is short of memory and this client holds %d KiB, more than its share of %d KiB among %d clients; retry after some end", held>>10, share>>10, len(c.clients))}
+}
+
+// held is what a client using use holds of usage: usage shared out in
+// proportion to the estimates, which attribute memory to clients but do
+// not add up to what is measured. Called with c.mu held.
+func (c *Controller) held(use *clientUse, usage int64) int64 {
+	if c.charged <= 0 {
+		return use.charge
+	}
+	return int64(float64(use.charge) * float64(usage) / float64(c.charged))
+}
+
+// usage is what RPCs hold: the last sample, plus the estimates of what
+// was admitted since. Called with c.mu held.
+func (c *Controller) usage() int64 {
+	return c.rpcMemory.Load() + max(0, c.charged-c.chargedAtSample)
+}
+
+// share is a client's fair share of the budget: the budget over the
+// clients holding RPCs. Called with c.mu held.
+func (c *Controller) share() int64 {
+	return c.limits.MaxRPCMemory / int64(max(1, len(c.clients)))
+}
+
+// clientKey is the client an RPC on conn (nil if untracked) comes from:
+// ratelimit.ClientKey, computed once per connection. Called with c.mu held.
+func (c *Controller) clientKey(ctx context.Context, conn *trackedConn) string {
+	if conn == nil {
+		return ratelimit.ClientKey(ctx)
+	}
+	if conn.key == "" {
+		conn.key = ratelimit.ClientKey(ctx)
+	}
+	return conn.key
+}
+
+func (h healthKind) String() string {
+	if h == healthWatch {
+		return "Watch"
+	}
+	return "Check"
+}

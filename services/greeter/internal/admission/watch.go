@@ -1,0 +1,86 @@
+package admission
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+// InterceptUnary is a grpc.UnaryServerInterceptor, the first of the chain
+// after recovery. It answers the RPCs TapHandle refused: grpc-go has read
+// the request by then (a well-behaved client sends it with its headers),
+// and ends the stream the ordinary way, which stops its deadline timer and
+// frees all it held. Refused RPCs never reach the access log or the RPC
+// metrics: they are counted in greeter_streams_refused_total and logged at
+// a bounded rate instead. For the others, it marks the request received
+// (grpc-go has read it before any interceptor runs), releases the RPC when
+// its handler returns, and answers an RPC shed to free memory with why
+// (the metrics and the access log, inside it, see the handler's CANCELLED).
+//
+// One interceptor rather than two: grpc-go allocates per call for each
+// interceptor of a chain. It and InterceptStream are methods, not
+// constructed closures, so the server can call them without allocating.
+func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	cl, ok := ctx.Value(callKey{}).(*call)
+	if !ok {
+		return handler(ctx, req)
+	}
+	defer c.release(cl)
+	if cl.refusal != nil {
+		return nil, cl.refusal
+	}
+	cl.received.Store(true)
+	resp, err := handler(ctx, req)
+	if err != nil && cl.shed.Load() {
+		return nil, shedStatus
+	}
+	return resp, err
+}
+
+// InterceptStream is InterceptUnary for streams: it answers a refused
+// stream before the handler reads anything, and watches the others'
+// messages (the first one received, and sends held up by flow control).
+//
+// A stream reaped for want of its first message ends CANCELLED, with no
+// message, like a unary call: grpc-go answers the cancelled read itself,
+// before the handler's error comes back through the interceptors.
+func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	cl, ok := ss.Context().Value(callKey{}).(*call)
+	if !ok {
+		return handler(srv, ss)
+	}
+	defer c.release(cl)
+	if cl.refusal != nil {
+		return cl.refusal
+	}
+	err := handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
+	if err != nil && cl.shed.Load() {
+		return shedStatus
+	}
+	return err
+}
+
+// shedStatus answers an RPC shed to free memory: the client may retry, on
+// this replica once it holds less, or on another.
+var shedStatus = refusal{LimitMaxRPCMemory, codes.ResourceExhausted, "greeter: the server is short of memory and this client holds the most: this RPC was ended to free it; retry after some end"}.err()
+
+type watchedStream struct {
+	grpc.ServerStream
+	call *call
+	now  func() time.Time
+}
+
+func (s *watchedStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	s.call.received.Store(true)
+	return err
+}
+
+func (s *watchedStream) SendMsg(m any) error {
+	s.call.sendingSince.Store(s.now().UnixNano())
+	err := s.ServerStream.SendMsg(m)
+	s.call.sendingSince.Store(0)
+	return err
+}
