@@ -3,8 +3,9 @@ package overload_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"github.com/acme/greeter/test/harness/h2client"
@@ -24,17 +26,22 @@ import (
 )
 
 // Bounds the tests hold the server to, with the production defaults: a
-// memory limit of 256 MiB planned for (no cgroup limit on a test machine),
-// of which --max-rpc-memory may commit half.
+// memory limit of 256 MiB planned for (no cgroup limit on a test machine).
 const (
-	rpcBudget = 128 << 20
+	// rssBound is the most RSS the server may reach under any attack: the
+	// issue's goal, with room under the 256 MiB pod.
+	rssBound = 200 << 20
 	// wellBehavedBound is the longest a well-behaved client's SayHello may
 	// take while another client attacks (loopback, 2 shared cores).
 	wellBehavedBound = 2 * time.Second
-	// responseQueue is what the server charges a response stream for a
-	// client that reads nothing (admission.ResponseQueue); the test of a
-	// stream that reads nothing measures it.
-	responseQueue = 5 << 18
+	// wellBehavedP99 is the 99th percentile a well-behaved client's
+	// SayHello calls must stay under while a crowd holds streams.
+	wellBehavedP99 = 250 * time.Millisecond
+	// stalledCost is what the server estimates a response stream to a
+	// client that reads nothing holds (admission.RPCCost +
+	// admission.StalledCost); the test of a stream that reads nothing
+	// measures it.
+	stalledCost = 16<<10 + 1<<20
 
 	streamMethod = "/acme.greeter.v1.GreeterService/SayHelloStream"
 	helloMethod  = "/acme.greeter.v1.GreeterService/SayHello"
@@ -65,14 +72,20 @@ func scrape(t *testing.T, srv *process.Server) metrics.Snapshot {
 
 func dialFrom(t *testing.T, ip, addr string) *grpc.ClientConn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }))
+	conn, err := dialFromNoT(ip, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// dialFromNoT is dialFrom for goroutines other than the test's: the caller
+// closes the connection.
+func dialFromNoT(ip, addr string) (*grpc.ClientConn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }))
 }
 
 // peakRSS samples the server's RSS every 50ms until stop is closed.
@@ -110,42 +123,40 @@ func (p *peakRSS) Peak() int64 {
 }
 
 // politeCalls makes a SayHello every 20ms from 127.0.0.1 until stop, and
-// reports how many, the slowest, and every failure.
-func politeCalls(t *testing.T, addr string, stop <-chan struct{}) func() (n int, slowest time.Duration, errs []error) {
-	client := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", addr))
-	var (
-		mu      sync.Mutex
-		n       int
-		slowest time.Duration
-		errs    []error
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			begin := time.Now()
-			_, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
-			took := time.Since(begin)
-			cancel()
-			mu.Lock()
-			n++
-			slowest = max(slowest, took)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			mu.Unlock()
-		}
-	}()
-	return func() (int, time.Duration, []error) {
-		<-done
-		return n, slowest, errs
+// reports how they went.
+func politeCalls(t *testing.T, addr string, stop <-chan struct{}) func() polite {
+	return politeFrom(t, "127.0.0.1", addr, stop)
+}
+
+// polite is what a well-behaved client's calls met.
+type polite struct {
+	took []time.Duration // sorted
+	errs []error
+}
+
+func (p polite) sorted() polite {
+	slices.Sort(p.took)
+	return p
+}
+
+func (p polite) n() int { return len(p.took) }
+
+func (p polite) slowest() time.Duration {
+	if len(p.took) == 0 {
+		return 0
 	}
+	return p.took[len(p.took)-1]
+}
+
+func (p polite) p99() time.Duration {
+	if len(p.took) == 0 {
+		return 0
+	}
+	return p.took[len(p.took)*99/100]
+}
+
+func (p polite) String() string {
+	return fmt.Sprintf("%d calls, %d failed, p99 %s, slowest %s", p.n(), len(p.errs), p.p99().Round(time.Millisecond), p.slowest().Round(time.Millisecond))
 }
 
 // tally counts how the server ended the streams of conns: by gRPC status
@@ -175,36 +186,41 @@ func ended(conns []*h2client.Conn) int {
 	return n
 }
 
-// TestHeldStreams is the issue's attack: K connections × 1,000
-// SayHelloStream calls that send HEADERS and nothing else, held open,
-// against the production defaults. Before the overload limits, 50 × 1,000
-// took the server to 606 MiB (OOM-killed in its 256 MiB pod). Now:
+// TestHeldStreams is the crowd of holders: connections from one or many
+// addresses, each opening 1,000 SayHelloStream calls that send HEADERS and
+// nothing else, held, against the production defaults. Before the
+// overload limits, 50 × 1,000 took the server to 606 MiB (OOM-killed in its
+// 256 MiB pod); with the worst-case charges of issue 15, they took the
+// whole RPC budget, and every well-behaved call from another address failed
+// UNAVAILABLE until the first-message timeout reaped them. Now:
 //
-//   - peak RSS stays under the RPC budget (128 MiB);
-//   - every stream beyond what the limits admit is refused at once (gRPC
-//     status in trailers-only, or REFUSED_STREAM past the per-connection
-//     limit), and greeter_streams_refused_total counts the status ones;
-//   - a well-behaved client's SayHello calls all succeed, each within
-//     wellBehavedBound, and a health check from a third address is SERVING;
-//   - for 50 × 1,000, the admitted streams are reaped by the default
-//     --first-message-timeout (10s), counted in greeter_streams_reaped_total,
-//     and answered CANCELLED (grpc-go's answer to the cancelled read).
+//   - peak RSS stays under rssBound;
+//   - the streams beyond grpc-go's per-connection limit are reset
+//     (REFUSED_STREAM), the others are held or refused with a status a
+//     client can act on, or reaped (CANCELLED), and the refusals are
+//     counted in greeter_streams_refused_total;
+//   - a well-behaved client at another address has ≥ 99% of its SayHello
+//     calls succeed with a p99 under wellBehavedP99, its slow streams all
+//     succeed, and a health check from a third address is SERVING.
 func TestHeldStreams(t *testing.T) {
 	for _, tc := range []struct {
-		conns, perConn int
-		waitReap       bool
+		name                  string
+		addrs, conns, perConn int
 	}{
-		{1, 1000, false},
-		{10, 1000, false},
-		{50, 1000, true},
+		{"50 addresses × 1,000", 50, 1, 1000},
+		{"1 address × 50 × 1,000", 1, 50, 1000},
 	} {
-		t.Run(fmt.Sprintf("%dx%d", tc.conns, tc.perConn), func(t *testing.T) {
-			heldStreams(t, tc.conns, tc.perConn, tc.waitReap)
+		t.Run(tc.name, func(t *testing.T) {
+			heldStreams(t, tc.addrs, tc.conns, tc.perConn)
 		})
 	}
 }
 
-func heldStreams(t *testing.T, conns, perConn int, waitReap bool) {
+// crowdHold is how long the crowd holds its streams while the well-behaved
+// client calls.
+const crowdHold = 6 * time.Second
+
+func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int) {
 	srv := start(t)
 	health := healthpb.NewHealthClient(dialFrom(t, healthIP, srv.Addr))
 	base, err := procstat.Read(srv.Pid())
@@ -217,100 +233,115 @@ func heldStreams(t *testing.T, conns, perConn int, waitReap bool) {
 
 	ctx := context.Background()
 	var attack []*h2client.Conn
-	for range conns {
-		c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(attackerIP))
-		if err != nil {
-			t.Fatal(err)
+	for a := range addrs {
+		ip := attackerIP
+		if addrs > 1 {
+			ip = fmt.Sprintf("127.0.1.%d", a+1)
 		}
-		t.Cleanup(func() { c.Close() })
-		attack = append(attack, c)
-		for range perConn {
-			if _, err := c.OpenStream(streamMethod); err != nil {
+		for range connsPerAddr {
+			c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(ip))
+			if err != nil {
 				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			attack = append(attack, c)
+			for range perConn {
+				if _, err := c.OpenStream(streamMethod); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
-	// Everything the limits refuse is refused at once: the count of ended
-	// streams settles, and what the server charges is the admitted ones.
-	admitted := func() int { return conns*perConn - ended(attack) }
-	deadline := time.Now().Add(10 * time.Second)
-	for last := -1; last != admitted(); {
-		last = admitted()
-		if time.Now().After(deadline) {
-			t.Fatalf("refusals did not settle: %d streams not ended, ends %v", admitted(), tally(attack))
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	m := scrape(t, srv)
-	if charged := m.Sum("greeter_rpc_memory_bytes", nil); charged < float64(admitted()*streamCost(m)) || charged > float64(rpcBudget) {
-		t.Errorf("%v bytes charged to RPCs in flight for %d held streams of %d bytes, budget %d", charged, admitted(), streamCost(m), rpcBudget)
-	}
+	opened := len(attack) * perConn
+	slow := slowStreams(t, srv.Addr, 20)
 	hctx, cancel := context.WithTimeout(ctx, wellBehavedBound)
 	resp, err := health.Check(hctx, &healthpb.HealthCheckRequest{})
 	cancel()
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health check during the attack: %v, %v; want SERVING within %s", resp, err, wellBehavedBound)
 	}
-	time.Sleep(time.Second) // polite calls during the held attack
-	m = scrape(t, srv)
-	refusedStatus := 0
-	for code, n := range tally(attack) {
-		if !strings.HasPrefix(code, "RST_STREAM") {
-			refusedStatus += n
-		}
-	}
+	time.Sleep(crowdHold)
+	m := scrape(t, srv)
+	ends := tally(attack)
+	refusedStatus := ends[codes.Unavailable.String()] + ends[codes.ResourceExhausted.String()]
 	counted := m.Sum("greeter_streams_refused_total", nil)
-	if float64(refusedStatus) != counted {
-		t.Errorf("the client saw %d streams refused with a status, greeter_streams_refused_total is %v", refusedStatus, counted)
+	if float64(refusedStatus) > counted {
+		t.Errorf("the crowd saw %d streams refused with a status, greeter_streams_refused_total is %v", refusedStatus, counted)
 	}
-	for code := range tally(attack) {
-		if code != codes.Unavailable.String() && code != codes.ResourceExhausted.String() && code != "RST_STREAM "+http2.ErrCodeRefusedStream.String() {
-			t.Errorf("a held stream was refused with %s: want UNAVAILABLE, RESOURCE_EXHAUSTED or REFUSED_STREAM", code)
+	for code := range ends {
+		switch code {
+		case codes.Unavailable.String(), codes.ResourceExhausted.String(), codes.Canceled.String(), "RST_STREAM " + http2.ErrCodeRefusedStream.String():
+		default:
+			t.Errorf("a held stream was ended with %s: want UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED (reaped) or REFUSED_STREAM", code)
 		}
 	}
-	held := admitted()
-	t.Logf("%d × %d held streams: %d admitted, refused %v; greeter_streams_refused_total %v",
-		conns, perConn, held, tally(attack), m.Sum("greeter_streams_refused_total", nil))
-
-	if waitReap {
-		limit := m.Sum("greeter_limit", map[string]string{"limit": "first-message-timeout"})
-		took := time.Now()
-		for admitted() > 0 {
-			if time.Since(took) > time.Duration(limit*float64(time.Second))+5*time.Second {
-				t.Fatalf("%d held streams not reaped %s after the attack (--first-message-timeout %vs)", admitted(), time.Since(took), limit)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		m = scrape(t, srv)
-		if got := m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "first-message-timeout"}); got != float64(held) {
-			t.Errorf("greeter_streams_reaped_total{limit=first-message-timeout} = %v, want the %d held streams", got, held)
-		}
-		if got := tally(attack)[codes.Canceled.String()]; got != held {
-			t.Errorf("%d streams ended CANCELLED, want the %d reaped", got, held)
-		}
-		t.Logf("the %d held streams were reaped %s after the attack (--first-message-timeout %vs): %v", held, time.Since(took).Round(100*time.Millisecond), limit, tally(attack))
-	}
-
 	close(stop)
 	peak := rss.Peak()
-	n, slowest, errs := polite()
-	t.Logf("server RSS %.1f MiB → peak %.1f MiB; the well-behaved client made %d calls, slowest %s, %d failed",
-		float64(base.RSS)/(1<<20), float64(peak)/(1<<20), n, slowest.Round(time.Millisecond), len(errs))
-	if peak > rpcBudget {
-		t.Errorf("peak RSS %.1f MiB, want under the RPC budget %d MiB", float64(peak)/(1<<20), rpcBudget>>20)
+	p := polite()
+	slowOK, slowErrs := slow()
+	t.Logf("%d addresses × %d connections × %d streams held %s: %d still held, ended %v; refused %v, reaped %v, pressure %.2f; server RSS %.1f → peak %.1f MiB; well-behaved client: %s; slow streams %d OK",
+		addrs, connsPerAddr, perConn, crowdHold, opened-ended(attack), ends, counted, m.Sum("greeter_streams_reaped_total", nil), m.Sum("greeter_memory_pressure", nil),
+		float64(base.RSS)/(1<<20), float64(peak)/(1<<20), p, slowOK)
+	if peak > rssBound {
+		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
 	}
-	for _, err := range errs {
-		t.Errorf("well-behaved client: %v", err)
+	if p.n() == 0 || len(p.errs)*100 > p.n() {
+		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; first failure: %v", p, p.errs)
 	}
-	if n == 0 || slowest > wellBehavedBound {
-		t.Errorf("well-behaved client: %d calls, slowest %s, want each within %s", n, slowest, wellBehavedBound)
+	if p.p99() > wellBehavedP99 {
+		t.Errorf("well-behaved client: %s; want p99 under %s", p, wellBehavedP99)
+	}
+	for _, err := range slowErrs {
+		t.Errorf("well-behaved slow stream: %v", err)
 	}
 }
 
-// streamCost is what the server charges one SayHelloStream, from the limits
-// it exports: --max-recv-msg-size + 96 KiB + the response queue.
-func streamCost(m metrics.Snapshot) int {
-	return int(m.Sum("greeter_limit", map[string]string{"limit": "max-recv-msg-size"})) + 96<<10 + responseQueue
+// slowStreams starts n SayHelloStream calls of 3 greetings 1s apart from
+// 127.0.0.1, and returns a function waiting for them: how many ended OK,
+// and the errors of the others.
+func slowStreams(t *testing.T, addr string, n int) func() (int, []error) {
+	client := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", addr))
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ok   int
+		errs []error
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := func() error {
+				s, err := client.SayHelloStream(ctx, &greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 3, Interval: durationpb.New(time.Second)})
+				if err != nil {
+					return err
+				}
+				for got := 0; ; got++ {
+					if _, err := s.Recv(); err == io.EOF {
+						if got != 3 {
+							return fmt.Errorf("%d greetings, want 3", got)
+						}
+						return nil
+					} else if err != nil {
+						return err
+					}
+				}
+			}()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			ok++
+		}()
+	}
+	return func() (int, []error) {
+		wg.Wait()
+		return ok, errs
+	}
 }
 
 // TestConnectionLimits opens connections from one address past

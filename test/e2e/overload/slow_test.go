@@ -133,9 +133,9 @@ func TestStreamThatReadsNothing(t *testing.T) {
 		}
 	}
 	perStream := (heap - base.Sum("go_memstats_heap_inuse_bytes", nil)) / streams
-	t.Logf("%d streams that read nothing: heap in use +%.0f KiB per stream (charged %d KiB)", streams, perStream/1024, responseQueue>>10)
-	if perStream > responseQueue {
-		t.Errorf("a stream that reads nothing holds %.0f KiB of heap, more than the %d KiB the server charges it", perStream/1024, responseQueue>>10)
+	t.Logf("%d streams that read nothing: heap in use +%.0f KiB per stream (estimated %d KiB)", streams, perStream/1024, stalledCost>>10)
+	if perStream > stalledCost {
+		t.Errorf("a stream that reads nothing holds %.0f KiB of heap, more than the %d KiB the server estimates", perStream/1024, stalledCost>>10)
 	}
 
 	// Reading now would let the streams go on: wait for the reaper first.
@@ -155,20 +155,28 @@ func TestStreamThatReadsNothing(t *testing.T) {
 			t.Errorf("stream %d ended %v, want UNAVAILABLE (connection closed)", i, err)
 		}
 	}
-	var m = scrape(t, srv)
-	for deadline := time.Now().Add(5 * time.Second); m.Sum("greeter_rpc_memory_bytes", nil) != 0 && time.Now().Before(deadline); m = scrape(t, srv) {
+	// What the streams held is freed: the heap, once collected, is back
+	// within 2 MiB of where it was.
+	var heapAfter float64
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		collect()
+		heapAfter = scrape(t, srv).Sum("go_memstats_heap_inuse_bytes", nil)
+		if heapAfter-base.Sum("go_memstats_heap_inuse_bytes", nil) < 2<<20 || time.Now().After(deadline) {
+			break
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	m := scrape(t, srv)
 	reaped := m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "send-stall-timeout"})
-	t.Logf("the connection was closed %s after the sends blocked (--send-stall-timeout %s); reaped %v; charged %v bytes after", took.Round(10*time.Millisecond), timeout, reaped, m.Sum("greeter_rpc_memory_bytes", nil))
+	t.Logf("the connection was closed %s after the sends blocked (--send-stall-timeout %s); reaped %v; heap in use %.1f MiB before, %.1f MiB after", took.Round(10*time.Millisecond), timeout, reaped, base.Sum("go_memstats_heap_inuse_bytes", nil)/(1<<20), heapAfter/(1<<20))
 	if reaped < 1 || reaped > streams {
 		t.Errorf("greeter_streams_reaped_total{limit=send-stall-timeout} = %v, want 1 to %d", reaped, streams)
 	}
 	if took > timeout+3*time.Second {
 		t.Errorf("closed after %s, want soon after --send-stall-timeout %s", took, timeout)
 	}
-	if got := m.Sum("greeter_rpc_memory_bytes", nil); got != 0 {
-		t.Errorf("%v bytes still charged to RPCs after the connection closed", got)
+	if grown := heapAfter - base.Sum("go_memstats_heap_inuse_bytes", nil); grown >= 2<<20 {
+		t.Errorf("heap in use %.1f MiB over where it was after the connection closed", grown/(1<<20))
 	}
 }
 
@@ -216,7 +224,8 @@ func TestFloods(t *testing.T) {
 			took := time.Since(begin)
 			close(stop)
 			peak := rss.Peak()
-			n, slowest, errs := polite()
+			p := polite()
+			n, slowest, errs := p.n(), p.slowest(), p.errs
 			goAway := ""
 			if g := c.GoAway(); g != nil {
 				goAway = g.ErrCode.String() + " " + string(g.DebugData())
@@ -226,8 +235,8 @@ func TestFloods(t *testing.T) {
 			if flood.name == "ping" && !strings.Contains(goAway, "too_many_pings") {
 				t.Errorf("ping flood: GOAWAY %q, want too_many_pings", goAway)
 			}
-			if peak > rpcBudget {
-				t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rpcBudget>>20)
+			if peak > rssBound {
+				t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
 			}
 			for _, err := range errs {
 				t.Errorf("well-behaved client: %v", err)
