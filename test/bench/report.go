@@ -104,6 +104,7 @@ type report struct {
 	rows       []row
 	throughput []row
 	idle       []idle
+	capacity   []capacityRow
 	took       time.Duration
 }
 
@@ -164,6 +165,9 @@ func (r *report) markdown() string {
 		greeterArgs(r.cfg.GreeterArgs), r.cfg.Rounds, r.cfg.Warmup, r.cfg.Duration, r.took.Round(time.Second), streamLength, cpuTarget, p99Target)
 
 	for _, g := range r.cfg.Generators {
+		if len(r.rows) == 0 {
+			break // capacity rows only
+		}
 		name := "greetload (test/bench/load, a process of its own)"
 		if g == Ghz {
 			name = ghz + ", pinned as a tool of the test module"
@@ -200,6 +204,10 @@ func (r *report) markdown() string {
 		b.WriteString("\n")
 	}
 
+	capacityMarkdown(&b, r.capacity)
+	if len(r.idle) == 0 {
+		return b.String()
+	}
 	b.WriteString("### Idle memory\n\nMeasured on freshly started processes, before any load: RSS at rest, then the RSS " +
 		"each idle client connection adds (connected, no RPC), averaged over that many connections. Target (issue 13): idle RSS < 30 MiB.\n\n| server | idle RSS |")
 	for _, n := range r.cfg.IdleConns {

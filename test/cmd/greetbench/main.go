@@ -4,9 +4,10 @@
 // (see package bench). Run it in the test module (or `make bench` at the
 // root):
 //
-//	go tool greetbench [-duration 3s] [-rounds 2] [-concurrency 1,16,64,256] [-scenarios unary,...] [-generators greetload,ghz] [-out docs/performance.md]
+//	go tool greetbench [-duration 3s] [-rounds 2] [-concurrency 1,16,64,256] [-scenarios unary,...] [-generators greetload,ghz] [-capacity 10000] [-crowd] [-out docs/performance.md]
 //
-// The defaults measure everything, in about 13 minutes on a 2-core machine.
+// The defaults measure everything, in about 14 minutes on a 2-core machine;
+// -scenarios "" measures the capacity rows only.
 // -out is relative to the repository root.
 //
 // The report replaces the part of -out after the line
@@ -42,7 +43,7 @@ func main() {
 
 func run() error {
 	cfg := bench.Config{Progress: os.Stderr}
-	var conc, scen, gens, through, idle, extra, out string
+	var conc, scen, gens, through, idle, capacity, extra, out string
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "how long each measured run drives one server (at most 5m)")
 	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "how long each server is driven, unmeasured, before each measured run")
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "how many times each row alternates greeter and bare (1 to 20)")
@@ -51,6 +52,8 @@ func run() error {
 	flag.StringVar(&gens, "generators", joined(bench.Generators), "comma-separated load generators")
 	flag.StringVar(&through, "throughput", "64,256", "comma-separated numbers of streams in flight for the unpinned streaming throughput rows; empty for none")
 	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 1,024 for the benchmark's 2 GiB plan); empty for idle RSS only")
+	flag.StringVar(&capacity, "capacity", "10000", "comma-separated numbers of well-behaved slow streams held at once for the capacity rows, against the greeter at its default 256 MiB plan; empty for none")
+	flag.BoolVar(&cfg.Crowd, "crowd", true, "add the crowd-of-holders capacity row (50 addresses × 1,000 streams that send HEADERS only, for 10s)")
 	flag.StringVar(&extra, "greeter-args", "", "extra space-separated flags for the greeter (default none: production defaults)")
 	flag.StringVar(&cfg.GreeterBin, "greeter-bin", "", "greeter `binary` to measure instead of building services/greeter (an earlier build, to compare)")
 	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+marker+" is replaced; empty prints only")
@@ -81,8 +84,16 @@ func run() error {
 			return fmt.Errorf("-idle-conns: %w", err)
 		}
 	}
+	if strings.TrimSpace(capacity) != "" {
+		if cfg.Capacity, err = ints(capacity); err != nil {
+			return fmt.Errorf("-capacity: %w", err)
+		}
+	}
+	// -scenarios "" leaves only the capacity rows.
 	for _, s := range strings.Split(scen, ",") {
-		cfg.Scenarios = append(cfg.Scenarios, load.Scenario(strings.TrimSpace(s)))
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Scenarios = append(cfg.Scenarios, load.Scenario(s))
+		}
 	}
 	cfg.GreeterArgs = strings.Fields(extra)
 
