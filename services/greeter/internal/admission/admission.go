@@ -46,16 +46,16 @@ import (
 )
 
 // What an RPC is estimated to hold, measured against the real binary
-// (docs/reliability.md, test/e2e/overload).
+// (docs/performance.md, "Figures behind the code"; test/e2e/overload).
+// The estimates attribute memory to clients; what is measured decides.
 const (
-	// RPCCost is what an RPC in flight holds: its goroutine's stack
-	// (8 KiB), grpc-go's stream state and the interceptors' (about 7.5 KiB
-	// of heap measured per slow SayHelloStream among 10,000).
+	// RPCCost is what an RPC in flight holds: its goroutine's stack,
+	// grpc-go's stream state and the interceptors'.
 	RPCCost = 16 << 10
 	// StalledCost is what an RPC holds more while its send waits on a
-	// client that reads nothing: grpc-go queues up to 64 KiB of message
-	// bytes per stream, measured at up to 0.94 MiB of heap for the smallest
-	// greetings, plus its 64 KiB receive window.
+	// client that reads nothing: what grpc-go queues for it (up to 64 KiB
+	// of message bytes, each message with its frame and buffers) and its
+	// receive window.
 	StalledCost = 1 << 20
 	// ConnectionCost is what an open connection costs without its RPCs:
 	// measured 18 KiB idle; its read and write buffers (32 KiB each) are

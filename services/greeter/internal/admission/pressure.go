@@ -42,8 +42,8 @@ const sampleEvery = 100 * time.Millisecond
 // forceGCEvery bounds how often a Controller over its budget collects
 // garbage itself before it sheds: with GOGC at 400 the heap may be four
 // fifths garbage, and refusing or shedding for garbage would be wrong; a
-// collection at most once a second costs a few percent of a core, only
-// under pressure.
+// collection at most once a second, only under pressure, is cheap beside
+// refusing work.
 const forceGCEvery = time.Second
 
 // sample reads what RPCs hold now, collecting garbage first if that is over
