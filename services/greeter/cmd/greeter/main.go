@@ -28,6 +28,7 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
 	"github.com/acme/greeter/services/greeter/internal/tracing"
 	"github.com/acme/greeter/services/greeter/internal/version"
+	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
 // Exit codes.
@@ -113,6 +114,14 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The HTTP port (issue 22): Connect, gRPC-Web and gRPC over HTTP, in
+	// front of the same server; srv.Shutdown drains it first.
+	var webSrv *web.Server
+	if cfg.HTTPAddr != "" {
+		if webSrv, err = srv.Web(web.WithAllowedOrigins(cfg.CORSAllowedOrigins...)); err != nil {
+			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
+		}
+	}
 
 	// Bind every port before serving anything, so a port that cannot be
 	// bound fails the start cleanly.
@@ -131,8 +140,29 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		metricsAddr = adminLis.Addr().String()
 	}
 
-	errc := make(chan error, 2)
+	var httpLis net.Listener
+	httpAddr := ""
+	if cfg.HTTPAddr != "" {
+		httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			grpcLis.Close()
+			if adminLis != nil {
+				adminLis.Close()
+			}
+			return fmt.Errorf("listen for HTTP: %w", err)
+		}
+		httpAddr = httpLis.Addr().String()
+	}
+
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(grpcLis) }()
+	if httpLis != nil {
+		go func() {
+			if err := webSrv.Serve(httpLis); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	var admin *http.Server
 	if adminLis != nil {
 		var adminOpts []metrics.HandlerOption
@@ -146,7 +176,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			}
 		}()
 	}
-	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr,
+	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr, "http_addr", httpAddr,
 		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "tracing", tracer != nil, "version", version.Get().String())
 
 	var serveErr error

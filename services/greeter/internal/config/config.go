@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -21,6 +22,12 @@ import (
 type Config struct {
 	GRPCAddr    string
 	MetricsAddr string // empty disables the admin HTTP server
+
+	// The HTTP port (issue 22): HTTPAddr empty disables it;
+	// CORSAllowedOrigins are the origins browsers may call it from, "*"
+	// for any, none for no CORS.
+	HTTPAddr           string
+	CORSAllowedOrigins []string
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -102,6 +109,8 @@ func (n flagName) env() string { return EnvName(string(n)) }
 const (
 	flagGRPCAddr                flagName = "grpc-addr"
 	flagMetricsAddr             flagName = "metrics-addr"
+	flagHTTPAddr                flagName = "http-addr"
+	flagCORSAllowedOrigins      flagName = "cors-allowed-origins"
 	flagLogLevel                flagName = "log-level"
 	flagLogFormat               flagName = "log-format"
 	flagReflection              flagName = "reflection"
@@ -156,9 +165,11 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs := flag.NewFlagSet("greeter", flag.ContinueOnError)
 	fs.SetOutput(output)
 
-	var logLevel string
+	var logLevel, corsOrigins string
 	fs.StringVar(&c.GRPCAddr, string(flagGRPCAddr), ":50051", "`address` the gRPC server listens on (host:port; port 0 picks a free port)")
 	fs.StringVar(&c.MetricsAddr, string(flagMetricsAddr), ":9090", "`address` of the admin HTTP server (/metrics, /healthz, /readyz); empty disables it")
+	fs.StringVar(&c.HTTPAddr, string(flagHTTPAddr), ":8080", "`address` of the HTTP port: the gRPC services over Connect (JSON, binary, GET), gRPC-Web and gRPC, for browsers and plain HTTP callers, with the gRPC port's TLS and limits; empty disables it")
+	fs.StringVar(&corsOrigins, string(flagCORSAllowedOrigins), "", "comma-separated `origins` (https://app.example.com) whose pages may call the HTTP port from a browser, * for any; a request from another origin is refused; empty sends no CORS headers")
 	fs.StringVar(&logLevel, string(flagLogLevel), "info", "minimum log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, string(flagLogFormat), "text", "log `format`: text or json")
 	fs.BoolVar(&c.Reflection, string(flagReflection), true, "serve gRPC server reflection (v1 and v1alpha)")
@@ -251,6 +262,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	if c.Version {
 		return c, nil
 	}
+	c.CORSAllowedOrigins = splitList(corsOrigins)
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -267,6 +279,18 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", flagMetricsAddr, err))
 		} else if c.MetricsAddr == c.GRPCAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
 			errs = append(errs, fmt.Errorf("%s must differ from %s: metrics never share the gRPC port", flagMetricsAddr, flagGRPCAddr))
+		}
+	}
+	if c.HTTPAddr != "" {
+		if err := checkAddr(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flagHTTPAddr, err))
+		} else if !strings.HasSuffix(c.HTTPAddr, ":0") && (c.HTTPAddr == c.GRPCAddr || c.HTTPAddr == c.MetricsAddr) {
+			errs = append(errs, fmt.Errorf("%s %q must differ from %s and %s", flagHTTPAddr, c.HTTPAddr, flagGRPCAddr, flagMetricsAddr))
+		}
+	}
+	for _, origin := range c.CORSAllowedOrigins {
+		if err := checkOrigin(origin); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flagCORSAllowedOrigins, err))
 		}
 	}
 	switch c.LogFormat {
@@ -369,6 +393,34 @@ func checkAddr(addr string) error {
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+// checkOrigin accepts "*" or an origin as browsers send it:
+// scheme://host[:port], nothing after.
+func checkOrigin(origin string) error {
+	if origin == "*" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q: want an origin as browsers send it, scheme://host[:port] (https://app.example.com), or *", origin)
+	}
+	if u.Path == "/" {
+		return fmt.Errorf("%q: an origin has no path; drop the trailing /", origin)
 	}
 	return nil
 }

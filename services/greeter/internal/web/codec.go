@@ -1,0 +1,29 @@
+package web
+
+import (
+	"fmt"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/vanguard"
+	"google.golang.org/protobuf/proto"
+)
+
+// requestJSON is vanguard's JSON codec as connect-go's: a field the
+// contract does not have is an error (vanguard's discards it, so a typo in a
+// field's name would read as the field left empty), and a request that does
+// not decode is INVALID_ARGUMENT (vanguard's would be UNKNOWN, 502).
+type requestJSON struct{ *vanguard.JSONCodec }
+
+func newRequestJSON(res vanguard.TypeResolver) vanguard.Codec {
+	c := vanguard.NewJSONCodec(res)
+	c.UnmarshalOptions.DiscardUnknown = false
+	return requestJSON{c}
+}
+
+func (c requestJSON) Unmarshal(data []byte, msg proto.Message) error {
+	if err := c.JSONCodec.Unmarshal(data, msg); err != nil {
+		return connect.NewError(connect.CodeInvalidArgument,
+			fmt.Errorf("the request is not JSON of %s: %w", msg.ProtoReflect().Descriptor().FullName(), err))
+	}
+	return nil
+}
