@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"connectrpc.com/vanguard"
 	"github.com/rs/cors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -79,6 +81,7 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
 	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m}
+	s.base, s.cut = context.WithCancel(context.Background())
 	slices.Sort(services)
 	s.served = strings.Join(services, ", ")
 	info := g.GetServiceInfo()
@@ -87,7 +90,7 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 		for _, m := range info[name].Methods {
 			s.methods["/"+name+"/"+m.Name] = methodInfo{clientStreams: m.IsClientStream}
 		}
-		vservices = append(vservices, vanguard.NewService(name, g,
+		vservices = append(vservices, vanguard.NewService(name, statusGuard{g: g, base: s.base},
 			// Only binary proto reaches g: its codec is forced (package
 			// validate), whatever the content subtype says.
 			vanguard.WithTargetCodecs(vanguard.CodecProto),
@@ -116,7 +119,6 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 		}).Handler(s.handler)
 	}
 
-	s.base, s.cut = context.WithCancel(context.Background())
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	if o.tlsConfig != nil {
@@ -316,11 +318,12 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(ctx)
 	if req.protocol == protocolGRPCWebText {
-		var cerr *connect.Error
-		if r, cerr = decodeGRPCWebText(r); cerr != nil {
+		decoded, cerr := decodeGRPCWebText(r)
+		if cerr != nil {
 			s.refuse(w, r, req, reasonProtocol, cerr)
 			return
 		}
+		r = decoded
 		tw := newTextWriter(w)
 		defer tw.close()
 		w = tw
@@ -360,6 +363,16 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, req request, rea
 	s.opts.logger.InfoContext(r.Context(), "HTTP request refused", "reason", reason, "protocol", req.protocol,
 		"method", r.Method, "path", r.URL.Path, "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"),
 		"code", err.Code().String(), "error", err.Message())
+	if req.protocol == protocolGRPCWebText {
+		// connect-go's ErrorWriter does not know the text form: a
+		// trailers-only response, as grpc-go sends.
+		h := w.Header()
+		h.Set("Content-Type", "application/grpc-web-text+proto")
+		h.Set("Grpc-Status", strconv.Itoa(int(err.Code())))
+		h.Set("Grpc-Message", url.PathEscape(err.Message()))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if req.protocol != protocolUnknown && req.codec != codecUnknown && s.errors.IsSupported(r) {
 		if s.errors.Write(w, r, err) == nil {
 			return
@@ -417,7 +430,8 @@ type stringAddr string
 func (a stringAddr) Network() string { return "tcp" }
 func (a stringAddr) String() string  { return string(a) }
 
-// deadlineBody clears the read deadline once the body has been read.
+// deadlineBody clears the read deadline once the body has been read
+// whole.
 type deadlineBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
@@ -426,7 +440,9 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done {
+	// Only once read whole: after a timeout the deadline must stay, or
+	// closing the body would wait for the rest of it.
+	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
@@ -487,3 +503,59 @@ func (r *statusRecorder) status() int {
 	}
 	return r.code
 }
+
+// statusGuard gives every call the gRPC server ends without a status one:
+// grpc-go's ServeHTTP drops the status of a call whose request context
+// ends (the drain's cut, a client gone), which vanguard would report as
+// INTERNAL "missing trailer".
+type statusGuard struct {
+	g    http.Handler
+	base context.Context // done once Shutdown cuts calls off
+}
+
+func (sg statusGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hw := &headerWatch{ResponseWriter: w}
+	sg.g.ServeHTTP(hw, r)
+	h := w.Header()
+	if h.Get("Grpc-Status") != "" || h.Get(http.TrailerPrefix+"Grpc-Status") != "" {
+		return
+	}
+	code, msg := codes.Canceled, "the call was cancelled"
+	if sg.base.Err() != nil {
+		code, msg = codes.Unavailable, "the server is shutting down and cut the call off at the end of its drain: retry"
+	}
+	if !hw.wroteHeader {
+		// Trailers-only, as grpc-go sends an error before any message.
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Grpc-Status", strconv.Itoa(int(code)))
+		h.Set("Grpc-Message", msg)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(code)))
+	h.Set(http.TrailerPrefix+"Grpc-Message", msg)
+}
+
+// headerWatch notes whether the response's headers went out. grpc-go
+// needs it to be an http.Flusher.
+type headerWatch struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *headerWatch) WriteHeader(code int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWatch) Write(p []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *headerWatch) Flush() {
+	w.wroteHeader = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
