@@ -2,11 +2,15 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +18,15 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"github.com/acme/greeter/gen/go/helloworld"
 
+	"github.com/acme/greeter/services/greeter/internal/testpki"
+	"github.com/acme/greeter/services/greeter/internal/tlsreload"
 	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
@@ -545,6 +552,60 @@ func TestWebDrain(t *testing.T) {
 			cl := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello)
 			if _, err := cl.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); connect.CodeOf(err) != connect.CodeUnavailable {
 				t.Errorf("call after the drain: %v, want unavailable", err)
+			}
+		})
+	}
+}
+
+// TestWebTLS: the HTTP port serves the gRPC port's TLS and mutual TLS, over
+// HTTP/2 (ALPN) and HTTP/1.1.
+func TestWebTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t, "greeter").WriteFiles(t, dir, "server")
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mutualTLS, err := tlsreload.New(certFile, keyFile, tlsreload.WithClientCA(caFile), tlsreload.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startWeb(t, nil, withOptions(WithTLS(mutualTLS.ServerConfig())),
+		withClientCreds(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{ca.Client(t, "alice").TLS(t)}})))
+	base := strings.Replace(h.base, "http://", "https://", 1)
+	client := func(h2 bool, certs ...tls.Certificate) *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: certs}}
+		tr.Protocols = new(http.Protocols)
+		if h2 {
+			tr.Protocols.SetHTTP2(true)
+		} else {
+			tr.Protocols.SetHTTP1(true)
+		}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+	alice := ca.Client(t, "alice").TLS(t)
+	for _, tc := range []struct {
+		desc   string
+		client *http.Client
+		opts   []connect.ClientOption
+		ok     bool
+	}{
+		{"connect over HTTP/2", client(true, alice), nil, true},
+		{"connect over HTTP/1.1", client(false, alice), []connect.ClientOption{connect.WithProtoJSON()}, true},
+		{"grpc-web over HTTP/1.1", client(false, alice), []connect.ClientOption{connect.WithGRPCWeb()}, true},
+		{"grpc over HTTP/2", client(true, alice), []connect.ClientOption{connect.WithGRPC()}, true},
+		{"no client certificate", client(true), nil, false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](tc.client, base+sayHello, tc.opts...)
+			res, err := c.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"}))
+			if tc.ok && (err != nil || res.Msg.GetMessage() != "Hello, Ada!") {
+				t.Fatalf("SayHello: %v", err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatal("SayHello without a client certificate succeeded")
 			}
 		})
 	}
