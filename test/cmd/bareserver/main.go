@@ -1,7 +1,7 @@
 // Command bareserver serves the greeter contracts on plain grpc-go with no
 // production features (package bare): the ceiling `make bench` compares the
 // real server with. It takes the greeter's address flags so the same
-// harness starts both; --metrics-addr is accepted and ignored.
+// harness starts both; --metrics-addr and --http-addr are accepted and ignored.
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 func main() {
 	addr := flag.String("grpc-addr", "127.0.0.1:50051", "`address` to listen on")
 	flag.String("metrics-addr", "", "ignored: the bare server has no metrics")
+	flag.String("http-addr", "", "ignored: the bare server has no HTTP port")
 	flag.Parse()
 
 	lis, err := net.Listen("tcp", *addr)

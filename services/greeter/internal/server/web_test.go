@@ -269,9 +269,9 @@ func TestWebBadInput(t *testing.T) {
 		message string // in the body
 		reason  string // greeter_http_refused_total's, if refused before gRPC
 	}{
-		{"malformed JSON", "POST", sayHello, jsonHeaders, `{"name":`, 400, `"code":"invalid_argument"`, ""},
-		{"unknown field", "POST", sayHello, jsonHeaders, `{"nome":"Ada"}`, 400, `unknown field \"nome\"`, ""},
-		{"wrong JSON type", "POST", sayHello, jsonHeaders, `{"name":5}`, 400, `"code":"invalid_argument"`, ""},
+		{"malformed JSON", "POST", sayHello, jsonHeaders, `{"name":`, 400, `"code":"invalid_argument"`, "malformed"},
+		{"unknown field", "POST", sayHello, jsonHeaders, `{"nome":"Ada"}`, 400, `unknown field \"nome\"`, "malformed"},
+		{"wrong JSON type", "POST", sayHello, jsonHeaders, `{"name":5}`, 400, `"code":"invalid_argument"`, "malformed"},
 		{"wrong content type", "POST", sayHello, map[string]string{"Content-Type": "text/plain"}, `name=Ada`, 415, "application/json", "protocol"},
 		{"unknown codec", "POST", sayHello, map[string]string{"Content-Type": "application/connect+xml"}, `<name/>`, 400, "use proto or json", "protocol"},
 		{"missing Connect-Protocol-Version", "POST", sayHello, with(map[string]string{"Connect-Protocol-Version": ""}), `{"name":"Ada"}`, 400, "Connect-Protocol-Version: 1", "protocol"},

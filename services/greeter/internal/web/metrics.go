@@ -22,7 +22,7 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		}, []string{"protocol", "codec", "status"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greeter_http_refused_total",
-			Help: "Requests on the HTTP port refused before they reached the gRPC server, by reason (origin, protocol, too-large, admission, unknown-method).",
+			Help: "Requests on the HTTP port refused before they reached the gRPC server, by reason (origin, malformed, protocol, too-large, admission, unknown-method).",
 		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.refused} {
@@ -30,7 +30,7 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			return nil, errors.Join(errors.New("register HTTP metrics"), err)
 		}
 	}
-	for _, reason := range []string{reasonOrigin, reasonProtocol, reasonTooLarge, reasonAdmission, reasonUnknownMethod} {
+	for _, reason := range []string{reasonOrigin, reasonMalformed, reasonProtocol, reasonTooLarge, reasonAdmission, reasonUnknownMethod} {
 		m.refused.WithLabelValues(reason)
 	}
 	return m, nil

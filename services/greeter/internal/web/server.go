@@ -102,7 +102,7 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 	}
 	transcoder, err := vanguard.NewTranscoder(vservices,
 		vanguard.WithUnknownHandler(http.HandlerFunc(s.unknownMethod)),
-		vanguard.WithCodec(newRequestJSON))
+		vanguard.WithCodec(newRequestJSON(m.refused.WithLabelValues(reasonMalformed))))
 	if err != nil {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
@@ -349,6 +349,7 @@ func (s *Server) unknownMethod(w http.ResponseWriter, r *http.Request) {
 // The reason label of greeter_http_refused_total.
 const (
 	reasonOrigin        = "origin"
+	reasonMalformed     = "malformed"
 	reasonProtocol      = "protocol"
 	reasonTooLarge      = "too-large"
 	reasonAdmission     = "admission"
