@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -608,5 +609,35 @@ func TestWebTLS(t *testing.T) {
 				t.Fatal("SayHello without a client certificate succeeded")
 			}
 		})
+	}
+}
+
+// TestWebMaxConcurrentStreams: an HTTP/2 client is told the gRPC port's
+// --max-concurrent-streams in the server's SETTINGS.
+func TestWebMaxConcurrentStreams(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithMaxConcurrentStreams(7)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+	if v, ok := settings.Value(http2.SettingMaxConcurrentStreams); !ok || v != 7 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want 7", v, ok)
 	}
 }
