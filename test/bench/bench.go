@@ -64,6 +64,10 @@ type Config struct {
 	Throughput []int
 	// IdleConns lists the numbers of idle connections to measure memory with.
 	IdleConns []int
+	// HTTPConcurrency lists the numbers of calls in flight of the HTTP
+	// port's rows (h2load, greeter vs bare connect-go); none leaves them
+	// out.
+	HTTPConcurrency []int
 	// GreeterArgs are extra flags for the greeter; none means production
 	// defaults, planned for a pod of benchMemoryLimit.
 	GreeterArgs []string
@@ -199,6 +203,12 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		}
 	}
 	stop()
+
+	if len(cfg.HTTPConcurrency) > 0 {
+		if rep.httpRows, err = b.httpRows(ctx, dir); err != nil {
+			return "", fmt.Errorf("HTTP port: %w", err)
+		}
+	}
 
 	if len(cfg.Throughput) > 0 {
 		// Fresh, unpinned servers: what the whole machine reaches.
