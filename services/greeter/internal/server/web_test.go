@@ -277,6 +277,7 @@ func TestWebBadInput(t *testing.T) {
 		{"unknown codec", "POST", sayHello, map[string]string{"Content-Type": "application/connect+xml"}, `<name/>`, 400, "use proto or json", "protocol"},
 		{"missing Connect-Protocol-Version", "POST", sayHello, with(map[string]string{"Connect-Protocol-Version": ""}), `{"name":"Ada"}`, 400, "Connect-Protocol-Version: 1", "protocol"},
 		{"wrong Connect-Protocol-Version", "POST", sayHello, with(map[string]string{"Connect-Protocol-Version": "2"}), `{"name":"Ada"}`, 400, "Connect-Protocol-Version: 1", "protocol"},
+		{"GET without an encoding", "GET", sayHello + `?connect=v1&message={"name":"Ada"}`, nil, "", 400, "encoding=json or encoding=proto", "protocol"},
 		{"GET without connect=v1", "GET", sayHello + `?encoding=json&message={"name":"Ada"}`, nil, "", 400, "connect=v1", "protocol"},
 		{"body over the limit", "POST", sayHello, jsonHeaders, `{"name":"` + strings.Repeat("a", 2000) + `"}`, 429, "largest message, 1024 bytes", "too-large"},
 		{"unknown method", "POST", "/acme.greeter.v1.GreeterService/SayGoodbye", jsonHeaders, `{}`, 501, "acme.greeter.v1.GreeterService, grpc.health.v1.Health, helloworld.Greeter", "unknown-method"},

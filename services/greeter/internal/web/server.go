@@ -268,6 +268,10 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 				"or GET with ?connect=v1&encoding=json&message=... (Connect GET of a side-effect-free method)",
 			r.Method, r.URL.Path, r.Header.Get("Content-Type"))))
 		return
+	case req.codec == codecUnknown && req.protocol == protocolConnectGet:
+		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"encoding=%q: a Connect GET names its codec in the query, encoding=json or encoding=proto", r.URL.Query().Get("encoding"))))
+		return
 	case req.codec == codecUnknown:
 		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
 			"codec of %q not served: use proto or json", r.Header.Get("Content-Type"))))
