@@ -1,6 +1,7 @@
 // Command greeter serves acme.greeter.v1.GreeterService and the classic
 // helloworld.Greeter over gRPC, with health, reflection, and an admin HTTP
-// server for metrics and probes.
+// server for metrics and probes; and on an HTTP port, the same services over
+// Connect, gRPC-Web and gRPC for browsers and plain HTTP callers.
 //
 // Run `greeter --help` for its flags and environment variables.
 package main

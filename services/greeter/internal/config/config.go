@@ -208,7 +208,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: greeter [flags]\n\n")
-		fmt.Fprintf(out, "Serves acme.greeter.v1.GreeterService and helloworld.Greeter over gRPC.\n")
+		fmt.Fprintf(out, "Serves acme.greeter.v1.GreeterService and helloworld.Greeter over gRPC, and on\n"+
+			"--http-addr over Connect, gRPC-Web and gRPC for browsers and HTTP callers.\n")
 		fmt.Fprintf(out, "Every flag can also be set by its environment variable; a flag on the\ncommand line wins over the environment.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			name, usage := flag.UnquoteUsage(f)
