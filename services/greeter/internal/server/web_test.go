@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -640,5 +641,88 @@ func TestWebMaxConcurrentStreams(t *testing.T) {
 	}
 	if v, ok := settings.Value(http2.SettingMaxConcurrentStreams); !ok || v != 7 {
 		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want 7", v, ok)
+	}
+}
+
+// TestWebIdleConnection: a kept-alive connection with no request is closed
+// after the gRPC port's --max-connection-idle (before its first request, the
+// connection timeout bounds it: TestWebSlowClients).
+func TestWebIdleConnection(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithMaxConnectionIdle(300*time.Millisecond)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"name":"Ada"}`
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nContent-Length: %d\r\n\r\n%s", sayHello, len(body), body)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Close {
+		t.Fatalf("%d, close %v: want 200 and the connection kept alive", res.StatusCode, res.Close)
+	}
+	start := time.Now()
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: read %d, %v; want it closed", n, err)
+	}
+	if held := time.Since(start); held > 5*time.Second {
+		t.Errorf("idle connection held %v", held)
+	}
+}
+
+// TestWebHealthDuringDrain: during the drain delay the HTTP port still
+// serves calls, and health over HTTP answers NOT_SERVING, as on the gRPC
+// port.
+func TestWebHealthDuringDrain(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithDrainDelay(time.Second)))
+	hc := httpClient(t, false, "")
+	check := func() string {
+		res, err := hc.Post(h.base+"/grpc.health.v1.Health/Check", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return string(body)
+	}
+	// Connect-Protocol-Version is required: http.Post cannot set it.
+	if got := check(); !strings.Contains(got, "Connect-Protocol-Version") {
+		t.Fatalf("health without Connect-Protocol-Version: %s", got)
+	}
+	c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](hc, h.base+sayHello, connect.WithProtoJSON())
+	health := func() string {
+		req, _ := http.NewRequest("POST", h.base+"/grpc.health.v1.Health/Check", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return string(body)
+	}
+	if got := health(); !strings.Contains(got, `"SERVING"`) {
+		t.Fatalf("health before the drain: %s", got)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- h.srv.Shutdown(context.Background()) }()
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for h.srv.Ready() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := health(); !strings.Contains(got, `"NOT_SERVING"`) {
+		t.Errorf("health during the drain delay: %s", got)
+	}
+	if _, err := c.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {
+		t.Errorf("a call during the drain delay: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
 	}
 }
