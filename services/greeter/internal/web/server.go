@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -140,6 +141,9 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 			WriteByteTimeout: o.sendStallTimeout,
 		},
 		BaseContext: func(net.Listener) context.Context { return s.base },
+		// net/http's own complaints (a failed TLS handshake, a panic
+		// outside the gRPC server's recovery) go to the server's log.
+		ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
 	}
 	if o.tlsConfig != nil {
 		s.http.TLSConfig = withALPN(o.tlsConfig)
