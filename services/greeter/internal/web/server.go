@@ -49,7 +49,7 @@ type Server struct {
 	errors     *connect.ErrorWriter
 	metrics    *httpMetrics
 	http       *http.Server
-	base       context.Context // every request's context's parent
+	cutoff     context.Context // done once Shutdown cuts the calls off
 	cut        context.CancelFunc
 }
 
@@ -82,7 +82,7 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
 	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m}
-	s.base, s.cut = context.WithCancel(context.Background())
+	s.cutoff, s.cut = context.WithCancel(context.Background())
 	slices.Sort(services)
 	s.served = strings.Join(services, ", ")
 	info := g.GetServiceInfo()
@@ -91,7 +91,7 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 		for _, m := range info[name].Methods {
 			s.methods["/"+name+"/"+m.Name] = methodInfo{clientStreams: m.IsClientStream}
 		}
-		vservices = append(vservices, vanguard.NewService(name, statusGuard{g: g, base: s.base},
+		vservices = append(vservices, vanguard.NewService(name, statusGuard{g: g, cutoff: s.cutoff},
 			// Only binary proto reaches g: its codec is forced (package
 			// validate), whatever the content subtype says.
 			vanguard.WithTargetCodecs(vanguard.CodecProto),
@@ -140,7 +140,6 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 			// which ends every call on it.
 			WriteByteTimeout: o.sendStallTimeout,
 		},
-		BaseContext: func(net.Listener) context.Context { return s.base },
 		// net/http's own complaints (a failed TLS handshake, a panic
 		// outside the gRPC server's recovery) go to the server's log.
 		ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
@@ -191,9 +190,9 @@ func (s *Server) Serve(lis net.Listener) error {
 
 // Shutdown stops accepting connections and waits for the calls in flight
 // to end, HTTP/2 connections told to go away. If ctx ends first, the calls
-// still running are cancelled (each ends with a CANCELED status), given
-// cutGrace to end, and their connections closed; Shutdown then returns
-// ctx's error.
+// still running are cut off (each ends with an UNAVAILABLE status and a
+// proper end of its stream), given cutGrace to end, and their connections
+// closed; Shutdown then returns ctx's error.
 //
 // Shut the HTTP port down before the grpc.Server's GracefulStop: that would
 // end the calls in flight here without their status.
@@ -513,25 +512,42 @@ func (r *statusRecorder) status() int {
 	return r.code
 }
 
-// statusGuard gives every call the gRPC server ends without a status one:
-// grpc-go's ServeHTTP drops the status of a call whose request context
-// ends (the drain's cut, a client gone), which vanguard would report as
-// INTERNAL "missing trailer".
+// statusGuard runs a call on the gRPC server, cut off when Shutdown's
+// context ends, and gives every call the gRPC server ends without a status
+// one: grpc-go's ServeHTTP drops the status of a call whose request context
+// ends, which vanguard would report as INTERNAL "missing trailer". The cut
+// reaches the gRPC server's handler only, not vanguard, which then ends the
+// stream with the status given here.
 type statusGuard struct {
-	g    http.Handler
-	base context.Context // done once Shutdown cuts calls off
+	g      http.Handler
+	cutoff context.Context
 }
 
 func (sg statusGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(sg.cutoff, cancel)
+	defer stop()
 	hw := &headerWatch{ResponseWriter: w}
-	sg.g.ServeHTTP(hw, r)
+	sg.g.ServeHTTP(hw, r.WithContext(ctx))
 	h := w.Header()
-	if h.Get("Grpc-Status") != "" || h.Get(http.TrailerPrefix+"Grpc-Status") != "" {
-		return
-	}
 	code, msg := codes.Canceled, "the call was cancelled"
-	if sg.base.Err() != nil {
+	cut := sg.cutoff.Err() != nil
+	if cut {
 		code, msg = codes.Unavailable, "the server is shutting down and cut the call off at the end of its drain: retry"
+	}
+	for _, prefix := range []string{"", http.TrailerPrefix} {
+		switch h.Get(prefix + "Grpc-Status") {
+		case "":
+			continue
+		case strconv.Itoa(int(codes.Canceled)):
+			// The handler saw the cut as its context cancelled.
+			if cut {
+				h.Set(prefix+"Grpc-Status", strconv.Itoa(int(code)))
+				h.Set(prefix+"Grpc-Message", msg)
+			}
+		}
+		return
 	}
 	if !hw.wroteHeader {
 		// Trailers-only, as grpc-go sends an error before any message.
