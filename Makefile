@@ -153,6 +153,7 @@ tidy:
 ## The two commands of README.md
 
 check: sdk-tools format-check lint breaking drift vet
+	bash .ci/no-tracked-executables
 
 test: check gotest
 

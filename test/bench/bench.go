@@ -143,31 +143,8 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	cmds := []binaries.Command{binaries.BareServer, binaries.GreetLoad}
-	if cfg.GreeterBin == "" {
-		cmds = append(cmds, binaries.Greeter)
-	} else {
-		b.bins[binaries.Greeter.Name] = cfg.GreeterBin
-	}
-	for _, g := range cfg.Generators {
-		switch g {
-		case GreetLoad:
-		case Ghz:
-			cmds = append(cmds, binaries.Ghz)
-			if b.protoset, err = writeProtoset(dir); err != nil {
-				return "", err
-			}
-		default:
-			return "", fmt.Errorf("bench: unknown generator %q", g)
-		}
-	}
-	fmt.Fprintln(cfg.Progress, "building", len(cmds), "commands ...")
-	paths, err := binaries.Build(root, dir, nil, cmds...)
-	if err != nil {
+	if err := b.build(root, dir); err != nil {
 		return "", err
-	}
-	for i, c := range cmds {
-		b.bins[c.Name] = paths[i]
 	}
 
 	built := commit(root)
@@ -175,58 +152,16 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 		built += ", measuring the greeter binary " + cfg.GreeterBin
 	}
 	rep := &report{cfg: cfg, pins: b.pins, commit: built, ghzVersion: moduleVersion(b.bins[binaries.Ghz.Name], "github.com/bojand/ghz")}
-	targets, stop, err := b.start(ctx, b.pins.server)
-	if err != nil {
+	if err := b.pinnedRows(ctx, rep); err != nil {
 		return "", err
 	}
-	// Memory first, on fresh processes: after load, the Go runtime keeps
-	// freed heap for a while and would inflate "idle".
-	for _, t := range targets {
-		idle, err := idleMemory(ctx, t, cfg.IdleConns, cfg.Progress)
-		if err != nil {
-			stop()
-			return "", fmt.Errorf("%s idle memory: %w", t.name, err)
-		}
-		rep.idle = append(rep.idle, idle)
-	}
-	for _, g := range cfg.Generators {
-		for _, scenario := range cfg.Scenarios {
-			for _, c := range cfg.Concurrency {
-				r, err := b.row(ctx, targets, g, scenario, c, b.pins.client)
-				if err != nil {
-					stop()
-					return "", fmt.Errorf("%s %s c=%d: %w", g, scenario, c, err)
-				}
-				rep.rows = append(rep.rows, r)
-				fmt.Fprintln(cfg.Progress, r.summary())
-			}
-		}
-	}
-	stop()
-
 	if len(cfg.HTTPConcurrency) > 0 {
 		if rep.httpRows, err = b.httpRows(ctx, dir); err != nil {
 			return "", fmt.Errorf("HTTP port: %w", err)
 		}
 	}
-
-	if len(cfg.Throughput) > 0 {
-		// Fresh, unpinned servers: what the whole machine reaches.
-		targets, stop, err := b.start(ctx, "")
-		if err != nil {
-			return "", err
-		}
-		defer stop()
-		for _, scenario := range []load.Scenario{load.ServerStream, load.Bidi} {
-			for _, c := range cfg.Throughput {
-				r, err := b.row(ctx, targets, GreetLoad, scenario, c, "")
-				if err != nil {
-					return "", fmt.Errorf("throughput %s c=%d: %w", scenario, c, err)
-				}
-				rep.throughput = append(rep.throughput, r)
-				fmt.Fprintln(cfg.Progress, "throughput", r.summary())
-			}
-		}
+	if err := b.throughputRows(ctx, rep); err != nil {
+		return "", err
 	}
 	rep.took = time.Since(started)
 	return rep.markdown(), nil
@@ -520,4 +455,96 @@ func greetloadArgs(addr string, scenario load.Scenario, c int, warmup, d time.Du
 		"-connections", strconv.Itoa(connections(c)), "-warmup", warmup.String(), "-duration", d.String(),
 		"-stream-length", strconv.Itoa(streamLength), "-json",
 	}
+}
+
+// build builds the commands the run needs into dir (the greeter unless
+// Config.GreeterBin names one) and notes their paths.
+func (b *bench) build(root, dir string) error {
+	cmds := []binaries.Command{binaries.BareServer, binaries.GreetLoad}
+	if b.cfg.GreeterBin == "" {
+		cmds = append(cmds, binaries.Greeter)
+	} else {
+		b.bins[binaries.Greeter.Name] = b.cfg.GreeterBin
+	}
+	for _, g := range b.cfg.Generators {
+		switch g {
+		case GreetLoad:
+		case Ghz:
+			cmds = append(cmds, binaries.Ghz)
+			var err error
+			if b.protoset, err = writeProtoset(dir); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("bench: unknown generator %q", g)
+		}
+	}
+	fmt.Fprintln(b.cfg.Progress, "building", len(cmds), "commands ...")
+	paths, err := binaries.Build(root, dir, nil, cmds...)
+	if err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		b.bins[c.Name] = paths[i]
+	}
+	return nil
+}
+
+// pinnedRows measures the idle memory of fresh, pinned servers, then every
+// generator, scenario and concurrency level against them.
+func (b *bench) pinnedRows(ctx context.Context, rep *report) error {
+	targets, stop, err := b.start(ctx, b.pins.server)
+	if err != nil {
+		return err
+	}
+	// Memory first, on fresh processes: after load, the Go runtime keeps
+	// freed heap for a while and would inflate "idle".
+	for _, t := range targets {
+		idle, err := idleMemory(ctx, t, b.cfg.IdleConns, b.cfg.Progress)
+		if err != nil {
+			stop()
+			return fmt.Errorf("%s idle memory: %w", t.name, err)
+		}
+		rep.idle = append(rep.idle, idle)
+	}
+	for _, g := range b.cfg.Generators {
+		for _, scenario := range b.cfg.Scenarios {
+			for _, c := range b.cfg.Concurrency {
+				r, err := b.row(ctx, targets, g, scenario, c, b.pins.client)
+				if err != nil {
+					stop()
+					return fmt.Errorf("%s %s c=%d: %w", g, scenario, c, err)
+				}
+				rep.rows = append(rep.rows, r)
+				fmt.Fprintln(b.cfg.Progress, r.summary())
+			}
+		}
+	}
+	stop()
+	return nil
+}
+
+// throughputRows measures the streaming throughput of fresh, unpinned
+// servers, when Config.Throughput asks for it.
+func (b *bench) throughputRows(ctx context.Context, rep *report) error {
+	if len(b.cfg.Throughput) == 0 {
+		return nil
+	}
+	// Fresh, unpinned servers: what the whole machine reaches.
+	targets, stop, err := b.start(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for _, scenario := range []load.Scenario{load.ServerStream, load.Bidi} {
+		for _, c := range b.cfg.Throughput {
+			r, err := b.row(ctx, targets, GreetLoad, scenario, c, "")
+			if err != nil {
+				return fmt.Errorf("throughput %s c=%d: %w", scenario, c, err)
+			}
+			rep.throughput = append(rep.throughput, r)
+			fmt.Fprintln(b.cfg.Progress, "throughput", r.summary())
+		}
+	}
+	return nil
 }

@@ -589,13 +589,11 @@ func (k *deploymentCheck) podTemplate() {
 	}
 }
 
-// What the server's overload limits may commit at worst, measured against
-// the real binary (docs/reliability.md, test/e2e/overload): each open
-// connection, each health RPC, and the runtime's baseline; RPCs in flight
-// are bounded by --max-rpc-memory itself.
+// What the server's overload limits may commit at worst besides
+// ConnectionCost and HealthCost (costs_gen.go, generated from the server's
+// admission package): the runtime's baseline, measured against the real
+// binary (docs/reliability.md, test/e2e/overload).
 const (
-	ConnectionCost = 32 << 10
-	HealthCost     = 32 << 10
 	RuntimeReserve = 32 << 20
 	// MemoryShare is how much of the memory limit the limits may commit:
 	// the server sets GOMEMLIMIT to 90% of it, and the garbage collector

@@ -135,10 +135,21 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 		return errs
 	}
 
-	// The builder: the stage that runs `go build` of the server.
-	var builder *instructions.Stage
-	var builderIndex int // COPY --from names a stage by name or index
-	var binPath string
+	builder, builderIndex, binPath := checkBuilder(root, stages, fail)
+	if builder == nil {
+		return errs
+	}
+	checkFinalStage(stages[len(stages)-1], builder, builderIndex, binPath, ports, user, fail)
+	return errs
+}
+
+// checkBuilder finds the stage that runs `go build` of the server and
+// checks it: -trimpath, -o, a golang image at least as new as the server's
+// go.mod asks, CGO off, the server's go.work and this tree's gen/go copied.
+// It returns the stage (nil if there is none), its index and the binary's
+// path.
+func checkBuilder(root string, stages []instructions.Stage, fail func(string, ...any)) (builder *instructions.Stage, builderIndex int, binPath string) {
+	// builderIndex: COPY --from names a stage by name or index.
 	for i := range stages[:len(stages)-1] {
 		for _, cmd := range stages[i].Commands {
 			run, ok := cmd.(*instructions.RunCommand)
@@ -158,7 +169,7 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	}
 	if builder == nil {
 		fail("no stage before the last runs `go build ... ./cmd/greeter` in services/greeter")
-		return errs
+		return nil, 0, ""
 	}
 	if binPath == "" {
 		fail("the go build of the server has no -o PATH: name the output, the final stage copies it")
@@ -219,7 +230,13 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 		}
 	}
 
-	final := stages[len(stages)-1]
+	return builder, builderIndex, binPath
+}
+
+// checkFinalStage checks the runtime stage: a non-root distroless (or
+// scratch) image, the builder's binary copied to /greeter, no RUN, the
+// numeric user, exactly ports exposed, and the exec-form ENTRYPOINT.
+func checkFinalStage(final instructions.Stage, builder *instructions.Stage, builderIndex int, binPath string, ports []int32, user int64, fail func(string, ...any)) {
 	switch {
 	case final.BaseName == "scratch":
 	case strings.HasPrefix(final.BaseName, "gcr.io/distroless/static") && strings.Contains(final.BaseName, ":nonroot"):
@@ -274,7 +291,6 @@ func CheckDockerfile(root string, ports []int32, user int64) []error {
 	case entry[0].PrependShell || !slices.Equal(entry[0].CmdLine, []string{"/greeter"}):
 		fail("%s: use the exec form [\"/greeter\"] so the server is PID 1 and gets SIGTERM (flags come from the manifest's args)", entry[0].String())
 	}
-	return errs
 }
 
 // workspaceFiles returns what a build in the root workspace needs from the

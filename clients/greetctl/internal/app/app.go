@@ -6,17 +6,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
-	otelcodes "go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/acme/greeter/clients/greetctl/internal/dial"
 	"github.com/acme/greeter/clients/greetctl/internal/exitcode"
@@ -98,6 +93,10 @@ type Container struct {
 	LookupEnv func(string) (string, bool)
 
 	tracing *tracing.Tracing
+	// -H's metadata, parsed once (headers).
+	headersParsed bool
+	parsedHeaders metadata.MD
+	headersErr    error
 }
 
 // Printer returns a printer of -o to standard output.
@@ -142,20 +141,12 @@ func (c *Container) Dial() (*grpc.ClientConn, error) {
 // and the --timeout deadline. OpenEnded calls (chat, health --watch) only
 // get a deadline if the user asked for one.
 func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Context, context.CancelFunc, error) {
-	md, err := header.Parse(c.Globals.Headers)
+	md, err := c.headers()
 	if err != nil {
-		return nil, nil, exitcode.Usagef("%s: %w", flagname.HeaderShort, err)
+		return nil, nil, err
 	}
-	if c.tracing != nil {
-		// The client spans send the trace context, the one of -H and
-		// --traceparent included (StartTrace made it the command's parent).
-		md.Delete(tracing.TraceparentHeader)
-		md.Delete(tracing.TracestateHeader)
-	} else if c.Globals.Traceparent != "" {
-		// Nothing of greetctl's is traced: the server continues the
-		// caller's trace itself.
-		md.Set(tracing.TraceparentHeader, strings.TrimSpace(c.Globals.Traceparent))
-	}
+	md = md.Copy()
+	c.tracing.Outgoing(md, c.Globals.Traceparent)
 	if len(md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
@@ -179,7 +170,11 @@ func (c *Container) CallContext(ctx context.Context, openEnded bool) (context.Co
 // prints the trace id. end records the command's outcome on the span and
 // ends it.
 func (c *Container) StartTrace(ctx context.Context, name string) (_ context.Context, end func(error), err error) {
-	parent, err := c.traceParent()
+	md, err := c.headers()
+	if err != nil {
+		return nil, nil, err
+	}
+	parent, err := tracing.Parent(c.Globals.Traceparent, md)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,50 +189,20 @@ func (c *Container) StartTrace(ctx context.Context, name string) (_ context.Cont
 	if sc := span.SpanContext(); c.Globals.Verbose && sc.IsValid() {
 		verbose.Trace(c.Stderr, sc.TraceID().String())
 	}
-	return ctx, func(err error) {
-		if err != nil {
-			code := exitcode.FromError(err)
-			description := fmt.Sprintf("exit status %d", code)
-			if st, ok := status.FromError(err); ok {
-				description = st.Code().String()
-			}
-			span.SetAttributes(semconv.ProcessExitCode(code))
-			span.SetStatus(otelcodes.Error, description)
-		}
-		span.End()
-	}, nil
+	return ctx, func(err error) { tracing.End(span, err) }, nil
 }
 
-// traceParent is the caller's span from --traceparent or from -H
-// traceparent (and tracestate); an invalid span context if neither.
-func (c *Container) traceParent() (trace.SpanContext, error) {
-	md, err := header.Parse(c.Globals.Headers)
-	if err != nil {
-		return trace.SpanContext{}, exitcode.Usagef("%s: %w", flagname.HeaderShort, err)
-	}
-	fromHeader := md.Get(tracing.TraceparentHeader)
-	state := strings.Join(md.Get(tracing.TracestateHeader), ",")
-	switch {
-	case c.Globals.Traceparent != "" && len(fromHeader) > 0:
-		return trace.SpanContext{}, exitcode.Usagef("%s and %s %s: give the caller's trace context once", flagname.Traceparent,
-			flagname.HeaderShort, tracing.TraceparentHeader)
-	case len(fromHeader) > 1:
-		return trace.SpanContext{}, exitcode.Usagef("%s: %s given %d times: a call continues one trace", flagname.HeaderShort,
-			tracing.TraceparentHeader, len(fromHeader))
-	case c.Globals.Traceparent != "":
-		sc, err := tracing.ParseParent(c.Globals.Traceparent, state)
-		if err != nil {
-			return sc, exitcode.Usagef("%s: %w", flagname.Traceparent, err)
+// headers is -H's metadata, parsed once: the trace parent and every call
+// read it. Callers that change it change a copy.
+func (c *Container) headers() (metadata.MD, error) {
+	if !c.headersParsed {
+		c.headersParsed = true
+		c.parsedHeaders, c.headersErr = header.Parse(c.Globals.Headers)
+		if c.headersErr != nil {
+			c.headersErr = exitcode.Usagef("%s: %w", flagname.HeaderShort, c.headersErr)
 		}
-		return sc, nil
-	case len(fromHeader) == 1:
-		sc, err := tracing.ParseParent(fromHeader[0], state)
-		if err != nil {
-			return sc, exitcode.Usagef("%s %s: %w", flagname.HeaderShort, tracing.TraceparentHeader, err)
-		}
-		return sc, nil
 	}
-	return trace.SpanContext{}, nil
+	return c.parsedHeaders, c.headersErr
 }
 
 // FlushTraces exports the spans of the command, waiting at most timeout:

@@ -43,11 +43,10 @@ const (
 // environment sets GOGC: between two collections the heap may grow to five
 // times what is live rather than Go's default of twice. The greeter keeps
 // a few MiB live (descriptors, validation rules, metrics), which Go's
-// default would mark again every few MiB allocated. Measured from outside
-// (docs/performance.md): server CPU per unary call 28% lower than at 100
-// (200: 16%); the price is memory under load, +11 MiB RSS at 64 unary
-// calls in flight and +156 MiB at 256 server streams (2.4× bare grpc-go),
-// none at rest. GOGC=100 or 200 trades it back; a memory limit (GOMEMLIMIT,
+// default would mark again every few MiB allocated: collections were a
+// large share of the server's CPU. The price is memory under load, none at
+// rest (the figures of both: docs/performance.md, "Figures behind the code").
+// GOGC=100 or 200 trades it back; a memory limit (GOMEMLIMIT,
 // which deploy/ sets to the container's) makes the collector run sooner as
 // the heap nears it.
 const gcPercent = 400
@@ -94,24 +93,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	memoryLimit, err := planMemory(cfg, logger)
-	if err != nil {
-		return err
-	}
-	opts, err := serverOptions(cfg, logger, m, memoryLimit)
-	if err != nil {
-		return err
-	}
-	tracer, err := tracing.New(ctx, tracing.WithLogger(logger), tracing.WithServiceVersion(version.Get().Module))
-	if err != nil {
-		return fmt.Errorf("%w: tracing: %w", config.ErrInvalid, err)
-	}
-	// nil, installing nothing, unless the OTEL_* environment turns tracing on.
-	opts = append(opts, server.WithStatsHandler(tracer.ServerHandler(
-		tracing.WithMessageEvents(cfg.TraceMessageEvents),
-		tracing.WithHealthAndReflection(cfg.TraceHealthAndReflection),
-	)))
-	srv, err := server.New(opts...)
+	srv, tracer, err := newServer(ctx, cfg, logger, m)
 	if err != nil {
 		return err
 	}
@@ -119,7 +101,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// front of the same server; srv.Shutdown drains it first.
 	var webSrv *web.Server
 	if cfg.HTTPAddr != "" {
-		if webSrv, err = srv.Web(web.WithAllowedOrigins(cfg.CORSAllowedOrigins...)); err != nil {
+		if webSrv, err = srv.Web(web.WithAllowedOrigins(cfg.AllowedOrigins()...)); err != nil {
 			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
 		}
 	}
@@ -187,6 +169,43 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	case serveErr = <-errc:
 	}
 
+	drainErr := drain(cfg, logger, srv, tracer, admin)
+	logger.Info("stopped")
+	return errors.Join(serveErr, drainErr)
+}
+
+// newServer builds the gRPC server the configuration describes, with the
+// memory limit planMemory decides and tracing as the OTEL_* environment
+// says (the returned Provider is nil when it is off).
+func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger, m *metrics.Metrics) (*server.Server, *tracing.Provider, error) {
+	memoryLimit, err := planMemory(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := serverOptions(cfg, logger, m, memoryLimit)
+	if err != nil {
+		return nil, nil, err
+	}
+	tracer, err := tracing.New(ctx, tracing.WithLogger(logger), tracing.WithServiceVersion(version.Get().Module))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: tracing: %w", config.ErrInvalid, err)
+	}
+	// nil, installing nothing, unless the OTEL_* environment turns tracing on.
+	opts = append(opts, server.WithStatsHandler(tracer.ServerHandler(
+		tracing.WithMessageEvents(cfg.TraceMessageEvents),
+		tracing.WithHealthAndReflection(cfg.TraceHealthAndReflection),
+	)))
+	srv, err := server.New(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, tracer, nil
+}
+
+// drain stops the server once a signal came or serving failed: the gRPC
+// server's drain, then the spans still buffered, then the admin server
+// (nil when disabled), which answered /readyz 503 throughout.
+func drain(cfg config.Config, logger *slog.Logger, srv *server.Server, tracer *tracing.Provider, admin *http.Server) error {
 	// Drain with a fresh context: the signal context is already done. A
 	// second signal kills the process at once (default signal handling
 	// again), for operators who will not wait for the drain.
@@ -204,15 +223,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("tracing: spans still buffered were not all exported", "error", err)
 	}
 	if admin != nil {
-		// Kept answering /readyz 503 throughout the drain; now it can go.
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := admin.Shutdown(shutdownCtx); err != nil {
 			drainErr = errors.Join(drainErr, fmt.Errorf("shut down metrics server: %w", err))
 		}
 	}
-	logger.Info("stopped")
-	return errors.Join(serveErr, drainErr)
+	return drainErr
 }
 
 // planMemory decides the memory limit the server plans for (--memory-limit,
@@ -254,37 +271,12 @@ func flushTraces(tracer *tracing.Provider, drainEnd time.Time) error {
 
 // serverOptions translates the configuration into server options.
 func serverOptions(cfg config.Config, logger *slog.Logger, m *metrics.Metrics, memoryLimit int64) ([]server.Option, error) {
-	opts := []server.Option{
+	opts := append(cfg.ServerOptions(),
 		server.WithLogger(logger),
 		server.WithMetrics(m),
 		server.WithVersion(version.Get().String()),
-		server.WithReflection(cfg.Reflection),
-		server.WithDrainTimeout(cfg.DrainTimeout),
-		server.WithDrainDelay(cfg.DrainDelay),
-		server.WithRateLimit(cfg.RateLimit),
-		server.WithRateLimitBurst(cfg.RateLimitBurst),
-		server.WithMaxRecvMsgSize(cfg.MaxRecvMsgSize),
-		server.WithMaxSendMsgSize(cfg.MaxSendMsgSize),
-		// config has checked both fit in a uint32.
-		server.WithMaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
-		server.WithStreamWorkers(uint32(cfg.StreamWorkers)),
-		server.WithConnectionTimeout(cfg.ConnectionTimeout),
-		server.WithKeepaliveTime(cfg.KeepaliveTime),
-		server.WithKeepaliveTimeout(cfg.KeepaliveTimeout),
-		server.WithMaxConnectionIdle(cfg.MaxConnectionIdle),
-		server.WithMaxConnectionAge(cfg.MaxConnectionAge),
-		server.WithMaxConnectionAgeGrace(cfg.MaxConnectionAgeGrace),
-		server.WithKeepaliveMinTime(cfg.KeepaliveMinTime),
-		server.WithKeepalivePermitWithoutStream(cfg.KeepalivePermitNoStream),
 		server.WithMemoryLimit(memoryLimit),
-		server.WithMaxRPCMemory(cfg.MaxRPCMemory),
-		server.WithMaxRPCMemoryPerClient(cfg.MaxRPCMemoryPerClient),
-		server.WithMaxHealthStreams(cfg.MaxHealthStreams),
-		server.WithMaxConnections(cfg.MaxConnections),
-		server.WithMaxConnectionsPerClient(cfg.MaxConnectionsPerClient),
-		server.WithFirstMessageTimeout(cfg.FirstMessageTimeout),
-		server.WithSendStallTimeout(cfg.SendStallTimeout),
-	}
+	)
 	if cfg.TLSCert != "" {
 		reloader, err := tlsreload.New(cfg.TLSCert, cfg.TLSKey,
 			tlsreload.WithClientCA(cfg.TLSClientCA), tlsreload.WithLogger(logger))

@@ -37,13 +37,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
 
 // What an RPC and a connection may cost at most, measured against the real
@@ -181,7 +181,7 @@ func New(l Limits, m Metrics, services map[string]grpc.ServiceInfo) *Controller 
 		for _, m := range info.Methods {
 			c.methods["/"+name+"/"+m.Name] = method{
 				streamsResponses: m.IsServerStream,
-				health:           name == grpc_health_v1.Health_ServiceDesc.ServiceName,
+				health:           rpcmethod.IsHealthService(name),
 			}
 		}
 	}

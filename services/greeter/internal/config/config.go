@@ -1,6 +1,25 @@
 // Package config reads the server's configuration from command-line flags
 // and GREETER_* environment variables, and validates it before anything
 // starts.
+//
+// Each setting is declared once, in settings: its flag (and from it its
+// environment variable), the Config field it fills, its default (the
+// server's own Default* constant where it becomes a server option), its
+// help, its bounds and the server option it becomes. Parsing, --help,
+// validation (through server.CheckOption, so a setting and its option
+// cannot disagree on bounds) and ServerOptions are derived from the
+// declarations.
+//
+// Flags are the standard library's package flag, environment variables a
+// loop over its flags: none of the libraries we weighed keeps the
+// command line the greeter has shipped with. pflag and cobra (greetctl's)
+// refuse single-dash long flags (-drain-timeout=4s) and format --help
+// their own way; kong takes settings from struct tags, which cannot hold a
+// default that is a constant of another package or help that quotes one;
+// peterbourgon/ff/v3, closest, reads an environment variable for every
+// flag, --version's too (GREETER_VERSION belongs to deployments), and
+// words its errors without the flag's --name. What they would save here is
+// the twenty lines of Parse that apply the environment.
 package config
 
 import (
@@ -9,10 +28,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,10 +41,10 @@ type Config struct {
 	MetricsAddr string // empty disables the admin HTTP server
 
 	// The HTTP port (issue 22): HTTPAddr empty disables it;
-	// CORSAllowedOrigins are the origins browsers may call it from, "*"
-	// for any, none for no CORS.
+	// CORSAllowedOrigins is the comma-separated list of origins browsers
+	// may call it from ("*" any, empty no CORS): AllowedOrigins.
 	HTTPAddr           string
-	CORSAllowedOrigins []string
+	CORSAllowedOrigins string
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -83,6 +100,10 @@ type Config struct {
 
 	// Version asks for the build version to be printed instead of serving.
 	Version bool
+
+	// logLevelText is a --log-level that names no level, for validation to
+	// report.
+	logLevelText string
 }
 
 // EnvPrefix prefixes the environment variable of every flag:
@@ -165,44 +186,9 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs := flag.NewFlagSet("greeter", flag.ContinueOnError)
 	fs.SetOutput(output)
 
-	var logLevel, corsOrigins string
-	fs.StringVar(&c.GRPCAddr, string(flagGRPCAddr), ":50051", "`address` the gRPC server listens on (host:port; port 0 picks a free port)")
-	fs.StringVar(&c.MetricsAddr, string(flagMetricsAddr), ":9090", "`address` of the admin HTTP server (/metrics, /healthz, /readyz); empty disables it")
-	fs.StringVar(&c.HTTPAddr, string(flagHTTPAddr), ":8080", "`address` of the HTTP port: the gRPC services over Connect (JSON, binary, GET), gRPC-Web and gRPC, for browsers and plain HTTP callers, with the gRPC port's TLS and limits; empty disables it")
-	fs.StringVar(&corsOrigins, string(flagCORSAllowedOrigins), "", "comma-separated `origins` (https://app.example.com) whose pages may call the HTTP port from a browser, * for any; a request from another origin is refused; empty sends no CORS headers")
-	fs.StringVar(&logLevel, string(flagLogLevel), "info", "minimum log `level`: debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, string(flagLogFormat), "text", "log `format`: text or json")
-	fs.BoolVar(&c.Reflection, string(flagReflection), true, "serve gRPC server reflection (v1 and v1alpha)")
-	fs.DurationVar(&c.DrainTimeout, string(flagDrainTimeout), 20*time.Second, "on SIGTERM/SIGINT, how long in-flight RPCs may take to finish before they are cut off")
-	fs.DurationVar(&c.DrainDelay, string(flagDrainDelay), 0, "on SIGTERM/SIGINT, how long to keep accepting RPCs while reporting NOT_SERVING, so load balancers notice first")
-	fs.StringVar(&c.TLSCert, string(flagTLSCert), "", "PEM certificate `file`; with "+flagTLSKey.String()+" enables TLS (reloaded when it changes)")
-	fs.StringVar(&c.TLSKey, string(flagTLSKey), "", "PEM private key `file` of "+flagTLSCert.String())
-	fs.StringVar(&c.TLSClientCA, string(flagTLSClientCA), "", "PEM CA `file`; when set, clients must present a certificate it signed (mTLS)")
-	fs.IntVar(&c.MaxRecvMsgSize, string(flagMaxRecvMsgSize), 64<<10, "largest message the server accepts, in `bytes`; every RPC in flight is charged this much against "+flagMaxRPCMemory.String())
-	fs.IntVar(&c.MaxSendMsgSize, string(flagMaxSendMsgSize), 4<<20, "largest message the server sends, in `bytes`")
-	fs.UintVar(&c.MaxConcurrentStreams, string(flagMaxConcurrentStreams), 100, "most concurrent RPCs on one client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; beyond it, REFUSED_STREAM)")
-	fs.UintVar(&c.StreamWorkers, string(flagStreamWorkers), 128, "goroutines kept to run RPCs, so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine")
-	fs.DurationVar(&c.ConnectionTimeout, string(flagConnectionTimeout), 10*time.Second, "how long a new connection may take to complete its handshake")
-	fs.DurationVar(&c.KeepaliveTime, string(flagKeepaliveTime), time.Minute, "ping a client after this long without activity, to detect dead connections")
-	fs.DurationVar(&c.KeepaliveTimeout, string(flagKeepaliveTimeout), 20*time.Second, "close the connection when a ping is not answered within this long")
-	fs.DurationVar(&c.MaxConnectionIdle, string(flagMaxConnectionIdle), 0, "close connections idle (no RPC) this long; 0 never")
-	fs.DurationVar(&c.MaxConnectionAge, string(flagMaxConnectionAge), 30*time.Minute, "ask clients to reconnect after this long (GOAWAY), so client-side load balancing sees new servers; 0 never")
-	fs.DurationVar(&c.MaxConnectionAgeGrace, string(flagMaxConnectionAgeGrace), 5*time.Minute, "after "+flagMaxConnectionAge.String()+", how long RPCs in flight may continue before the connection is closed")
-	fs.DurationVar(&c.KeepaliveMinTime, string(flagKeepaliveMinTime), 10*time.Second, "clients pinging more often than this are disconnected (too_many_pings)")
-	fs.BoolVar(&c.KeepalivePermitNoStream, string(flagKeepalivePermitNoStream), true, "allow client pings on connections with no RPC in flight")
-	fs.BoolVar(&c.Pprof, string(flagPprof), false, "serve Go profiles (net/http/pprof) under /debug/pprof/ on the admin HTTP server; off by default, as profiles reveal internals")
-	fs.Float64Var(&c.RateLimit, string(flagRateLimit), 0, "RPCs per second each client (mTLS certificate subject, else IP address) may start; 0 disables rate limiting; health checks are exempt")
-	fs.IntVar(&c.RateLimitBurst, string(flagRateLimitBurst), 0, "RPCs a client may start at once under "+flagRateLimit.String()+"; 0 means "+flagRateLimit.String()+" rounded up")
-	fs.Int64Var(&c.MemoryLimit, string(flagMemoryLimit), 0, "memory the server plans for, in `bytes`: GOMEMLIMIT is set to 90% of it and the limits left at 0 are derived from it; 0 reads the container's cgroup limit, and without one plans for 268435456 (256 MiB) and leaves GOMEMLIMIT alone")
-	fs.Int64Var(&c.MaxRPCMemory, string(flagMaxRPCMemory), 0, "worst-case memory, in `bytes`, of all RPCs in flight (health apart), each charged "+flagMaxRecvMsgSize.String()+" + 96 KiB, + 1.25 MiB if it streams responses; beyond it, UNAVAILABLE; 0 is half of "+flagMemoryLimit.String())
-	fs.Int64Var(&c.MaxRPCMemoryPerClient, string(flagMaxRPCMemoryPerClient), 0, "how much of "+flagMaxRPCMemory.String()+" one client (mTLS subject, else IP) may hold, in `bytes`; beyond it, RESOURCE_EXHAUSTED with RetryInfo; 0 is three quarters of "+flagMaxRPCMemory.String())
-	fs.IntVar(&c.MaxHealthStreams, string(flagMaxHealthStreams), 64, "most health RPCs in flight, apart from "+flagMaxRPCMemory.String()+" so that probes are answered; one client may hold an eighth")
-	fs.IntVar(&c.MaxConnections, string(flagMaxConnections), 0, "most open client connections; one beyond is closed when accepted; 0 is "+flagMemoryLimit.String()+" / 512 KiB")
-	fs.IntVar(&c.MaxConnectionsPerClient, string(flagMaxConnectionsPerClient), 0, "most open connections from one IP address; 0 is a quarter of "+flagMaxConnections.String())
-	fs.DurationVar(&c.FirstMessageTimeout, string(flagFirstMessageTimeout), 10*time.Second, "cancel an RPC whose first request message has not fully arrived within this long; 0 never")
-	fs.DurationVar(&c.SendStallTimeout, string(flagSendStallTimeout), 30*time.Second, "close a connection on which an RPC's send has waited this long for a client that reads nothing; 0 never")
-	fs.BoolVar(&c.TraceMessageEvents, string(flagTraceMessageEvents), false, "when tracing is on, add a span event per message sent and received (for streams: one per message)")
-	fs.BoolVar(&c.TraceHealthAndReflection, string(flagTraceHealthReflection), false, "when tracing is on, trace grpc.health.v1 and server reflection calls too")
+	for _, st := range settings {
+		st.define(fs, &c)
+	}
 	fs.BoolVar(&c.Version, string(flagVersion), false, "print the version and exit")
 
 	fs.Usage = func() {
@@ -257,108 +243,29 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("%w: unexpected arguments %q", ErrInvalid, fs.Args())
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		return Config{}, fmt.Errorf("%w: %s %q: want debug, info, warn or error", ErrInvalid, flagLogLevel, logLevel)
-	}
 	if c.Version {
 		return c, nil
 	}
-	c.CORSAllowedOrigins = splitList(corsOrigins)
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c, nil
 }
 
+// validate checks every setting against its bounds (settings), then the
+// settings that go together.
 func (c *Config) validate() error {
 	var errs []error
-	if err := checkAddr(c.GRPCAddr); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", flagGRPCAddr, err))
-	}
-	if c.MetricsAddr != "" {
-		if err := checkAddr(c.MetricsAddr); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", flagMetricsAddr, err))
-		} else if c.MetricsAddr == c.GRPCAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
-			errs = append(errs, fmt.Errorf("%s must differ from %s: metrics never share the gRPC port", flagMetricsAddr, flagGRPCAddr))
+	for _, st := range settings {
+		if err := st.check(c); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if c.HTTPAddr != "" {
-		if err := checkAddr(c.HTTPAddr); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", flagHTTPAddr, err))
-		} else if !strings.HasSuffix(c.HTTPAddr, ":0") && (c.HTTPAddr == c.GRPCAddr || c.HTTPAddr == c.MetricsAddr) {
-			errs = append(errs, fmt.Errorf("%s %q must differ from %s and %s", flagHTTPAddr, c.HTTPAddr, flagGRPCAddr, flagMetricsAddr))
-		}
+	if c.MetricsAddr != "" && c.MetricsAddr == c.GRPCAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
+		errs = append(errs, fmt.Errorf("%s must differ from %s: metrics never share the gRPC port", flagMetricsAddr, flagGRPCAddr))
 	}
-	for _, origin := range c.CORSAllowedOrigins {
-		if err := checkOrigin(origin); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", flagCORSAllowedOrigins, err))
-		}
-	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		errs = append(errs, fmt.Errorf("%s %q: want text or json", flagLogFormat, c.LogFormat))
-	}
-	for _, d := range []struct {
-		flag flagName
-		v    time.Duration
-	}{
-		{flagDrainTimeout, c.DrainTimeout},
-		{flagDrainDelay, c.DrainDelay},
-		{flagConnectionTimeout, c.ConnectionTimeout},
-		{flagKeepaliveTime, c.KeepaliveTime},
-		{flagKeepaliveTimeout, c.KeepaliveTimeout},
-		{flagMaxConnectionIdle, c.MaxConnectionIdle},
-		{flagMaxConnectionAge, c.MaxConnectionAge},
-		{flagMaxConnectionAgeGrace, c.MaxConnectionAgeGrace},
-		{flagKeepaliveMinTime, c.KeepaliveMinTime},
-		{flagFirstMessageTimeout, c.FirstMessageTimeout},
-		{flagSendStallTimeout, c.SendStallTimeout},
-	} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %v: must not be negative", d.flag, d.v))
-		}
-	}
-	if c.ConnectionTimeout == 0 {
-		errs = append(errs, fmt.Errorf("%s must be positive", flagConnectionTimeout))
-	}
-	if c.MaxRecvMsgSize <= 0 {
-		errs = append(errs, fmt.Errorf("%s %d: must be positive", flagMaxRecvMsgSize, c.MaxRecvMsgSize))
-	}
-	if c.MaxSendMsgSize <= 0 {
-		errs = append(errs, fmt.Errorf("%s %d: must be positive", flagMaxSendMsgSize, c.MaxSendMsgSize))
-	}
-	if c.StreamWorkers > 1<<16 {
-		errs = append(errs, fmt.Errorf("%s %d: want 0 to %d", flagStreamWorkers, c.StreamWorkers, 1<<16))
-	}
-	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<32-1 {
-		errs = append(errs, fmt.Errorf("%s %d: want 1 to %d", flagMaxConcurrentStreams, c.MaxConcurrentStreams, uint64(1<<32-1)))
-	}
-	for _, n := range []struct {
-		flag flagName
-		v    int64
-	}{
-		{flagMemoryLimit, c.MemoryLimit},
-		{flagMaxRPCMemory, c.MaxRPCMemory},
-		{flagMaxRPCMemoryPerClient, c.MaxRPCMemoryPerClient},
-		{flagMaxConnections, int64(c.MaxConnections)},
-		{flagMaxConnectionsPerClient, int64(c.MaxConnectionsPerClient)},
-	} {
-		if n.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %d: must not be negative (0 derives it)", n.flag, n.v))
-		}
-	}
-	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
-		errs = append(errs, fmt.Errorf("%s %d: want at least 67108864 (64 MiB), or 0 for the cgroup's limit", flagMemoryLimit, c.MemoryLimit))
-	}
-	if c.MaxHealthStreams <= 0 {
-		errs = append(errs, fmt.Errorf("%s %d: must be positive", flagMaxHealthStreams, c.MaxHealthStreams))
-	}
-	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0 {
-		errs = append(errs, fmt.Errorf("%s %v: want a number of requests per second, 0 to disable", flagRateLimit, c.RateLimit))
-	}
-	if c.RateLimitBurst < 0 {
-		errs = append(errs, fmt.Errorf("%s %d: must not be negative", flagRateLimitBurst, c.RateLimitBurst))
+	if c.HTTPAddr != "" && !strings.HasSuffix(c.HTTPAddr, ":0") && (c.HTTPAddr == c.GRPCAddr || c.HTTPAddr == c.MetricsAddr) {
+		errs = append(errs, fmt.Errorf("%s %q must differ from %s and %s", flagHTTPAddr, c.HTTPAddr, flagGRPCAddr, flagMetricsAddr))
 	}
 	if c.RateLimitBurst > 0 && c.RateLimit == 0 {
 		errs = append(errs, fmt.Errorf("%s needs %s", flagRateLimitBurst, flagRateLimit))
@@ -369,19 +276,6 @@ func (c *Config) validate() error {
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, fmt.Errorf("%s needs %s and %s: mutual TLS is TLS first", flagTLSClientCA, flagTLSCert, flagTLSKey))
 	}
-	for _, f := range []struct {
-		flag flagName
-		path string
-	}{
-		{flagTLSCert, c.TLSCert}, {flagTLSKey, c.TLSKey}, {flagTLSClientCA, c.TLSClientCA},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.Stat(f.path); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.flag, err))
-		}
-	}
 	return errors.Join(errs...)
 }
 
@@ -390,18 +284,18 @@ func (c *Config) validate() error {
 func checkAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q: %w", addr, err)
+		return err
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
-		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
 }
 
-// splitList splits a comma-separated list, dropping empty items.
-func splitList(s string) []string {
+// AllowedOrigins is CORSAllowedOrigins as a list, empty items dropped.
+func (c Config) AllowedOrigins() []string {
 	var items []string
-	for item := range strings.SplitSeq(s, ",") {
+	for item := range strings.SplitSeq(c.CORSAllowedOrigins, ",") {
 		if item = strings.TrimSpace(item); item != "" {
 			items = append(items, item)
 		}
@@ -409,19 +303,22 @@ func splitList(s string) []string {
 	return items
 }
 
-// checkOrigin accepts "*" or an origin as browsers send it:
-// scheme://host[:port], nothing after.
-func checkOrigin(origin string) error {
-	if origin == "*" {
-		return nil
+// checkOrigins accepts a comma-separated list of "*" or origins as
+// browsers send them: scheme://host[:port], nothing after.
+func checkOrigins(list string) error {
+	var errs []error
+	for _, origin := range (Config{CORSAllowedOrigins: list}).AllowedOrigins() {
+		if origin == "*" {
+			continue
+		}
+		u, err := url.Parse(origin)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("%q: want an origin as browsers send it, scheme://host[:port] (https://app.example.com), or *", origin))
+		case u.Path == "/":
+			errs = append(errs, fmt.Errorf("%q: an origin has no path; drop the trailing /", origin))
+		}
 	}
-	u, err := url.Parse(origin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q: want an origin as browsers send it, scheme://host[:port] (https://app.example.com), or *", origin)
-	}
-	if u.Path == "/" {
-		return fmt.Errorf("%q: an origin has no path; drop the trailing /", origin)
-	}
-	return nil
+	return errors.Join(errs...)
 }

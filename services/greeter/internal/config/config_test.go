@@ -75,10 +75,10 @@ func TestPrecedence(t *testing.T) {
 			func(c Config) bool { return c.HTTPAddr == "" }},
 		{"CORS origins from env", nil, map[string]string{"GREETER_CORS_ALLOWED_ORIGINS": "https://a.example, http://localhost:3000,"},
 			func(c Config) bool {
-				return reflect.DeepEqual(c.CORSAllowedOrigins, []string{"https://a.example", "http://localhost:3000"})
+				return reflect.DeepEqual(c.AllowedOrigins(), []string{"https://a.example", "http://localhost:3000"})
 			}},
 		{"CORS any origin", []string{"--cors-allowed-origins", "*"}, nil,
-			func(c Config) bool { return reflect.DeepEqual(c.CORSAllowedOrigins, []string{"*"}) }},
+			func(c Config) bool { return reflect.DeepEqual(c.AllowedOrigins(), []string{"*"}) }},
 		{"port 0", []string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, nil,
 			func(c Config) bool { return c.GRPCAddr == "127.0.0.1:0" && c.MetricsAddr == "127.0.0.1:0" }},
 	}
@@ -233,6 +233,32 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	for name := range listed {
 		if !flags[name] {
 			t.Errorf("README.md lists --%s, which is not a flag", name)
+		}
+	}
+}
+
+// TestEverySettingIsPlaced: a setting either becomes a server option or is
+// one main uses itself, named here; a new setting that is neither fails.
+func TestEverySettingIsPlaced(t *testing.T) {
+	usedByMain := map[flagName]bool{
+		flagGRPCAddr: true, flagMetricsAddr: true, flagLogLevel: true, flagLogFormat: true,
+		// The HTTP port is built by main from the server (Server.Web).
+		flagHTTPAddr: true, flagCORSAllowedOrigins: true,
+		flagPprof: true, flagTLSCert: true, flagTLSKey: true, flagTLSClientCA: true,
+		flagMemoryLimit: true, flagTraceMessageEvents: true, flagTraceHealthReflection: true,
+	}
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[flagName]bool{}
+	for _, s := range settings {
+		if seen[s.flagName()] {
+			t.Errorf("%s declared twice", s.flagName())
+		}
+		seen[s.flagName()] = true
+		if isOption := s.option(&c) != nil; isOption == usedByMain[s.flagName()] {
+			t.Errorf("%s: server option %v, used by main %v: want exactly one", s.flagName(), isOption, usedByMain[s.flagName()])
 		}
 	}
 }

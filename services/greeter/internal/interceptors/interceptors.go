@@ -9,7 +9,6 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,16 +16,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/greeter/services/greeter/internal/readmostly"
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
-
-// healthService is logged at debug only: load balancers and orchestrators
-// probe it every few seconds, which would drown the access log.
-var healthService = grpc_health_v1.Health_ServiceDesc.ServiceName
 
 // AccessLog returns interceptors that write one line per RPC when it
 // finishes: "finished call" with grpc.service, grpc.method, grpc.code,
@@ -41,10 +36,9 @@ var healthService = grpc_health_v1.Health_ServiceDesc.ServiceName
 // level check, and allocates nothing.
 //
 // This replaces go-grpc-middleware's logging interceptor, which the greeter
-// used first: it builds its fields (about 45 allocations, +8 µs per call on
-// the benchmark machine) before it knows whether the line will be written,
-// which alone broke the budget of the production chain costing at most
-// 1.15× a bare server (docs/performance.md).
+// used first: it builds its fields before it knows whether the line will
+// be written, which alone broke the budget of the production chain against
+// a bare server (docs/performance.md, "Figures behind the code").
 func AccessLog(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	a := &accessLog{l: l}
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -92,8 +86,10 @@ func (a *accessLog) method(fullMethod string) *methodLog {
 		return m
 	}
 	return a.methods.LoadOrMake(fullMethod, func() *methodLog {
-		service, method := splitMethod(fullMethod)
-		return &methodLog{service: service, method: method, health: service == healthService}
+		service, method := rpcmethod.Split(fullMethod)
+		// Health calls are logged at debug only: load balancers and
+		// orchestrators probe every few seconds, which would drown the log.
+		return &methodLog{service: service, method: method, health: rpcmethod.IsHealthService(service)}
 	})
 }
 
@@ -131,8 +127,8 @@ func (a *accessLog) logCall(ctx context.Context, fullMethod string, start time.T
 	now := time.Now()
 	// The record is built here and given to the handler, as slog.Logger's
 	// own methods do, less the runtime.Callers of the call site they take
-	// for AddSource (a quarter of the access line's cost in a profile), which
-	// the greeter's handlers never report; pc 0 is slog's "no source".
+	// for AddSource (a large part of the line's cost: docs/performance.md, "Figures behind the code"),
+	// which the greeter's handlers never report; pc 0 is slog's "no source".
 	r := slog.NewRecord(now, level, "finished call", 0)
 	r.AddAttrs(slog.Duration("grpc.duration", now.Sub(start)))
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -163,15 +159,6 @@ func Level(code codes.Code) slog.Level {
 	default:
 		return slog.LevelWarn
 	}
-}
-
-// splitMethod splits "/package.Service/Method".
-func splitMethod(fullMethod string) (service, method string) {
-	fullMethod = strings.TrimPrefix(fullMethod, "/")
-	if i := strings.LastIndexByte(fullMethod, '/'); i >= 0 {
-		return fullMethod[:i], fullMethod[i+1:]
-	}
-	return "unknown", fullMethod
 }
 
 // Counter is the part of a Prometheus counter that recovery needs.

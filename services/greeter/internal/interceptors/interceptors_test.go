@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
 
 func TestAccessLogLevels(t *testing.T) {
@@ -196,7 +198,7 @@ func TestAccessLogLineIsSlogs(t *testing.T) {
 				for _, c := range calls {
 					_, _ = unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: c.method},
 						func(context.Context, any) (any, error) { return nil, c.err })
-					service, method := splitMethod(c.method)
+					service, method := rpcmethod.Split(c.method)
 					attrs := []slog.Attr{
 						slog.String("grpc.service", service), slog.String("grpc.method", method),
 						slog.String("grpc.code", status.Code(c.err).String()), slog.Duration("grpc.duration", 0),

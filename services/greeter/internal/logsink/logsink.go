@@ -2,8 +2,8 @@
 // write system call per log line.
 //
 // With an access line per RPC, an unbuffered stderr costs one write(2) per
-// RPC: about a tenth of the greeter's CPU at 20,000 RPCs per second in a
-// profile (docs/performance.md). A Writer collects lines and writes them at
+// RPC, which shows in profiles under load (docs/performance.md, "Figures behind the code").
+// A Writer collects lines and writes them at
 // most FlushInterval later, or as soon as its buffer fills; a Handler
 // flushes at once after records of warning level and above, so problems
 // are never held back. What is lost if the process is killed with SIGKILL

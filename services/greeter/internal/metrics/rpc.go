@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/greeter/services/greeter/internal/readmostly"
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
 
 // ServerMetrics counts RPCs by method and code, their latency and their
@@ -20,8 +20,8 @@ import (
 // both side by side). The greeter used that provider first; this replaces
 // it because the provider looks each series up by its label values on
 // every call and on every stream message — several hashes of the method
-// name per call, ~5% of the server's CPU per unary call and more per stream
-// message (docs/performance.md) — where the labels of a method never
+// name per call, a share of the server's CPU that profiles show
+// (docs/performance.md, "Figures behind the code") — where the labels of a method never
 // change: here each method's series are resolved once, when the server's
 // methods are registered (InitializeMetrics), and an RPC only adds to them.
 type ServerMetrics struct {
@@ -135,7 +135,7 @@ func (m *ServerMetrics) series(fullMethod, typ string) *methodSeries {
 		return s
 	}
 	return m.methods.LoadOrMake(fullMethod, func() *methodSeries {
-		service, method := splitMethod(fullMethod)
+		service, method := rpcmethod.Split(fullMethod)
 		s := &methodSeries{
 			typ: typ, service: service, method: method,
 			started:  m.started.WithLabelValues(typ, service, method),
@@ -223,13 +223,4 @@ func (c *countingStream) RecvMsg(msg any) error {
 		c.s.received.Inc()
 	}
 	return err
-}
-
-// splitMethod splits "/package.Service/Method" as go-grpc-middleware does.
-func splitMethod(fullMethod string) (service, method string) {
-	fullMethod = strings.TrimPrefix(fullMethod, "/")
-	if i := strings.Index(fullMethod, "/"); i >= 0 {
-		return fullMethod[:i], fullMethod[i+1:]
-	}
-	return "unknown", "unknown"
 }

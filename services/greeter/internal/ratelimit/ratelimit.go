@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -38,10 +37,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
 
 // DefaultMaxClients bounds the buckets kept.
@@ -192,14 +192,10 @@ func ClientKey(ctx context.Context) string {
 	return "addr:" + addr
 }
 
-var healthPrefix = "/" + grpc_health_v1.Health_ServiceDesc.ServiceName + "/"
-
-func exempt(fullMethod string) bool { return strings.HasPrefix(fullMethod, healthPrefix) }
-
 // UnaryServerInterceptor rejects unary calls over the client's limit.
 func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !exempt(info.FullMethod) {
+		if !rpcmethod.IsHealth(info.FullMethod) {
 			if err := l.Limit(ctx); err != nil {
 				return nil, err
 			}
@@ -212,7 +208,7 @@ func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // they start; messages on an accepted stream are not limited.
 func (l *Limiter) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if !exempt(info.FullMethod) {
+		if !rpcmethod.IsHealth(info.FullMethod) {
 			if err := l.Limit(ss.Context()); err != nil {
 				return err
 			}

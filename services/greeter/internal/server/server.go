@@ -21,10 +21,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/tap"
 
 	"github.com/acme/greeter/services/greeter/internal/admission"
-	"github.com/acme/greeter/services/greeter/internal/interceptors"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 	"github.com/acme/greeter/services/greeter/internal/service"
@@ -93,29 +91,33 @@ func New(opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("build server: %w", err)
 	}
 
-	s := &Server{health: health.NewServer(), opts: o, limits: limits}
+	// What an RPC is charged depends on whether its method streams
+	// responses: admission learns the methods from the services about to
+	// be registered, before the server that needs it in its chain exists.
+	s := &Server{
+		health:    health.NewServer(),
+		opts:      o,
+		limits:    limits,
+		admission: admission.New(limits, o.metrics.Overload, serviceInfo(serviceDescs(o.reflection))),
+	}
 	s.grpc = grpc.NewServer(s.serverOptions(validator, limiter)...)
-
-	greeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())
-	helloworld.RegisterGreeterServer(s.grpc, service.NewHelloworld(validator))
 
 	released, release := context.WithCancel(context.Background())
 	s.release = release
+	greeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())
+	helloworld.RegisterGreeterServer(s.grpc, service.NewHelloworld(validator))
 	healthgrpc.RegisterHealthServer(s.grpc, &versionedHealth{
 		Server:   s.health,
 		header:   metadata.Pairs(VersionHeader, o.version),
 		draining: &s.draining,
 		released: released,
 	})
-	for _, name := range Services {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
 	if o.reflection {
 		reflection.Register(s.grpc)
 	}
-	// Built once every service is registered: what an RPC is charged
-	// depends on whether its method streams responses.
-	s.admission = admission.New(limits, o.metrics.Overload, s.grpc.GetServiceInfo())
+	for _, name := range Services {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	s.exportLimits()
 	// Export zeroed series for every method, so dashboards and alerts see
 	// them before the first call.
@@ -123,54 +125,11 @@ func New(opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-// serverOptions builds the transport settings and the interceptor chain.
-//
-// The chain runs, outermost first (unary calls start with the validator's
-// decode guard, which only moves a decode failure into the context; see
-// package validate, codec.go):
-//
-//  1. recovery: a panic anywhere below, interceptors included, becomes
-//     INTERNAL instead of killing the process;
-//  2. metrics, then the access log: they time and record every outcome,
-//     including validation failures;
-//  3. the overload watch (package admission): it notes a stream's first
-//     request message and sends blocked by flow control, for the reaper;
-//     the overload limits themselves are enforced before the chain, by a
-//     tap handle, before grpc-go starts a handler goroutine;
-//  4. the per-client rate limit, when WithRateLimit enables it: rejected
-//     calls are still counted and logged (RESOURCE_EXHAUSTED), but cost no
-//     validation; health checks are exempt;
-//  5. validation: bad requests, and requests that do not decode, never
-//     reach the handlers;
-//  6. recovery again, so that a handler panic reaches metrics and the
-//     access log as an INTERNAL result rather than bypassing them;
-//  7. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
-//     which count as part of the handler.
+// serverOptions builds the transport settings and the interceptor chain
+// (chain.go).
 func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter) []grpc.ServerOption {
 	o := s.opts
-	recoverUnary, recoverStream := interceptors.Recovery(o.logger, o.metrics.Panics)
-	logUnary, logStream := interceptors.AccessLog(o.logger)
-
-	// The Controller is built once the services are registered (New); the
-	// tap handle and the interceptors reach it through s.
-	watchUnary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return s.admission.InterceptUnary(ctx, req, info, handler)
-	}
-	watchStream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return s.admission.InterceptStream(srv, ss, info, handler)
-	}
-	chain := validate.Chain{
-		UnaryOuter:  []grpc.UnaryServerInterceptor{recoverUnary, o.metrics.GRPC.UnaryServerInterceptor(), logUnary, watchUnary},
-		StreamOuter: []grpc.StreamServerInterceptor{recoverStream, o.metrics.GRPC.StreamServerInterceptor(), logStream, watchStream},
-		UnaryInner:  append([]grpc.UnaryServerInterceptor{recoverUnary}, o.unary...),
-		StreamInner: append([]grpc.StreamServerInterceptor{recoverStream}, o.stream...),
-	}
-	if limiter != nil {
-		chain.UnaryOuter = append(chain.UnaryOuter, limiter.UnaryServerInterceptor())
-		chain.StreamOuter = append(chain.StreamOuter, limiter.StreamServerInterceptor())
-	}
-
-	opts := append(v.ServerOptions(chain),
+	opts := append(interceptorChain(&o, v, s.admission, limiter),
 		grpc.KeepaliveParams(o.keepalive),
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
@@ -179,9 +138,7 @@ func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter
 		grpc.ConnectionTimeout(o.connTimeout),
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow(o.maxStreams)),
-		grpc.InTapHandle(func(ctx context.Context, info *tap.Info) (context.Context, error) {
-			return s.admission.TapHandle(ctx, info)
-		}),
+		grpc.InTapHandle(s.admission.TapHandle),
 	)
 	if o.streamWorkers > 0 {
 		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/services/greeter/internal/rpcmethod"
 )
 
 // The attributes of a rejected request's span: the field path and the rule
@@ -79,7 +81,7 @@ func (p *Provider) ServerHandler(opts ...HandlerOption) stats.Handler {
 	}
 	if !o.healthAndReflection {
 		otelOpts = append(otelOpts, otelgrpc.WithFilter(filters.None(
-			filters.HealthCheck(),
+			func(info *stats.RPCTagInfo) bool { return rpcmethod.IsHealth(info.FullMethodName) },
 			filters.ServicePrefix("grpc.reflection."),
 		)))
 	}

@@ -42,8 +42,7 @@ import (
 //     when it can be found. The handler never sees the reset message.
 //
 // The codec without the interceptors would hand handlers empty messages in
-// place of undecodable ones, so there is one way to install it:
-// Validator.ServerOptions, which installs both.
+// place of undecodable ones: Codec's doc says what goes with it.
 //
 // Records must not accumulate (TestDecodeErrorsDoNotLeak). A stream
 // message's record is taken out (LoadAndDelete) in the same RecvMsg call
@@ -86,37 +85,15 @@ func (d *decodeError) status() error {
 	return detailed.Err()
 }
 
-// Chain is a server's interceptor chain around validation. Outer
-// interceptors run, outermost first, before validation: they see every
-// call, including those validation rejects. Inner ones run after it, just
-// before the handler, and see only valid requests.
-type Chain struct {
-	UnaryOuter, UnaryInner   []grpc.UnaryServerInterceptor
-	StreamOuter, StreamInner []grpc.StreamServerInterceptor
-}
-
-// ServerOptions returns the options that install v in a gRPC server: c's
-// interceptors with v's validation between Outer and Inner, and the codec
-// that turns requests which do not decode into INVALID_ARGUMENT (see the
-// top of this file). Give the server's other interceptors in c: one
-// installed with grpc.UnaryInterceptor, or chained before these options,
-// would run before the decode guard and could end a call with its decode
-// failure still recorded.
-func (v *Validator) ServerOptions(c Chain) []grpc.ServerOption {
-	unary := make([]grpc.UnaryServerInterceptor, 0, len(c.UnaryOuter)+len(c.UnaryInner)+2)
-	unary = append(unary, v.decodeGuard())
-	unary = append(unary, c.UnaryOuter...)
-	unary = append(unary, v.UnaryServerInterceptor())
-	unary = append(unary, c.UnaryInner...)
-	stream := make([]grpc.StreamServerInterceptor, 0, len(c.StreamOuter)+len(c.StreamInner)+1)
-	stream = append(stream, c.StreamOuter...)
-	stream = append(stream, v.StreamServerInterceptor())
-	stream = append(stream, c.StreamInner...)
-	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(v.serverCodec()),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
-	}
+// Codec returns the server option that installs v's codec: grpc-go's proto
+// codec, except that a request which does not decode is recorded for v's
+// interceptors to answer INVALID_ARGUMENT (see the top of this file). It
+// goes with DecodeGuard, outermost in the unary chain, and with v's
+// validation interceptors: without them handlers would be handed empty
+// messages in place of undecodable ones. Package server's chain installs
+// the four together.
+func (v *Validator) Codec() grpc.ServerOption {
+	return grpc.ForceServerCodecV2(v.serverCodec())
 }
 
 // serverCodec is the server codec that records decode failures for v's
@@ -182,11 +159,11 @@ func (c codec) Unmarshal(data mem.BufferSlice, m any) error {
 // decodeFailureKey is the context key of a unary request's decode failure.
 type decodeFailureKey struct{}
 
-// decodeGuard returns the unary interceptor that moves a request's decode
+// DecodeGuard returns the unary interceptor that moves a request's decode
 // failure from the codec's record into the context, where the validation
-// interceptor finds it. It runs outermost, so that no record is left behind
-// by a call that ends before validation.
-func (v *Validator) decodeGuard() grpc.UnaryServerInterceptor {
+// interceptor finds it. It must run outermost, so that no record is left
+// behind by a call that ends before validation.
+func (v *Validator) DecodeGuard() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if msg, ok := req.(proto.Message); ok {
 			if d, found := v.decodeFailures.take(msg); found {

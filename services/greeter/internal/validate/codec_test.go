@@ -82,7 +82,7 @@ func TestDecodeGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard, validation := v.decodeGuard(), v.UnaryServerInterceptor()
+	guard, validation := v.DecodeGuard(), v.UnaryServerInterceptor()
 	info := &grpc.UnaryServerInfo{}
 	limited := status.Error(codes.ResourceExhausted, "rate limited")
 	pending := func() int { return v.decodeFailures.len(t) }
@@ -175,7 +175,9 @@ func (g recordingGreeter) SayHelloToAll(stream grpc.ClientStreamingServer[greete
 	}
 }
 
-// TestServerOptions serves through ServerOptions alone: a request that does
+// TestServerOptions serves through the codec, the decode guard and the
+// validation interceptors alone, around an outer and an inner interceptor
+// (TestInterceptorOrder, package server, pins the server's own): a request that does
 // not decode is INVALID_ARGUMENT, seen by the outer interceptors with that
 // result and by neither the inner ones nor the handler, and leaves no
 // record; a request that decodes goes outer, inner, handler.
@@ -201,10 +203,11 @@ func TestServerOptions(t *testing.T) {
 			return err
 		}
 	}
-	srv := grpc.NewServer(v.ServerOptions(Chain{
-		UnaryOuter: []grpc.UnaryServerInterceptor{unary("outer")}, UnaryInner: []grpc.UnaryServerInterceptor{unary("inner")},
-		StreamOuter: []grpc.StreamServerInterceptor{stream("outer")}, StreamInner: []grpc.StreamServerInterceptor{stream("inner")},
-	})...)
+	// The chain as package server composes it: decode guard outermost,
+	// validation between the outer and the inner interceptors.
+	srv := grpc.NewServer(v.Codec(),
+		grpc.ChainUnaryInterceptor(v.DecodeGuard(), unary("outer"), v.UnaryServerInterceptor(), unary("inner")),
+		grpc.ChainStreamInterceptor(stream("outer"), v.StreamServerInterceptor(), stream("inner")))
 	greeterv1.RegisterGreeterServiceServer(srv, recordingGreeter{seen: seen})
 	lis := testconn.Listen()
 	go func() { _ = srv.Serve(lis) }()

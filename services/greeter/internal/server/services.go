@@ -1,0 +1,42 @@
+package server
+
+import (
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/gen/go/helloworld"
+	"google.golang.org/grpc"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+)
+
+// serviceDescs are the services New registers: both greeting contracts,
+// health, and, when on, reflection v1 and v1alpha (reflection.Register's).
+// TestServiceDescsAreRegistered holds them to what the server serves.
+func serviceDescs(reflection bool) []*grpc.ServiceDesc {
+	descs := []*grpc.ServiceDesc{
+		&greeterv1.GreeterService_ServiceDesc,
+		&helloworld.Greeter_ServiceDesc,
+		&healthgrpc.Health_ServiceDesc,
+	}
+	if reflection {
+		descs = append(descs, &reflectionv1.ServerReflection_ServiceDesc, &reflectionv1alpha.ServerReflection_ServiceDesc)
+	}
+	return descs
+}
+
+// serviceInfo is what grpc.Server.GetServiceInfo reports once descs are
+// registered, known before the server is built.
+func serviceInfo(descs []*grpc.ServiceDesc) map[string]grpc.ServiceInfo {
+	info := make(map[string]grpc.ServiceInfo, len(descs))
+	for _, d := range descs {
+		methods := make([]grpc.MethodInfo, 0, len(d.Methods)+len(d.Streams))
+		for _, m := range d.Methods {
+			methods = append(methods, grpc.MethodInfo{Name: m.MethodName})
+		}
+		for _, st := range d.Streams {
+			methods = append(methods, grpc.MethodInfo{Name: st.StreamName, IsClientStream: st.ClientStreams, IsServerStream: st.ServerStreams})
+		}
+		info[d.ServiceName] = grpc.ServiceInfo{Methods: methods, Metadata: d.Metadata}
+	}
+	return info
+}
