@@ -106,34 +106,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}
 
-	// Bind every port before serving anything, so a port that cannot be
-	// bound fails the start cleanly.
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	grpcLis, adminLis, httpLis, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("listen for gRPC: %w", err)
+		return err
 	}
-	var adminLis net.Listener
-	metricsAddr := ""
-	if cfg.MetricsAddr != "" {
-		adminLis, err = net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			grpcLis.Close()
-			return fmt.Errorf("listen for metrics: %w", err)
-		}
+	metricsAddr, httpAddr := "", ""
+	if adminLis != nil {
 		metricsAddr = adminLis.Addr().String()
 	}
-
-	var httpLis net.Listener
-	httpAddr := ""
-	if cfg.HTTPAddr != "" {
-		httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			grpcLis.Close()
-			if adminLis != nil {
-				adminLis.Close()
-			}
-			return fmt.Errorf("listen for HTTP: %w", err)
-		}
+	if httpLis != nil {
 		httpAddr = httpLis.Addr().String()
 	}
 
@@ -172,6 +153,32 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	drainErr := drain(cfg, logger, srv, tracer, admin)
 	logger.Info("stopped")
 	return errors.Join(serveErr, drainErr)
+}
+
+// listen binds every port before anything is served, so that a port that
+// cannot be bound fails the start cleanly: gRPC, then the admin server and
+// the HTTP port unless their addresses are empty (nil listeners).
+func listen(cfg config.Config) (grpcLis, adminLis, httpLis net.Listener, err error) {
+	grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listen for gRPC: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if adminLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			grpcLis.Close()
+			return nil, nil, nil, fmt.Errorf("listen for metrics: %w", err)
+		}
+	}
+	if cfg.HTTPAddr != "" {
+		if httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			grpcLis.Close()
+			if adminLis != nil {
+				adminLis.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("listen for HTTP: %w", err)
+		}
+	}
+	return grpcLis, adminLis, httpLis, nil
 }
 
 // newServer builds the gRPC server the configuration describes, with the
