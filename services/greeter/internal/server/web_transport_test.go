@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/credentials"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
@@ -138,5 +140,55 @@ func TestWebIdleConnection(t *testing.T) {
 	}
 	if held := time.Since(start); held > 5*time.Second {
 		t.Errorf("idle connection held %v", held)
+	}
+}
+
+// TestWebSendStall: a client that reads nothing (here: an HTTP/2 client
+// that grants no flow-control window) holds its call no longer than the
+// gRPC port's --send-stall-timeout: the stream is reset.
+func TestWebSendStall(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithSendStallTimeout(300*time.Millisecond)))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	var hdrs bytes.Buffer
+	enc := hpack.NewEncoder(&hdrs)
+	for _, f := range [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":authority", "greeter"}, {":path", sayHelloStream},
+		{"content-type", "application/connect+json"},
+	} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdrs.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte(`{"name":"Ada","count":10000}`)
+	body := append([]byte{0, 0, 0, 0, byte(len(msg))}, msg...)
+	if err := fr.WriteData(1, true, body); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %v: %v, want the stream reset", time.Since(start), err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+			t.Logf("stream reset (%v) after %v", rst.ErrCode, time.Since(start))
+			return
+		}
+		if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+			fr.WriteSettingsAck()
+		}
 	}
 }
