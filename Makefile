@@ -41,8 +41,9 @@ BIN      := bin
 # api/v); empty builds the development version 0.0.0-dev.
 VERSION  ?=
 # The npm projects, each pinned by its committed package-lock.json:
-# protoc-gen-es for the TypeScript SDK, and the Node client of test/e2e/sdk.
-NPM_PROJECTS := sdk/ts test/e2e/sdk/node
+# protoc-gen-es for the TypeScript SDK, the Node client of test/e2e/sdk and
+# the browser page of test/e2e/web.
+NPM_PROJECTS := sdk/ts test/e2e/sdk/node test/e2e/web/browser
 # test/e2e/sdk runs on its own and verbosely, so the log names each client
 # that ran (Node, Python, the consuming team).
 SDK_TESTS := github.com/acme/greeter/test/e2e/sdk

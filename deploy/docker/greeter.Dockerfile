@@ -36,6 +36,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/greeter /greeter
 USER 65532:65532
-# gRPC, and the admin HTTP server (/metrics, /healthz, /readyz).
-EXPOSE 50051 9090
+# gRPC, the admin HTTP server (/metrics, /healthz, /readyz), and the HTTP
+# port (Connect, gRPC-Web).
+EXPOSE 50051 9090 8080
 ENTRYPOINT ["/greeter"]

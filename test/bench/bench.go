@@ -70,6 +70,10 @@ type Config struct {
 	Capacity []int
 	// Crowd adds the crowd-of-holders capacity row.
 	Crowd bool
+	// HTTPConcurrency lists the numbers of calls in flight of the HTTP
+	// port's rows (h2load, greeter vs bare connect-go); none leaves them
+	// out.
+	HTTPConcurrency []int
 	// GreeterArgs are extra flags for the greeter; none means production
 	// defaults, planned for a pod of benchMemoryLimit.
 	GreeterArgs []string
@@ -165,6 +169,11 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 	if !capacityOnly {
 		if err := b.pinnedRows(ctx, rep); err != nil {
 			return "", err
+		}
+		if len(cfg.HTTPConcurrency) > 0 {
+			if rep.httpRows, err = b.httpRows(ctx, dir); err != nil {
+				return "", fmt.Errorf("HTTP port: %w", err)
+			}
 		}
 		if err := b.throughputRows(ctx, rep); err != nil {
 			return "", err

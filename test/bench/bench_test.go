@@ -37,12 +37,16 @@ func TestRun(t *testing.T) {
 		Generators:  bench.Generators,
 		Throughput:  []int{2},
 		IdleConns:   []int{20},
-		Progress:    logWriter{t},
+		// h2load runs at least 1s: four scenarios, two servers, warm-up
+		// and measured, 16s.
+		HTTPConcurrency: []int{2},
+		Progress:        logWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"### Load generator: greetload", "### Load generator: ghz v", "### Streaming throughput",
+	want := []string{"### Load generator: greetload", "### Load generator: ghz v", "### Streaming throughput", "### HTTP port (Connect)",
+		"| connect-json unary h2c (per call) | 2 |", "| connect-proto server stream h2c (per greeting received) | 2 |",
 		"| server-stream | 2 |", "| bidi | 2 |", "| greeter |", "| bareserver |", "RSS per idle connection (20 open)"}
 	for _, s := range load.Scenarios {
 		want = append(want, "| "+string(s)+" (per ")
@@ -53,8 +57,8 @@ func TestRun(t *testing.T) {
 		}
 	}
 	// Every row of both generators' tables.
-	if n := strings.Count(md, " | 2 | "); n != 2*len(load.Scenarios)+2 {
-		t.Errorf("%d rows at 2 in flight, want %d:\n%s", n, 2*len(load.Scenarios)+2, md)
+	if n := strings.Count(md, " | 2 | "); n != 2*len(load.Scenarios)+2+4 {
+		t.Errorf("%d rows at 2 in flight, want %d:\n%s", n, 2*len(load.Scenarios)+2+4, md)
 	}
 }
 

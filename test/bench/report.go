@@ -103,6 +103,7 @@ type report struct {
 	ghzVersion string
 	rows       []row
 	throughput []row
+	httpRows   []row
 	idle       []idle
 	capacity   []capacityRow
 	took       time.Duration
@@ -185,6 +186,27 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s (per %s) | %d | %.2f µs | %.2f µs | **%.2f**%s | %.2f–%.2f | %v | %v | %.2f%s | %.0f | %.0f | %.1f MiB | %.1f MiB |\n",
 				row.scenario, unit(row.scenario), row.c, gt.cpuPerOp(), bt.cpuPerOp(), all, missed(all, cpuTarget), lo, hi,
 				round(gt.p99()), round(bt.p99()), p99r, missed(p99r, p99Target), gt.rate(), bt.rate(), mib(gt.peakRSS), mib(bt.peakRSS))
+		}
+		b.WriteString("\n")
+	}
+
+	if len(r.httpRows) > 0 {
+		b.WriteString("### HTTP port (Connect), load generator: h2load\n\n" +
+			"The greeter's HTTP port (`--http-addr`: vanguard transcoding into the same grpc-go server, every interceptor and limit on) against a bare connect-go server of the same methods with its defaults (test/bench/bare, `bareserver --http-addr`), " +
+			"driven by h2load (nghttp2-client) with one fixed body, pinned and alternating as above; h2load warms up in a run of its own. " +
+			"h2c rows spread the calls in flight over connections as the gRPC rows do; HTTP/1.1 rows use one connection per call in flight. " +
+			"Goal (issue 22): server CPU per request ≤ 1.0× bare connect-go.\n\n")
+		b.WriteString("| scenario | in flight | server CPU per request, greeter | bare connect-go | **ratio** | per round | greeter req/s | bare req/s | greeter peak RSS | bare peak RSS |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, row := range r.httpRows {
+			gt, bt := sum(row.runs[0]), sum(row.runs[1])
+			all, lo, hi := row.cpuRatio()
+			per := "call"
+			if strings.Contains(string(row.scenario), "stream") {
+				per = "greeting received"
+			}
+			fmt.Fprintf(&b, "| %s (per %s) | %d | %.2f µs | %.2f µs | **%.2f**%s | %.2f–%.2f | %.0f | %.0f | %.1f MiB | %.1f MiB |\n",
+				row.scenario, per, row.c, gt.cpuPerOp(), bt.cpuPerOp(), all, missed(all, 1.0), lo, hi, gt.rate(), bt.rate(), mib(gt.peakRSS), mib(bt.peakRSS))
 		}
 		b.WriteString("\n")
 	}

@@ -259,6 +259,7 @@ type deploymentCheck struct {
 	errs   []error
 
 	grpcPort, metricsPort int32
+	httpPort              int32         // 0: --http-addr empty, the HTTP port off
 	drain                 time.Duration // drain-delay + drain-timeout
 	tls                   bool
 }
@@ -361,6 +362,13 @@ func (k *deploymentCheck) serverFlags() {
 	} else if k.metricsPort, err = addrPort(k.s.Values["metrics-addr"]); err != nil || k.metricsPort == 0 {
 		k.fail("--metrics-addr %q: want a fixed port such as :9090 (%v)", k.s.Values["metrics-addr"], err)
 	}
+	// The HTTP port (Connect, gRPC-Web) is on unless --http-addr is empty,
+	// its default from --help included.
+	if addr := k.s.Values["http-addr"]; addr != "" {
+		if k.httpPort, err = addrPort(addr); err != nil || k.httpPort == 0 {
+			k.fail("--http-addr %q: want a fixed port such as :8080, or empty to turn the HTTP port off (%v)", addr, err)
+		}
+	}
 	k.tls = k.s.Values["tls-cert"] != ""
 }
 
@@ -377,7 +385,10 @@ func (k *deploymentCheck) containerPorts() {
 	for _, want := range []struct {
 		name, flag string
 		port       int32
-	}{{"grpc", "grpc-addr", k.grpcPort}, {"metrics", "metrics-addr", k.metricsPort}} {
+	}{{"grpc", "grpc-addr", k.grpcPort}, {"metrics", "metrics-addr", k.metricsPort}, {"http", "http-addr", k.httpPort}} {
+		if want.name == "http" && want.port == 0 {
+			continue // --http-addr is empty: no HTTP port
+		}
 		p := k.portNamed(want.name)
 		switch {
 		case p == nil:
@@ -698,7 +709,7 @@ func (k *deploymentCheck) services() {
 		} else if svc.Spec.Type == "" || svc.Spec.Type == corev1.ServiceTypeClusterIP {
 			regular++
 		}
-		var grpc *corev1.ServicePort
+		var grpc, http *corev1.ServicePort
 		for i := range svc.Spec.Ports {
 			sp := &svc.Spec.Ports[i]
 			target := sp.TargetPort
@@ -709,6 +720,12 @@ func (k *deploymentCheck) services() {
 			if !ok {
 				k.fail("Service %q port %q targets %s, which the container does not declare: use a container port name (grpc)", svc.Name, sp.Name, target.String())
 				continue
+			}
+			if sp.Name == "http" {
+				http = sp
+				if tp != k.httpPort {
+					k.fail("Service %q port http targets %d but the server's HTTP port is %d (--http-addr): set targetPort: http", svc.Name, tp, k.httpPort)
+				}
 			}
 			if sp.Name == "grpc" {
 				grpc = sp
@@ -724,6 +741,11 @@ func (k *deploymentCheck) services() {
 		}
 		if grpc == nil {
 			k.fail("Service %q has no port named grpc: add {name: grpc, port: %d, targetPort: grpc}", svc.Name, k.grpcPort)
+		}
+		// Browsers and HTTP callers reach the pods through the ClusterIP
+		// Service (or an Ingress in front of it).
+		if http == nil && k.httpPort != 0 && !isHeadless {
+			k.fail("Service %q has no port named http, but the server serves HTTP on %d (--http-addr): add {name: http, port: %d, targetPort: http}, or set --http-addr= to turn the port off", svc.Name, k.httpPort, k.httpPort)
 		}
 	}
 	if headless == 0 {

@@ -162,6 +162,7 @@ func edit(t *testing.T, root, file, old, new string) {
 const (
 	deployment = "deploy/kubernetes/base/deployment.yaml"
 	headless   = "deploy/kubernetes/base/service-headless.yaml"
+	service    = "deploy/kubernetes/base/service.yaml"
 	pdb        = "deploy/kubernetes/base/pdb.yaml"
 	baseKust   = "deploy/kubernetes/base/kustomization.yaml"
 	overlay    = "deploy/kubernetes/overlays/example/kustomization.yaml"
@@ -237,6 +238,15 @@ func TestCheckCatchesFaults(t *testing.T) {
 		{"metrics port differs from the flag",
 			[]change{{deployment, "containerPort: 9090", "containerPort: 9091"}},
 			"container port \"metrics\" is 9091 but --metrics-addr listens on 9090"},
+		{"HTTP port differs from the flag",
+			[]change{{deployment, "containerPort: 8080", "containerPort: 8081"}},
+			"container port \"http\" is 8081 but --http-addr listens on 8080"},
+		{"HTTP port not declared",
+			[]change{{deployment, "            - name: http\n              containerPort: 8080\n              protocol: TCP\n", ""}},
+			"declares no port named \"http\""},
+		{"Service without the HTTP port",
+			[]change{{service, "    - name: http\n      port: 8080\n      targetPort: http\n      protocol: TCP\n      appProtocol: http\n", ""}},
+			`Service "greeter" has no port named http`},
 		{"scrape annotation on the wrong port",
 			[]change{{deployment, `prometheus.io/port: "9090"`, `prometheus.io/port: "8080"`}},
 			"annotation prometheus.io/port"},
@@ -311,8 +321,8 @@ func TestCheckCatchesFaults(t *testing.T) {
 			[]change{{dockerfile, "USER 65532:65532", "USER root"}},
 			`runs as USER "root"`},
 		{"Dockerfile exposes other ports",
-			[]change{{dockerfile, "EXPOSE 50051 9090", "EXPOSE 50051 8080"}},
-			"EXPOSE 50051 8080 differs from the manifests' container ports 50051 9090"},
+			[]change{{dockerfile, "EXPOSE 50051 9090 8080", "EXPOSE 50051 8080"}},
+			"EXPOSE 50051 8080 differs from the manifests' container ports 50051 8080 9090"},
 		{"Dockerfile builds with cgo",
 			[]change{{dockerfile, "ENV CGO_ENABLED=0 ", "ENV "}},
 			"CGO_ENABLED=0"},
@@ -335,7 +345,7 @@ func TestCheckCatchesFaults(t *testing.T) {
 			[]change{{dockerfile, `ENTRYPOINT ["/greeter"]`, `ENTRYPOINT /greeter`}},
 			"use the exec form"},
 		{"Dockerfile with a misspelt instruction",
-			[]change{{dockerfile, "EXPOSE 50051 9090", "EXPOS 50051 9090"}},
+			[]change{{dockerfile, "EXPOSE 50051 9090 8080", "EXPOS 50051 9090 8080"}},
 			"unknown instruction: EXPOS"},
 		{"Dockerfile with an old Go",
 			[]change{{dockerfile, "ARG GO_VERSION=1.26", "ARG GO_VERSION=1.24"}},

@@ -180,7 +180,7 @@ func TestDockerfileEquivalentForms(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := copyTree(t)
 			edit(t, root, dockerfile, tc.old, tc.new)
-			if errs := deploycheck.CheckDockerfile(root, []int32{50051, 9090}, deploycheck.RunAsUser); len(errs) > 0 {
+			if errs := deploycheck.CheckDockerfile(root, []int32{50051, 8080, 9090}, deploycheck.RunAsUser); len(errs) > 0 {
 				t.Fatalf("%s:\n%v", tc.name, errors.Join(errs...))
 			}
 		})

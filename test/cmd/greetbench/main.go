@@ -43,7 +43,7 @@ func main() {
 
 func run() error {
 	cfg := bench.Config{Progress: os.Stderr}
-	var conc, scen, gens, through, idle, capacity, extra, out string
+	var conc, scen, gens, through, idle, capacity, extra, out, httpConc string
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "how long each measured run drives one server (at most 5m)")
 	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "how long each server is driven, unmeasured, before each measured run")
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "how many times each row alternates greeter and bare (1 to 20)")
@@ -54,6 +54,7 @@ func run() error {
 	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 1,024 for the benchmark's 2 GiB plan); empty for idle RSS only")
 	flag.StringVar(&capacity, "capacity", "10000", "comma-separated numbers of well-behaved slow streams held at once for the capacity rows, against the greeter at its default 256 MiB plan; empty for none")
 	flag.BoolVar(&cfg.Crowd, "crowd", true, "add the crowd-of-holders capacity row (50 addresses × 1,000 streams that send HEADERS only, for 10s)")
+	flag.StringVar(&httpConc, "http-concurrency", "1,16,64", "comma-separated numbers of calls in flight for the HTTP port's rows (h2load: greeter vs bare connect-go); empty for none")
 	flag.StringVar(&extra, "greeter-args", "", "extra space-separated flags for the greeter (default none: production defaults)")
 	flag.StringVar(&cfg.GreeterBin, "greeter-bin", "", "greeter `binary` to measure instead of building services/greeter (an earlier build, to compare)")
 	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+marker+" is replaced; empty prints only")
@@ -74,6 +75,11 @@ func run() error {
 	if strings.TrimSpace(through) != "" {
 		if cfg.Throughput, err = ints(through); err != nil {
 			return fmt.Errorf("-throughput: %w", err)
+		}
+	}
+	if strings.TrimSpace(httpConc) != "" {
+		if cfg.HTTPConcurrency, err = ints(httpConc); err != nil {
+			return fmt.Errorf("-http-concurrency: %w", err)
 		}
 	}
 	for _, g := range strings.Split(gens, ",") {

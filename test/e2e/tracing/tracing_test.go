@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -379,5 +380,34 @@ func TestCollectorDown(t *testing.T) {
 		t.Errorf("no count of the repeated export errors at exit:\n%s", log)
 	} else if repeated[1] == "1" {
 		t.Errorf("repeated count %s, want the many failed exports counted", repeated[1])
+	}
+}
+
+// TestHTTPPortJoinsTheTrace: a browser's call on the HTTP port (Connect
+// JSON, with the traceparent header fetch sends when the page is traced)
+// is traced like a gRPC call, in the caller's trace.
+func TestHTTPPortJoinsTheTrace(t *testing.T) {
+	r := collector(t)
+	srv := greeter(t, serverTracing(r), "--http-addr", "127.0.0.1:0")
+	req, err := http.NewRequest("POST", "http://"+srv.HTTPAddr+"/"+sayHello, strings.NewReader(`{"name":"Ada"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Connect-Protocol-Version", "1")
+	req.Header.Set("traceparent", callerTraceparent)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("SayHello over HTTP: %d %s", res.StatusCode, body)
+	}
+	spans := waitFor(t, r, [2]string{"greeter", sayHello})
+	server := find(spans, "greeter", sayHello)[0]
+	if server.TraceID != callerTrace || server.ParentSpanID != callerSpan {
+		t.Errorf("server span in trace %s, parent %s; want the caller's %s, %s", server.TraceID, server.ParentSpanID, callerTrace, callerSpan)
 	}
 }

@@ -28,6 +28,9 @@ type Server struct {
 	Addr string
 	// MetricsAddr is the bound admin HTTP address, or "" when disabled.
 	MetricsAddr string
+	// HTTPAddr is the bound HTTP port (Connect, gRPC-Web), or "" when
+	// disabled, as it is unless args set --http-addr.
+	HTTPAddr string
 
 	cmd     *exec.Cmd
 	logText func() string
@@ -40,11 +43,12 @@ const startTimeout = 30 * time.Second
 
 // addrPattern finds the bound addresses in the server's "serving" log line,
 // in the text or the JSON log format.
-var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr)"?[=:]"?([^\s",]*)`)
+var addrPattern = regexp.MustCompile(`(grpc_addr|metrics_addr|http_addr)"?[=:]"?([^\s",]*)`)
 
-// Start runs bin with `--grpc-addr 127.0.0.1:0 --metrics-addr ""` followed
-// by args, so args may override both (pass `--metrics-addr 127.0.0.1:0` to
-// get the admin server), and waits until the server logs its "serving" line
+// Start runs bin with `--grpc-addr 127.0.0.1:0 --metrics-addr "" --http-addr ""`
+// followed by args, so args may override them (pass `--metrics-addr
+// 127.0.0.1:0` to get the admin server, `--http-addr 127.0.0.1:0` the HTTP
+// port), and waits until the server logs its "serving" line
 // with the addresses it bound, at most 30s. When args give a fixed
 // --grpc-addr (for a log level that hides that line, say), the server is
 // ready once that address and a fixed --metrics-addr accept connections, and MetricsAddr is
@@ -160,7 +164,7 @@ func StartWith(ctx context.Context, bin string, args []string, opts ...StartOpti
 
 func start(ctx context.Context, bin string, out io.Writer, logText func() string, l launch, args []string) (*Server, error) {
 	s := &Server{logText: logText, done: make(chan struct{})}
-	argv := append([]string{bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, args...)
+	argv := append([]string{bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "", "--http-addr", ""}, args...)
 	if l.cpus != "" {
 		argv = append([]string{"taskset", "-c", l.cpus}, argv...)
 	}
@@ -235,6 +239,8 @@ func (s *Server) readAddrs() bool {
 				s.Addr = m[2]
 			case "metrics_addr":
 				s.MetricsAddr = m[2]
+			case "http_addr":
+				s.HTTPAddr = m[2]
 			}
 		}
 		if s.Addr != "" {

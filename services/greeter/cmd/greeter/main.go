@@ -1,6 +1,7 @@
 // Command greeter serves acme.greeter.v1.GreeterService and the classic
 // helloworld.Greeter over gRPC, with health, reflection, and an admin HTTP
-// server for metrics and probes.
+// server for metrics and probes; and on an HTTP port, the same services over
+// Connect, gRPC-Web and gRPC for browsers and plain HTTP callers.
 //
 // Run `greeter --help` for its flags and environment variables.
 package main
@@ -28,6 +29,7 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
 	"github.com/acme/greeter/services/greeter/internal/tracing"
 	"github.com/acme/greeter/services/greeter/internal/version"
+	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
 // Exit codes.
@@ -95,26 +97,36 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-
-	// Bind every port before serving anything, so a port that cannot be
-	// bound fails the start cleanly.
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC: %w", err)
-	}
-	var adminLis net.Listener
-	metricsAddr := ""
-	if cfg.MetricsAddr != "" {
-		adminLis, err = net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			grpcLis.Close()
-			return fmt.Errorf("listen for metrics: %w", err)
+	// The HTTP port (issue 22): Connect, gRPC-Web and gRPC over HTTP, in
+	// front of the same server; srv.Shutdown drains it first.
+	var webSrv *web.Server
+	if cfg.HTTPAddr != "" {
+		if webSrv, err = srv.Web(web.WithAllowedOrigins(cfg.AllowedOrigins()...)); err != nil {
+			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
 		}
+	}
+
+	grpcLis, adminLis, httpLis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	metricsAddr, httpAddr := "", ""
+	if adminLis != nil {
 		metricsAddr = adminLis.Addr().String()
 	}
+	if httpLis != nil {
+		httpAddr = httpLis.Addr().String()
+	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(grpcLis) }()
+	if httpLis != nil {
+		go func() {
+			if err := webSrv.Serve(httpLis); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	var admin *http.Server
 	if adminLis != nil {
 		var adminOpts []metrics.HandlerOption
@@ -128,7 +140,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			}
 		}()
 	}
-	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr,
+	logger.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr, "http_addr", httpAddr,
 		"tls", cfg.TLSCert != "", "mtls", cfg.TLSClientCA != "", "tracing", tracer != nil, "version", version.Get().String())
 
 	var serveErr error
@@ -141,6 +153,32 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	drainErr := drain(cfg, logger, srv, tracer, admin)
 	logger.Info("stopped")
 	return errors.Join(serveErr, drainErr)
+}
+
+// listen binds every port before anything is served, so that a port that
+// cannot be bound fails the start cleanly: gRPC, then the admin server and
+// the HTTP port unless their addresses are empty (nil listeners).
+func listen(cfg config.Config) (grpcLis, adminLis, httpLis net.Listener, err error) {
+	grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listen for gRPC: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if adminLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			grpcLis.Close()
+			return nil, nil, nil, fmt.Errorf("listen for metrics: %w", err)
+		}
+	}
+	if cfg.HTTPAddr != "" {
+		if httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			grpcLis.Close()
+			if adminLis != nil {
+				adminLis.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("listen for HTTP: %w", err)
+		}
+	}
+	return grpcLis, adminLis, httpLis, nil
 }
 
 // newServer builds the gRPC server the configuration describes, with the

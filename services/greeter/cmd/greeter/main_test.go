@@ -48,7 +48,7 @@ func TestProcess(t *testing.T) {
 	// The drain delay keeps the server up, and /readyz answering, long
 	// enough to see readiness fail during the drain.
 	cmd := exec.CommandContext(ctx, bin, "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-		"--drain-timeout", "10s", "--drain-delay", "2s")
+		"--http-addr", "127.0.0.1:0", "--drain-timeout", "10s", "--drain-delay", "2s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -83,6 +83,18 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 	return context.WithValue(cl.ctx, callKey{}, cl), nil
 }
 
+// Refused returns the status an RPC admitted through TapHandle with ctx
+// is refused with, or nil when it was admitted. On the gRPC port the first
+// interceptor answers it (so grpc-go ends the stream and frees it); a
+// transport that asks before it reads the request (the HTTP port) answers
+// it itself, and cancels ctx so the reaper releases the call.
+func Refused(ctx context.Context) error {
+	if cl, ok := ctx.Value(callKey{}).(*call); ok {
+		return cl.refusal
+	}
+	return nil
+}
+
 // refusal is why an RPC is refused; the zero value admits it.
 type refusal struct {
 	limit string

@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,12 @@ import (
 type Config struct {
 	GRPCAddr    string
 	MetricsAddr string // empty disables the admin HTTP server
+
+	// The HTTP port (issue 22): HTTPAddr empty disables it;
+	// CORSAllowedOrigins is the comma-separated list of origins browsers
+	// may call it from ("*" any, empty no CORS): AllowedOrigins.
+	HTTPAddr           string
+	CORSAllowedOrigins string
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -123,6 +130,8 @@ func (n flagName) env() string { return EnvName(string(n)) }
 const (
 	flagGRPCAddr                flagName = "grpc-addr"
 	flagMetricsAddr             flagName = "metrics-addr"
+	flagHTTPAddr                flagName = "http-addr"
+	flagCORSAllowedOrigins      flagName = "cors-allowed-origins"
 	flagLogLevel                flagName = "log-level"
 	flagLogFormat               flagName = "log-format"
 	flagReflection              flagName = "reflection"
@@ -185,7 +194,8 @@ func Parse(args []string, lookupEnv func(string) (string, bool), output io.Write
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: greeter [flags]\n\n")
-		fmt.Fprintf(out, "Serves acme.greeter.v1.GreeterService and helloworld.Greeter over gRPC.\n")
+		fmt.Fprintf(out, "Serves acme.greeter.v1.GreeterService and helloworld.Greeter over gRPC, and on\n"+
+			"--http-addr over Connect, gRPC-Web and gRPC for browsers and HTTP callers.\n")
 		fmt.Fprintf(out, "Every flag can also be set by its environment variable; a flag on the\ncommand line wins over the environment.\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			name, usage := flag.UnquoteUsage(f)
@@ -254,6 +264,9 @@ func (c *Config) validate() error {
 	if c.MetricsAddr != "" && c.MetricsAddr == c.GRPCAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
 		errs = append(errs, fmt.Errorf("%s must differ from %s: metrics never share the gRPC port", flagMetricsAddr, flagGRPCAddr))
 	}
+	if c.HTTPAddr != "" && !strings.HasSuffix(c.HTTPAddr, ":0") && (c.HTTPAddr == c.GRPCAddr || c.HTTPAddr == c.MetricsAddr) {
+		errs = append(errs, fmt.Errorf("%s %q must differ from %s and %s", flagHTTPAddr, c.HTTPAddr, flagGRPCAddr, flagMetricsAddr))
+	}
 	if c.RateLimitBurst > 0 && c.RateLimit == 0 {
 		errs = append(errs, fmt.Errorf("%s needs %s", flagRateLimitBurst, flagRateLimit))
 	}
@@ -277,4 +290,35 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
+}
+
+// AllowedOrigins is CORSAllowedOrigins as a list, empty items dropped.
+func (c Config) AllowedOrigins() []string {
+	var items []string
+	for item := range strings.SplitSeq(c.CORSAllowedOrigins, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+// checkOrigins accepts a comma-separated list of "*" or origins as
+// browsers send them: scheme://host[:port], nothing after.
+func checkOrigins(list string) error {
+	var errs []error
+	for _, origin := range (Config{CORSAllowedOrigins: list}).AllowedOrigins() {
+		if origin == "*" {
+			continue
+		}
+		u, err := url.Parse(origin)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("%q: want an origin as browsers send it, scheme://host[:port] (https://app.example.com), or *", origin))
+		case u.Path == "/":
+			errs = append(errs, fmt.Errorf("%q: an origin has no path; drop the trailing /", origin))
+		}
+	}
+	return errors.Join(errs...)
 }

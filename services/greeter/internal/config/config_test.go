@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		GRPCAddr: ":50051", MetricsAddr: ":9090", LogLevel: slog.LevelInfo, LogFormat: "text",
+		GRPCAddr: ":50051", MetricsAddr: ":9090", HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "text",
 		Reflection: true, DrainTimeout: 20 * time.Second,
 		MaxRecvMsgSize: 64 << 10, MaxSendMsgSize: 4 << 20, MaxConcurrentStreams: 100, StreamWorkers: 128,
 		MaxHealthStreams: 64, FirstMessageTimeout: 10 * time.Second, SendStallTimeout: 30 * time.Second,
@@ -34,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: 5 * time.Minute,
 		KeepaliveMinTime: 10 * time.Second, KeepalivePermitNoStream: true,
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
 	}
 }
@@ -70,6 +71,14 @@ func TestPrecedence(t *testing.T) {
 			func(c Config) bool { return c.RateLimit == 2.5 && c.RateLimitBurst == 10 }},
 		{"rate limit flag wins", []string{"--rate-limit", "100"}, map[string]string{"GREETER_RATE_LIMIT": "2.5"},
 			func(c Config) bool { return c.RateLimit == 100 && c.RateLimitBurst == 0 }},
+		{"empty env disables the HTTP port", nil, map[string]string{"GREETER_HTTP_ADDR": ""},
+			func(c Config) bool { return c.HTTPAddr == "" }},
+		{"CORS origins from env", nil, map[string]string{"GREETER_CORS_ALLOWED_ORIGINS": "https://a.example, http://localhost:3000,"},
+			func(c Config) bool {
+				return reflect.DeepEqual(c.AllowedOrigins(), []string{"https://a.example", "http://localhost:3000"})
+			}},
+		{"CORS any origin", []string{"--cors-allowed-origins", "*"}, nil,
+			func(c Config) bool { return reflect.DeepEqual(c.AllowedOrigins(), []string{"*"}) }},
 		{"port 0", []string{"--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, nil,
 			func(c Config) bool { return c.GRPCAddr == "127.0.0.1:0" && c.MetricsAddr == "127.0.0.1:0" }},
 	}
@@ -104,6 +113,12 @@ func TestInvalid(t *testing.T) {
 		{"port out of range", []string{"--grpc-addr", ":70000"}, nil, "port"},
 		{"bad metrics address", []string{"--metrics-addr", "nope"}, nil, "--metrics-addr"},
 		{"metrics on the gRPC port", []string{"--grpc-addr", ":5000", "--metrics-addr", ":5000"}, nil, "must differ"},
+		{"bad HTTP address", []string{"--http-addr", "8080"}, nil, "--http-addr"},
+		{"HTTP on the gRPC port", []string{"--grpc-addr", ":5000", "--http-addr", ":5000"}, nil, "--http-addr \":5000\" must differ"},
+		{"HTTP on the metrics port", nil, map[string]string{"GREETER_HTTP_ADDR": ":9090"}, "must differ"},
+		{"origin with a path", []string{"--cors-allowed-origins", "https://a.example/app"}, nil, "--cors-allowed-origins"},
+		{"origin with a trailing slash", []string{"--cors-allowed-origins", "https://a.example/"}, nil, "drop the trailing /"},
+		{"origin without a scheme", []string{"--cors-allowed-origins", "a.example"}, nil, "scheme://host"},
 		{"negative drain timeout", []string{"--drain-timeout", "-1s"}, nil, "--drain-timeout -1s: must not be negative"},
 		{"negative keepalive", []string{"--keepalive-time", "-1s"}, nil, "--keepalive-time"},
 		{"zero connection timeout", []string{"--connection-timeout", "0"}, nil, "--connection-timeout"},
@@ -227,6 +242,8 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 func TestEverySettingIsPlaced(t *testing.T) {
 	usedByMain := map[flagName]bool{
 		flagGRPCAddr: true, flagMetricsAddr: true, flagLogLevel: true, flagLogFormat: true,
+		// The HTTP port is built by main from the server (Server.Web).
+		flagHTTPAddr: true, flagCORSAllowedOrigins: true,
 		flagPprof: true, flagTLSCert: true, flagTLSKey: true, flagTLSClientCA: true,
 		flagMemoryLimit: true, flagTraceMessageEvents: true, flagTraceHealthReflection: true,
 	}

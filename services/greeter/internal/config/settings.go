@@ -29,6 +29,17 @@ var settings = []setting{
 			}
 			return checkAddr(a)
 		}),
+	declare(flagHTTPAddr, func(c *Config) *string { return &c.HTTPAddr }, ":8080",
+		"`address` of the HTTP port: the gRPC services over Connect (JSON, binary, GET), gRPC-Web and gRPC, for browsers and plain HTTP callers, with the gRPC port's TLS and limits; empty disables it").
+		within(func(a string) error {
+			if a == "" {
+				return nil
+			}
+			return checkAddr(a)
+		}),
+	declare(flagCORSAllowedOrigins, func(c *Config) *string { return &c.CORSAllowedOrigins }, "",
+		"comma-separated `origins` (https://app.example.com) whose pages may call the HTTP port from a browser, * for any; a request from another origin is refused; empty sends no CORS headers").
+		within(checkOrigins),
 	logLevelSetting{flagLogLevel, slog.LevelInfo, "minimum log `level`: debug, info, warn or error"},
 	declare(flagLogFormat, func(c *Config) *string { return &c.LogFormat }, "text",
 		"log `format`: text or json").

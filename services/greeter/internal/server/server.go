@@ -27,6 +27,7 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 	"github.com/acme/greeter/services/greeter/internal/service"
 	"github.com/acme/greeter/services/greeter/internal/validate"
+	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
 // Services are the names health reports on: "" for the server as a whole,
@@ -53,6 +54,7 @@ type Server struct {
 	limits    admission.Limits
 	reaper    sync.Once
 	stopReap  context.CancelFunc
+	web       *web.Server // the HTTP port, if Web built one (issue 22)
 }
 
 // New builds a Server with every service registered and health SERVING; it
@@ -205,7 +207,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	stopped := make(chan struct{})
+	// The HTTP port first (issue 22): GracefulStop would end the calls in
+	// flight there without their status ("missing trailer").
+	webStopped := make(chan struct{})
+	cutWeb := s.shutdownWeb(webStopped)
+	defer cutWeb()
 	go func() {
+		<-webStopped
 		s.grpc.GracefulStop()
 		close(stopped)
 	}()
@@ -224,6 +232,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("drain interrupted: %w", ctx.Err())
 	}
+	cutWeb()
+	<-webStopped
 	s.grpc.Stop()
 	<-stopped
 	return err

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/services/greeter/internal/admission"
+)
+
+// TestWebAdmission: the HTTP port's calls are charged to their client as
+// the gRPC port's are, and refused with the same status.
+func TestWebAdmission(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithMaxRPCMemoryPerClient(minRPCMemory)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Response streams held in their handler fill the client's cap, as in
+	// TestOverloadRefusals on the gRPC port.
+	holder := connect.NewClient[greeterv1.SayHelloStreamRequest, greeterv1.SayHelloStreamResponse](httpClient(t, false, "127.0.0.1"), h.base+sayHelloStream)
+	var held []*connect.ServerStreamForClient[greeterv1.SayHelloStreamResponse]
+	for range int(minRPCMemory / admission.RPCCost) {
+		ss, err := holder.CallServerStream(ctx, connect.NewRequest(&greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 100, Interval: durationpb.New(time.Second)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ss.Receive() {
+			t.Fatalf("holding stream: %v", ss.Err())
+		}
+		held = append(held, ss)
+	}
+
+	refused := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, "127.0.0.1"), h.base+sayHello, connect.WithProtoJSON())
+	_, err := refused.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"}))
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("second call of the client: %v, want resource_exhausted", err)
+	}
+	var ce *connect.Error
+	errors.As(err, &ce)
+	retry := false
+	for _, d := range ce.Details() {
+		if v, _ := d.Value(); v != nil {
+			_, retry = v.(*errdetails.RetryInfo)
+		}
+	}
+	if !retry {
+		t.Errorf("refusal %v has no RetryInfo", err)
+	}
+	if got := metricValue(t, h.metrics, "greeter_http_refused_total", map[string]string{"reason": "admission"}); got != 1 {
+		t.Errorf("greeter_http_refused_total{reason=admission} = %v", got)
+	}
+
+	other := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, "127.0.0.2"), h.base+sayHello)
+	if _, err := other.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Grace"})); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+
+	// The charge ends with the call.
+	for _, ss := range held {
+		ss.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.srv.admission.InFlight() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := refused.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {
+		t.Fatalf("after the stream ended: %v", err)
+	}
+}
+
+// TestWebRateLimitAndInterceptors: the rate limit and the chain's
+// interceptors see HTTP calls, with their headers as metadata (a browser's
+// traceparent reaches the tracing stats handler this way).
+func TestWebRateLimitAndInterceptors(t *testing.T) {
+	seen := make(chan metadata.MD, 10)
+	capture := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		seen <- md
+		return handler(ctx, req)
+	}
+	h := startWeb(t, nil, withOptions(WithRateLimit(0.001), WithRateLimitBurst(1), WithUnaryInterceptors(capture)))
+	c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello, connect.WithProtoJSON())
+	req := connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	req.Header().Set("traceparent", traceparent)
+	if _, err := c.CallUnary(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if md := <-seen; fmt.Sprint(md.Get("traceparent")) != "["+traceparent+"]" {
+		t.Errorf("metadata %v has no traceparent %s", md, traceparent)
+	}
+	_, err := c.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"}))
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("over the rate limit: %v, want resource_exhausted", err)
+	}
+	if lines := h.logs.lines("finished call", "SayHello", "ResourceExhausted"); len(lines) == 0 {
+		t.Errorf("no access log line of the refused call in\n%s", h.logs)
+	}
+}
+
+// TestWebConnectionCap: the HTTP port's connections count against the
+// gRPC port's caps.
+func TestWebConnectionCap(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithMaxConnectionsPerClient(1)))
+	addr := strings.TrimPrefix(h.base, "http://")
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	fmt.Fprintf(first, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := first.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := second.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("second connection from the same IP: read %d, %v; want it closed", n, err)
+	}
+	// Another IP is let in.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	third, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	fmt.Fprintf(third, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := third.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("connection from another IP: %v", err)
+	}
+}
+
+// TestWebSlowClients: a client that sends its headers or its body slowly
+// holds its connection no longer than the connection and first-message
+// timeouts.
+func TestWebSlowClients(t *testing.T) {
+	h := startWeb(t, nil, withOptions(WithConnectionTimeout(300*time.Millisecond), WithFirstMessageTimeout(300*time.Millisecond)))
+	addr := strings.TrimPrefix(h.base, "http://")
+	for _, tc := range []struct{ desc, sent string }{
+		{"headers never end", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"},
+		{"body never comes", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nContent-Length: 20\r\n\r\n{\"name\":"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			io.WriteString(conn, tc.sent)
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, _ := io.ReadAll(conn)
+			if held := time.Since(start); held > 5*time.Second {
+				t.Errorf("connection held %v", held)
+			}
+			t.Logf("server answered %q", got)
+		})
+	}
+	// And serves the others.
+	c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello)
+	if _, err := c.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {
+		t.Fatal(err)
+	}
+}

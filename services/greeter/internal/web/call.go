@@ -1,0 +1,204 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// serveCall checks a call's protocol, size and admission, then hands it to
+// the transcoder.
+func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
+	req := requestOf(r)
+	m, known := s.methods[r.URL.Path]
+	if !known {
+		s.unknownMethod(w, r)
+		return
+	}
+	switch {
+	case req.protocol == protocolPreflight:
+		s.refuse(w, r, req, reasonOrigin, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"CORS preflight from origin %q: the server allows no cross-origin calls; list the origin in its --cors-allowed-origins", r.Header.Get("Origin"))))
+		return
+	case req.protocol == protocolUnknown:
+		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeUnknown, fmt.Errorf(
+			"%s %s with Content-Type %q: call with POST and application/json or application/proto (Connect; with the header Connect-Protocol-Version: 1), "+
+				"application/connect+json or +proto (Connect streaming), application/grpc-web[-text][+proto] (gRPC-Web) or application/grpc (gRPC); "+
+				"or GET with ?connect=v1&encoding=json&message=... (Connect GET of a side-effect-free method)",
+			r.Method, r.URL.Path, r.Header.Get("Content-Type"))))
+		return
+	case req.codec == codecUnknown && req.protocol == protocolConnectGet:
+		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"encoding=%q: a Connect GET names its codec in the query, encoding=json or encoding=proto", r.URL.Query().Get("encoding"))))
+		return
+	case req.codec == codecUnknown:
+		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"codec of %q not served: use proto or json", r.Header.Get("Content-Type"))))
+		return
+	case req.connectUnary && r.Header.Get("Connect-Protocol-Version") != "1":
+		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"Connect-Protocol-Version %q: send the header Connect-Protocol-Version: 1 with a Connect unary call", r.Header.Get("Connect-Protocol-Version"))))
+		return
+	case req.protocol == protocolConnectGet && r.URL.Query().Get("connect") != "v1":
+		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"connect=%q: a Connect GET names the protocol's version in the query, connect=v1", r.URL.Query().Get("connect"))))
+		return
+	}
+	limit := s.bodyLimit(req)
+	if !m.clientStreams && r.ContentLength > limit {
+		s.refuse(w, r, req, reasonTooLarge, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"request body of %d bytes is larger than the server's largest message, %d bytes (--max-recv-msg-size)", r.ContentLength, s.opts.maxMessageSize)))
+		return
+	}
+	ctx := r.Context()
+	if s.opts.admission != nil {
+		admitted, release, err := s.opts.admission.Admit(ctx, peerOf(r), r.URL.Path)
+		if err != nil {
+			s.refuse(w, r, req, reasonAdmission, connectError(err))
+			return
+		}
+		defer release()
+		ctx = admitted
+	}
+	rc := http.NewResponseController(w)
+	if !m.clientStreams {
+		// A message larger than the limit is refused by the transcoder as
+		// soon as it has that much; this bounds the whole body too.
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if t := s.opts.firstMessageTimeout; t > 0 && r.Method == http.MethodPost {
+			// Cleared once the body is read: on HTTP/1.1 a read deadline
+			// passing during a long response would end the call.
+			_ = rc.SetReadDeadline(time.Now().Add(t))
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			defer rc.SetReadDeadline(time.Time{})
+		}
+	}
+	if s.opts.sendStallTimeout > 0 {
+		w = &stallWriter{ResponseWriter: w, rc: rc, timeout: s.opts.sendStallTimeout}
+		// On HTTP/1.1 the deadline is the connection's: clear it for the
+		// next request.
+		defer rc.SetWriteDeadline(time.Time{})
+	}
+	r = r.WithContext(ctx)
+	if req.protocol == protocolGRPCWebText {
+		decoded, cerr := decodeGRPCWebText(r)
+		if cerr != nil {
+			s.refuse(w, r, req, reasonProtocol, cerr)
+			return
+		}
+		r = decoded
+		tw := newTextWriter(w)
+		defer tw.close()
+		w = tw
+	}
+	s.transcoder.ServeHTTP(w, r)
+}
+
+// bodyLimit is the largest body of a call that sends one message: the
+// message, its envelope, and for gRPC-Web text the base64 encoding.
+func (s *Server) bodyLimit(req request) int64 {
+	n := int64(s.opts.maxMessageSize) + 5
+	if req.protocol == protocolGRPCWebText {
+		n = (n + 2) / 3 * 4
+	}
+	return n
+}
+
+func (s *Server) unknownMethod(w http.ResponseWriter, r *http.Request) {
+	s.refuse(w, r, requestOf(r), reasonUnknownMethod, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
+		"no method %s %s here: the path is /<package>.<Service>/<Method> of one of %s", r.Method, r.URL.Path, s.served)))
+}
+
+// The reason label of greeter_http_refused_total.
+const (
+	reasonOrigin        = "origin"
+	reasonMalformed     = "malformed"
+	reasonProtocol      = "protocol"
+	reasonTooLarge      = "too-large"
+	reasonAdmission     = "admission"
+	reasonUnknownMethod = "unknown-method"
+)
+
+// refuse answers a request the gRPC server never sees: in its protocol's
+// error format where it has one, else as plain text with the HTTP status
+// the Connect protocol gives the code.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, req request, reason string, err *connect.Error) {
+	s.metrics.refused.WithLabelValues(reason).Inc()
+	s.opts.logger.InfoContext(r.Context(), "HTTP request refused", "reason", reason, "protocol", req.protocol,
+		"method", r.Method, "path", r.URL.Path, "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"),
+		"code", err.Code().String(), "error", err.Message())
+	if req.protocol == protocolGRPCWebText {
+		// connect-go's ErrorWriter does not know the text form: a
+		// trailers-only response, as grpc-go sends.
+		h := w.Header()
+		h.Set("Content-Type", "application/grpc-web-text+proto")
+		h.Set("Grpc-Status", strconv.Itoa(int(err.Code())))
+		h.Set("Grpc-Message", url.PathEscape(err.Message()))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if req.protocol != protocolUnknown && req.codec != codecUnknown && s.errors.IsSupported(r) {
+		if s.errors.Write(w, r, err) == nil {
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(httpStatus(err.Code()))
+	io.WriteString(w, err.Message()+"\n")
+}
+
+// httpStatus is the HTTP status the Connect protocol gives code.
+func httpStatus(code connect.Code) int {
+	switch code {
+	case connect.CodeInvalidArgument, connect.CodeUnknown:
+		if code == connect.CodeUnknown {
+			return http.StatusUnsupportedMediaType
+		}
+		return http.StatusBadRequest
+	case connect.CodePermissionDenied:
+		return http.StatusForbidden
+	case connect.CodeResourceExhausted:
+		return http.StatusTooManyRequests
+	case connect.CodeUnimplemented:
+		return http.StatusNotFound
+	case connect.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// connectError is a gRPC status error as a Connect error, details included
+// (RetryInfo, BadRequest).
+func connectError(err error) *connect.Error {
+	st := status.Convert(err)
+	ce := connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
+	for _, d := range st.Proto().GetDetails() {
+		if detail, err := connect.NewErrorDetail(d); err == nil {
+			ce.AddDetail(detail)
+		}
+	}
+	return ce
+}
+
+// peerOf is the client of r as grpc-go's ServeHTTP will show it.
+func peerOf(r *http.Request) *peer.Peer {
+	p := &peer.Peer{Addr: stringAddr(r.RemoteAddr)}
+	if r.TLS != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+	}
+	return p
+}
+
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }

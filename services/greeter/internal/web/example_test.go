@@ -1,0 +1,45 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/acme/greeter/services/greeter/internal/web"
+)
+
+// Serving a grpc.Server's services over Connect, gRPC-Web and gRPC, and
+// calling one with plain HTTP and JSON.
+func ExampleNew() {
+	g := grpc.NewServer()
+	healthgrpc.RegisterHealthServer(g, health.NewServer())
+	srv, err := web.New(g, web.WithAllowedOrigins("https://app.example"))
+	if err != nil {
+		panic(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go srv.Serve(lis)
+	defer srv.Shutdown(context.Background())
+
+	req, _ := http.NewRequest("POST", "http://"+lis.Addr().String()+"/grpc.health.v1.Health/Check", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Connect-Protocol-Version", "1")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	fmt.Println(res.StatusCode, string(body))
+	// Output: 200 {"status":"SERVING"}
+}

@@ -1,0 +1,246 @@
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
+	"connectrpc.com/vanguard"
+	"github.com/rs/cors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+)
+
+// Admission decides whether a call may start, before any of its body is
+// read: what grpc.InTapHandle does on the gRPC port, and grpc-go's ServeHTTP
+// path never calls.
+type Admission interface {
+	// Admit charges the call of method ("/acme.greeter.v1.GreeterService/
+	// SayHello") from client, whose address and TLS state are as grpc-go
+	// will show them to the interceptors. It returns the context the call
+	// must run in and release, which ends the charge once the call is over
+	// and may be called after the server has released it; or the gRPC
+	// status error that refuses the call.
+	Admit(ctx context.Context, client *peer.Peer, method string) (admitted context.Context, release func(), err error)
+}
+
+// Server serves a grpc.Server's services over HTTP; see the package doc.
+type Server struct {
+	opts       options
+	transcoder http.Handler
+	handler    http.Handler // the transcoder behind CORS and the checks
+	methods    map[string]methodInfo
+	served     string // the services, for the message of an unknown method
+	errors     *connect.ErrorWriter
+	metrics    *httpMetrics
+	http       *http.Server
+	cutoff     context.Context // done once Shutdown cuts the calls off
+	cut        context.CancelFunc
+}
+
+type methodInfo struct {
+	clientStreams bool
+}
+
+// cutGrace is how long calls get to end once Shutdown has cancelled them,
+// before their connections are closed.
+const cutGrace = time.Second
+
+// New returns a Server of g's services; g must have them all registered.
+func New(g *grpc.Server, opts ...Option) (*Server, error) {
+	o := defaultOptions()
+	var errs []error
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	services, err := o.servedServices(g)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("build HTTP server: %w", err)
+	}
+	m, err := newHTTPMetrics(o.registerer)
+	if err != nil {
+		return nil, fmt.Errorf("build HTTP server: %w", err)
+	}
+	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m}
+	s.cutoff, s.cut = context.WithCancel(context.Background())
+	slices.Sort(services)
+	s.served = strings.Join(services, ", ")
+	info := g.GetServiceInfo()
+	vservices := make([]*vanguard.Service, 0, len(services))
+	for _, name := range services {
+		for _, m := range info[name].Methods {
+			s.methods["/"+name+"/"+m.Name] = methodInfo{clientStreams: m.IsClientStream}
+		}
+		vservices = append(vservices, vanguard.NewService(name, statusGuard{g: g, cutoff: s.cutoff},
+			// Only binary proto reaches g: its codec is forced (package
+			// validate), whatever the content subtype says.
+			vanguard.WithTargetCodecs(vanguard.CodecProto),
+			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
+			// g has no decompressors but gzip's; vanguard decompresses.
+			vanguard.WithNoTargetCompression(),
+			vanguard.WithMaxMessageBufferBytes(uint32(o.maxMessageSize)),
+		))
+	}
+	transcoder, err := vanguard.NewTranscoder(vservices,
+		vanguard.WithUnknownHandler(http.HandlerFunc(s.unknownMethod)),
+		vanguard.WithCodec(newRequestJSON(m.refused.WithLabelValues(reasonMalformed))))
+	if err != nil {
+		return nil, fmt.Errorf("build HTTP server: %w", err)
+	}
+	s.transcoder = transcoder
+	s.handler = http.HandlerFunc(s.serveCall)
+	if len(o.origins) > 0 {
+		s.handler = cors.New(cors.Options{
+			AllowedOrigins: o.origins,
+			AllowedMethods: connectcors.AllowedMethods(),
+			// traceparent and tracestate: a browser's trace joins the server's.
+			AllowedHeaders: append(connectcors.AllowedHeaders(), "Traceparent", "Tracestate"),
+			ExposedHeaders: append(connectcors.ExposedHeaders(), o.exposedHeaders...),
+			MaxAge:         int(PreflightMaxAge.Seconds()),
+		}).Handler(s.handler)
+	}
+
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	if o.tlsConfig != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	s.http = &http.Server{
+		Handler:           s,
+		Protocols:         protocols,
+		ReadHeaderTimeout: o.readHeaderTimeout,
+		IdleTimeout:       o.idleTimeout,
+		// A Connect GET carries its message in the URL.
+		MaxHeaderBytes: 16<<10 + 2*o.maxMessageSize,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: int(o.maxStreams),
+			// A connection that takes no bytes for this long is closed,
+			// which ends every call on it.
+			WriteByteTimeout: o.sendStallTimeout,
+		},
+		// net/http's own complaints (a failed TLS handshake, a panic
+		// outside the gRPC server's recovery) go to the server's log.
+		ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
+	}
+	if o.tlsConfig != nil {
+		s.http.TLSConfig = withALPN(o.tlsConfig)
+	}
+	return s, nil
+}
+
+// withALPN offers HTTP/2 and HTTP/1.1 on cfg, including on the
+// configuration its GetConfigForClient returns (a reloading certificate's).
+func withALPN(cfg *tls.Config) *tls.Config {
+	protos := []string{"h2", "http/1.1"}
+	cfg = cfg.Clone()
+	cfg.NextProtos = protos
+	if get := cfg.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if err != nil || c == nil {
+				return c, err
+			}
+			c = c.Clone()
+			c.NextProtos = protos
+			return c, nil
+		}
+	}
+	return cfg
+}
+
+// Serve accepts connections on lis until Shutdown; it returns nil after a
+// shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	if s.opts.listener != nil {
+		lis = s.opts.listener(lis)
+	}
+	var err error
+	if s.opts.tlsConfig != nil {
+		err = s.http.ServeTLS(lis, "", "")
+	} else {
+		err = s.http.Serve(lis)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve HTTP on %s: %w", lis.Addr(), err)
+}
+
+// Shutdown stops accepting connections and waits for the calls in flight
+// to end, HTTP/2 connections told to go away. If ctx ends first, the calls
+// still running are cut off (each ends with an UNAVAILABLE status and a
+// proper end of its stream), given cutGrace to end, and their connections
+// closed; Shutdown then returns ctx's error.
+//
+// Shut the HTTP port down before the grpc.Server's GracefulStop: that would
+// end the calls in flight here without their status.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err == nil {
+		return nil
+	}
+	s.cut()
+	grace, cancel := context.WithTimeout(context.Background(), cutGrace)
+	defer cancel()
+	if s.http.Shutdown(grace) != nil {
+		s.http.Close()
+	}
+	return err
+}
+
+// ServeHTTP serves one request: counted by protocol, refused if its origin
+// is not allowed, else handed to CORS and the call's checks.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := classify(r)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() { s.metrics.requests.WithLabelValues(req.protocol, req.codec, strconv.Itoa(rec.status())).Inc() }()
+	if origin := r.Header.Get("Origin"); origin != "" && len(s.opts.origins) > 0 && !s.originAllowed(origin) {
+		s.refuse(rec, r, req, reasonOrigin, connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("origin %q may not call this server: the server's --cors-allowed-origins does not list it", origin)))
+		return
+	}
+	s.handler.ServeHTTP(rec, r.WithContext(withRequest(r.Context(), req)))
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	for _, o := range s.opts.origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// Handler is the Server's handler, for tests that serve it themselves.
+func (s *Server) Handler() http.Handler { return s }
+
+type requestKey struct{}
+
+func withRequest(ctx context.Context, req request) context.Context {
+	return context.WithValue(ctx, requestKey{}, req)
+}
+
+func requestOf(r *http.Request) request {
+	req, ok := r.Context().Value(requestKey{}).(request)
+	if !ok {
+		return classify(r)
+	}
+	return req
+}

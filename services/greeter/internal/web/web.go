@@ -1,0 +1,254 @@
+// Package web serves a grpc.Server's services to browsers and plain HTTP
+// callers: the Connect protocol (JSON and binary; unary and server streaming
+// over HTTP/1.1 and HTTP/2, client and bidi streaming over HTTP/2, GET for
+// methods marked NO_SIDE_EFFECTS), gRPC-Web (binary and text) and gRPC, on
+// one HTTP port (HTTP/1.1, and HTTP/2 as h2c or over TLS).
+//
+// Requests are transcoded by vanguard-go (connectrpc.com/vanguard) into gRPC
+// and handed to the same grpc.Server that serves the gRPC port, through its
+// ServeHTTP method: every call meets the same interceptors (recovery,
+// metrics, access log, rate limit, validation with its google.rpc.BadRequest
+// details), the same codec and message size limits and the same stats
+// handlers (tracing) as a native gRPC call. Serving the contract a second
+// time with connect-go handlers would have meant writing every one of them
+// again as connect interceptors; grpc-gateway speaks neither Connect nor
+// gRPC-Web.
+//
+// What grpc-go's ServeHTTP path leaves out, this package puts back in front
+// of it, each with the gRPC port's setting:
+//
+//   - admission (grpc.InTapHandle is never called): WithAdmission, asked for
+//     every call before any of its body is read;
+//   - connection caps: WithListener wraps the listener, as the gRPC port's;
+//   - MaxConcurrentStreams: WithMaxConcurrentStreams, for HTTP/2;
+//   - the connection timeout and keepalive: ReadHeaderTimeout (a slowloris
+//     sending headers slowly), WithFirstMessageTimeout (a body that does not
+//     arrive), WithSendStallTimeout (a client that reads nothing) and
+//     WithIdleTimeout (a connection with no request);
+//   - max message size: a request body larger than WithMaxMessageSize is
+//     refused from its Content-Length before it is read, or as soon as that
+//     many bytes have arrived.
+//
+// CORS (WithAllowedOrigins) follows connectrpc.com/cors's header lists.
+// Requests refused here, before they reach the grpc.Server, are counted in
+// greeter_http_refused_total by reason and logged; every request is counted
+// in greeter_http_requests_total by protocol.
+package web
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+)
+
+// Defaults of the options.
+const (
+	// DefaultMaxMessageSize is WithMaxMessageSize's default, the gRPC
+	// port's default largest request message.
+	DefaultMaxMessageSize = 64 << 10
+	// DefaultReadHeaderTimeout is WithReadHeaderTimeout's default.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultIdleTimeout is WithIdleTimeout's default.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultFirstMessageTimeout is WithFirstMessageTimeout's default.
+	DefaultFirstMessageTimeout = 10 * time.Second
+	// DefaultSendStallTimeout is WithSendStallTimeout's default.
+	DefaultSendStallTimeout = 30 * time.Second
+	// DefaultMaxConcurrentStreams is WithMaxConcurrentStreams's default.
+	DefaultMaxConcurrentStreams = 100
+	// PreflightMaxAge is how long browsers may cache a CORS preflight's
+	// answer: two hours, the most Chromium honours.
+	PreflightMaxAge = 2 * time.Hour
+)
+
+// Option configures a Server. Each sets one setting and leaves the others at
+// their defaults; a value New cannot honour makes it return an error naming
+// the option.
+type Option func(*options) error
+
+type options struct {
+	services            []string
+	origins             []string
+	exposedHeaders      []string
+	admission           Admission
+	listener            func(net.Listener) net.Listener
+	tlsConfig           *tls.Config
+	maxMessageSize      int
+	readHeaderTimeout   time.Duration
+	idleTimeout         time.Duration
+	firstMessageTimeout time.Duration
+	sendStallTimeout    time.Duration
+	maxStreams          uint32
+	logger              *slog.Logger
+	registerer          prometheus.Registerer
+}
+
+func defaultOptions() options {
+	return options{
+		maxMessageSize:      DefaultMaxMessageSize,
+		readHeaderTimeout:   DefaultReadHeaderTimeout,
+		idleTimeout:         DefaultIdleTimeout,
+		firstMessageTimeout: DefaultFirstMessageTimeout,
+		sendStallTimeout:    DefaultSendStallTimeout,
+		maxStreams:          DefaultMaxConcurrentStreams,
+		logger:              slog.Default(),
+	}
+}
+
+// WithServices sets the services served, by full name
+// ("acme.greeter.v1.GreeterService"); each must be registered on the
+// grpc.Server. The default is every registered service except server
+// reflection, which only gRPC tools speak.
+func WithServices(names ...string) Option {
+	return func(o *options) error { o.services = append(o.services, names...); return nil }
+}
+
+// WithAllowedOrigins sets the origins ("https://app.example.com") whose
+// pages may call the server from a browser (CORS); "*" allows any. A request
+// with an Origin outside the list is refused with PERMISSION_DENIED. The
+// default, no origin, sends no CORS headers and refuses nothing: a page
+// served from the same origin as the API (behind one proxy) needs none.
+func WithAllowedOrigins(origins ...string) Option {
+	return func(o *options) error {
+		for _, origin := range origins {
+			if origin == "" {
+				return errors.New("WithAllowedOrigins: an empty origin")
+			}
+		}
+		o.origins = append(o.origins, origins...)
+		return nil
+	}
+}
+
+// WithExposedHeaders adds response headers a browser page may read beside
+// those the protocols need (Grpc-Status and the like): the server's own.
+func WithExposedHeaders(names ...string) Option {
+	return func(o *options) error { o.exposedHeaders = append(o.exposedHeaders, names...); return nil }
+}
+
+// WithAdmission asks a for every call before its body is read. The default,
+// and what nil means, admits every call.
+func WithAdmission(a Admission) Option {
+	return func(o *options) error { o.admission = a; return nil }
+}
+
+// WithListener wraps every listener Serve is given, to cap connections as
+// the gRPC port does. The default serves the listener as it is.
+func WithListener(wrap func(net.Listener) net.Listener) Option {
+	return func(o *options) error { o.listener = wrap; return nil }
+}
+
+// WithTLS serves TLS (and mutual TLS, as cfg says), offering HTTP/2 and
+// HTTP/1.1. The default, and what nil means, is plaintext: HTTP/1.1 and
+// HTTP/2 without TLS (h2c).
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) error { o.tlsConfig = cfg; return nil }
+}
+
+// WithMaxMessageSize sets the largest request message, in bytes, JSON
+// included: a unary or server-streaming call's body larger than this is
+// refused (RESOURCE_EXHAUSTED) before it is read whole, as is any message of
+// a client stream. The default is DefaultMaxMessageSize, 64 KiB. n must be
+// positive.
+func WithMaxMessageSize(n int) Option {
+	return positive("WithMaxMessageSize", n, func(o *options) { o.maxMessageSize = n })
+}
+
+// WithReadHeaderTimeout sets how long a request's headers may take to
+// arrive. The default is DefaultReadHeaderTimeout, 5s. d must be positive.
+func WithReadHeaderTimeout(d time.Duration) Option {
+	return positive("WithReadHeaderTimeout", d, func(o *options) { o.readHeaderTimeout = d })
+}
+
+// WithIdleTimeout sets how long a connection may stay open without a
+// request. The default is DefaultIdleTimeout, 2m. d must be positive.
+func WithIdleTimeout(d time.Duration) Option {
+	return positive("WithIdleTimeout", d, func(o *options) { o.idleTimeout = d })
+}
+
+// WithFirstMessageTimeout sets how long the body of a call that sends one
+// request message (unary, server streaming) may take to arrive; a client
+// stream's body is unbounded in time, its first message watched by the
+// admission. The default is DefaultFirstMessageTimeout, 10s; 0 never times
+// out. d must not be negative.
+func WithFirstMessageTimeout(d time.Duration) Option {
+	return nonNegative("WithFirstMessageTimeout", d, func(o *options) { o.firstMessageTimeout = d })
+}
+
+// WithSendStallTimeout sets how long one write of a response may wait for a
+// client that reads nothing before the call is cut off. The default is
+// DefaultSendStallTimeout, 30s; 0 never. d must not be negative.
+func WithSendStallTimeout(d time.Duration) Option {
+	return nonNegative("WithSendStallTimeout", d, func(o *options) { o.sendStallTimeout = d })
+}
+
+// WithMaxConcurrentStreams sets how many calls one HTTP/2 connection may
+// have in flight. The default is DefaultMaxConcurrentStreams, 100, the gRPC
+// port's. n must be positive.
+func WithMaxConcurrentStreams(n uint32) Option {
+	return positive("WithMaxConcurrentStreams", n, func(o *options) { o.maxStreams = n })
+}
+
+// WithLogger sets the logger of refused requests. The default, and what nil
+// means, is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.logger = l
+		if l == nil {
+			o.logger = slog.Default()
+		}
+		return nil
+	}
+}
+
+// WithRegisterer sets where the HTTP metrics are registered. The default,
+// and what nil means, is a registry of their own, which nothing exports.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) error { o.registerer = r; return nil }
+}
+
+func positive[T int | uint32 | time.Duration](name string, v T, set func(*options)) Option {
+	return func(o *options) error {
+		if v <= 0 {
+			return fmt.Errorf("%s(%v): must be positive", name, v)
+		}
+		set(o)
+		return nil
+	}
+}
+
+func nonNegative(name string, d time.Duration, set func(*options)) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("%s(%v): must not be negative", name, d)
+		}
+		set(o)
+		return nil
+	}
+}
+
+// servedServices are the services to transcode: those asked for, else every
+// one registered but reflection.
+func (o *options) servedServices(g *grpc.Server) ([]string, error) {
+	info := g.GetServiceInfo()
+	if len(o.services) == 0 {
+		for name := range info {
+			if name != "grpc.reflection.v1.ServerReflection" && name != "grpc.reflection.v1alpha.ServerReflection" {
+				o.services = append(o.services, name)
+			}
+		}
+		return o.services, nil
+	}
+	for _, name := range o.services {
+		if _, ok := info[name]; !ok {
+			return nil, fmt.Errorf("WithServices: %q is not registered on the gRPC server", name)
+		}
+	}
+	return o.services, nil
+}
