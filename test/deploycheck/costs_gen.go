@@ -5,8 +5,11 @@ package deploycheck
 // What the server's admission control charges, besides the RPCs bounded by
 // --max-rpc-memory itself: each open connection and each health RPC
 // (admission.ConnectionCost and admission.HealthCost, measured against the
-// real binary: docs/reliability.md, test/e2e/overload).
+// real binary: docs/reliability.md, test/e2e/overload); and how far over
+// --max-rpc-memory measured memory may go before every RPC is refused
+// (admission.HardLimitPercent).
 const (
-	ConnectionCost = 32768
-	HealthCost     = 32768
+	ConnectionCost   = 32768
+	HealthCost       = 32768
+	HardLimitPercent = 125
 )

@@ -589,16 +589,21 @@ func (k *deploymentCheck) podTemplate() {
 	}
 }
 
-// What the server's overload limits may commit at worst besides
-// ConnectionCost and HealthCost (costs_gen.go, generated from the server's
-// admission package): the runtime's baseline, measured against the real
-// binary (docs/reliability.md, test/e2e/overload).
+// What the server's overload limits may commit at worst besides what
+// costs_gen.go holds (generated from the server's admission package): the
+// runtime's baseline, which --max-rpc-memory does not count (it measures
+// from what the server held at its start), measured against the real binary
+// (docs/reliability.md, test/e2e/overload).
 const (
 	RuntimeReserve = 32 << 20
 	// MemoryShare is how much of the memory limit the limits may commit:
-	// the server sets GOMEMLIMIT to 90% of it, and the garbage collector
-	// needs room above the live heap.
-	MemoryShare = 0.75
+	// the server sets GOMEMLIMIT to 90% of it. What --max-rpc-memory
+	// measures is the Go heap (garbage included) and the stacks, so the
+	// collector's room is inside it, not beside it.
+	MemoryShare = 0.9
+	// healthKinds: --max-health-streams bounds Health/Watch and
+	// Health/Check each.
+	healthKinds = 2
 )
 
 // memoryBudget checks the overload limits against the container's memory
@@ -635,11 +640,14 @@ func (k *deploymentCheck) memoryBudget() {
 		}
 		planned = min(m, limit)
 	}
-	rpc, conns, health := intFlag("max-rpc-memory"), intFlag("max-connections"), intFlag("max-health-streams")
-	worst := rpc + conns*ConnectionCost + health*HealthCost + RuntimeReserve
+	// Connections' memory is part of what --max-rpc-memory measures; health
+	// RPCs are admitted by count, so they are added beside it.
+	rpc, health := intFlag("max-rpc-memory"), intFlag("max-health-streams")
+	hard := rpc * HardLimitPercent / 100
+	worst := hard + healthKinds*health*HealthCost + RuntimeReserve
 	if allowed := int64(float64(planned) * MemoryShare); worst > allowed {
-		k.fail("the overload limits may commit %d MiB (--max-rpc-memory %d MiB + %d connections x %d KiB + %d health RPCs x %d KiB + %d MiB runtime), more than %.0f%% of the memory limit %s (%d MiB): lower --max-rpc-memory or --max-connections, or raise resources.limits.memory",
-			worst>>20, rpc>>20, conns, ConnectionCost>>10, health, HealthCost>>10, RuntimeReserve>>20, MemoryShare*100, k.c.Resources.Limits.Memory().String(), allowed>>20)
+		k.fail("the overload limits may commit %d MiB (everyone is refused at %d%% of --max-rpc-memory %d MiB = %d MiB, + %d health RPCs x %d KiB + %d MiB runtime), more than %.0f%% of the memory limit %s (%d MiB, GOMEMLIMIT): lower --max-rpc-memory, or raise resources.limits.memory",
+			worst>>20, HardLimitPercent, rpc>>20, hard>>20, healthKinds*health, HealthCost>>10, RuntimeReserve>>20, MemoryShare*100, k.c.Resources.Limits.Memory().String(), allowed>>20)
 	}
 }
 

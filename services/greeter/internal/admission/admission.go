@@ -57,6 +57,10 @@ const (
 	// of message bytes, each message with its frame and buffers) and its
 	// receive window.
 	StalledCost = 1 << 20
+	// HardLimitPercent is where, as a percentage of --max-rpc-memory,
+	// every RPC is refused UNAVAILABLE while shedding catches up; below
+	// it, only clients beyond their share are.
+	HardLimitPercent = 125
 	// ConnectionCost is what an open connection costs without its RPCs:
 	// measured 18 KiB idle; its read and write buffers (32 KiB each) are
 	// taken from pools only while it is busy.

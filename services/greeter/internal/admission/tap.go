@@ -150,7 +150,7 @@ func (c *Controller) admitRPC(use *clientUse) refusal {
 	switch {
 	case usage+RPCCost <= budget:
 		return refusal{}
-	case usage+RPCCost > budget+budget/4:
+	case usage+RPCCost > budget*HardLimitPercent/100:
 		return refusal{LimitMaxRPCMemory, codes.Unavailable, fmt.Sprintf("greeter: RPCs in flight hold %d KiB, over the server's %d KiB; retry, another replica may have room", usage>>10, budget>>10)}
 	}
 	held, share := c.held(use, usage), c.share()

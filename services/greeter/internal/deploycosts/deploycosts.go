@@ -1,7 +1,8 @@
 // Package deploycosts writes test/deploycheck's copy of the costs the
 // server's admission control charges (admission.ConnectionCost,
-// admission.HealthCost), which deploycheck weighs against a manifest's
-// memory limit.
+// admission.HealthCost) and of where it refuses everyone
+// (admission.HardLimitPercent), which deploycheck weighs against a
+// manifest's memory limit.
 //
 // Generated rather than imported: test/ is its own module and does not
 // require the server's (it tests the built binary from outside, as a
@@ -30,11 +31,14 @@ package deploycheck
 // What the server's admission control charges, besides the RPCs bounded by
 // --max-rpc-memory itself: each open connection and each health RPC
 // (admission.ConnectionCost and admission.HealthCost, measured against the
-// real binary: docs/reliability.md, test/e2e/overload).
+// real binary: docs/reliability.md, test/e2e/overload); and how far over
+// --max-rpc-memory measured memory may go before every RPC is refused
+// (admission.HardLimitPercent).
 const (
-	ConnectionCost = %d
-	HealthCost     = %d
+	ConnectionCost   = %d
+	HealthCost       = %d
+	HardLimitPercent = %d
 )
-`, admission.ConnectionCost, admission.HealthCost)
+`, admission.ConnectionCost, admission.HealthCost, admission.HardLimitPercent)
 	return format.Source([]byte(src))
 }
