@@ -164,7 +164,9 @@ func compare(linked []module, own map[string]string) []string {
 
 // RequiredGen returns the version of gen/go that the go.mod in moduleDir
 // requires. (Asking the go command would answer for the workspace, where
-// gen/go is a workspace module with no version.)
+// gen/go is a workspace module with no version.) It is
+// tools/internal/modproxy.RequiredVersion for this module, which cannot
+// import the toolchain's (harness/repo says why).
 func RequiredGen(moduleDir string) (string, error) {
 	name := filepath.Join(moduleDir, "go.mod")
 	data, err := os.ReadFile(name)

@@ -18,13 +18,7 @@ import (
 )
 
 func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	certFile, keyFile := ca.Server(t, "greeter").WriteFiles(t, dir, "server")
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca, certFile, keyFile, caFile := pkiFiles(t)
 	plainTLS, err := tlsreload.New(certFile, keyFile, tlsreload.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
@@ -64,4 +58,19 @@ func TestTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pkiFiles makes a test CA and writes the server's certificate, its key
+// and the CA's certificate (for mutual TLS) to files, as the TLS flags name
+// them.
+func pkiFiles(t *testing.T) (ca *testpki.CA, certFile, keyFile, caFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	ca = testpki.NewCA(t, "test CA")
+	certFile, keyFile = ca.Server(t, "greeter").WriteFiles(t, dir, "server")
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, certFile, keyFile, caFile
 }

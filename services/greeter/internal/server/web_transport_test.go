@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,20 +22,13 @@ import (
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 
-	"github.com/acme/greeter/services/greeter/internal/testpki"
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
 )
 
 // TestWebTLS: the HTTP port serves the gRPC port's TLS and mutual TLS, over
 // HTTP/2 (ALPN) and HTTP/1.1.
 func TestWebTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	certFile, keyFile := ca.Server(t, "greeter").WriteFiles(t, dir, "server")
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca, certFile, keyFile, caFile := pkiFiles(t)
 	mutualTLS, err := tlsreload.New(certFile, keyFile, tlsreload.WithClientCA(caFile), tlsreload.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
