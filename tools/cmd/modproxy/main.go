@@ -160,7 +160,7 @@ func workSync() error {
 	}
 	before := map[string]map[string]string{}
 	for _, u := range wf.Use {
-		if before[u.Path], err = requirements(u.Path); err != nil {
+		if before[u.Path], err = modproxy.Requirements(u.Path); err != nil {
 			return err
 		}
 	}
@@ -180,7 +180,7 @@ func workSync() error {
 		return err
 	}
 	for _, u := range wf.Use {
-		after, err := requirements(u.Path)
+		after, err := modproxy.Requirements(u.Path)
 		if err != nil {
 			return err
 		}
@@ -191,24 +191,6 @@ func workSync() error {
 		}
 	}
 	return nil
-}
-
-// requirements returns the module versions the go.mod in dir requires.
-func requirements(dir string) (map[string]string, error) {
-	name := filepath.Join(dir, "go.mod")
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	f, err := modfile.ParseLax(name, data, nil)
-	if err != nil {
-		return nil, err
-	}
-	reqs := map[string]string{}
-	for _, r := range f.Require {
-		reqs[r.Mod.Path] = r.Mod.Version
-	}
-	return reqs, nil
 }
 
 // raiseToWorkspace raises every requirement of each workspace module that
@@ -228,7 +210,7 @@ func raiseToWorkspace(env []string, wf *modfile.WorkFile) error {
 		}
 	}
 	for _, u := range wf.Use {
-		reqs, err := requirements(u.Path)
+		reqs, err := modproxy.Requirements(u.Path)
 		if err != nil {
 			return err
 		}

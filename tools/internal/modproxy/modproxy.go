@@ -253,24 +253,36 @@ const (
 	GenDir    = "gen/go"
 )
 
-// RequiredVersion returns the version of modulePath that the go.mod in
-// moduleDir requires, or an error if it requires none.
-func RequiredVersion(moduleDir, modulePath string) (string, error) {
+// Requirements returns the module versions the go.mod in moduleDir
+// requires, direct and indirect, by module path.
+func Requirements(moduleDir string) (map[string]string, error) {
 	name := filepath.Join(moduleDir, "go.mod")
 	data, err := os.ReadFile(name)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	f, err := modfile.ParseLax(name, data, nil)
 	if err != nil {
+		return nil, err
+	}
+	reqs := map[string]string{}
+	for _, r := range f.Require {
+		reqs[r.Mod.Path] = r.Mod.Version
+	}
+	return reqs, nil
+}
+
+// RequiredVersion returns the version of modulePath that the go.mod in
+// moduleDir requires, or an error if it requires none.
+func RequiredVersion(moduleDir, modulePath string) (string, error) {
+	reqs, err := Requirements(moduleDir)
+	if err != nil {
 		return "", err
 	}
-	for _, r := range f.Require {
-		if r.Mod.Path == modulePath {
-			return r.Mod.Version, nil
-		}
+	if v, ok := reqs[modulePath]; ok {
+		return v, nil
 	}
-	return "", fmt.Errorf("%s does not require %s", name, modulePath)
+	return "", fmt.Errorf("%s does not require %s", filepath.Join(moduleDir, "go.mod"), modulePath)
 }
 
 // PublishGen publishes gen/go of the repository at repoDir as version, as
