@@ -122,6 +122,5 @@ var ErrFirstMessageTimeout = errors.New("no complete request message within the 
 
 var (
 	errSendStalled = errors.New("the client read nothing for the send-stall timeout: connection closed")
-	errShed        = errors.New("shed: the server is short of memory and this client holds the most")
 	errRefused     = errors.New("refused, and its request did not arrive")
 )

@@ -28,6 +28,9 @@ type Controller struct {
 	// rpcMemory is what RPCs held at the last sample: held - baseline.
 	rpcMemory atomic.Int64
 	events    events
+	// shedUnread are the RPCs shed before their request was read, to be
+	// cancelled at the next reap (shed); only Run touches it.
+	shedUnread []*call
 
 	mu sync.Mutex
 	// charged is the estimate of what the RPCs in flight hold (health

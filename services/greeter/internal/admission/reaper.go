@@ -56,6 +56,7 @@ func (c *Controller) Run(ctx context.Context) {
 // reap ends the RPCs past their timeouts at pressure p, and charges or
 // uncharges StalledCost to those whose sends wait on their client.
 func (c *Controller) reap(p float64) {
+	c.cancelShedUnread()
 	now := c.now()
 	firstMessage := scaled(c.limits.FirstMessageTimeout, p)
 	sendStall := scaled(c.limits.SendStallTimeout, p)
@@ -135,11 +136,17 @@ func (c *Controller) end(cl *call, limit string, cause error, closeConn bool) bo
 	return true
 }
 
+// requestOnItsWay is how long after an RPC starts its request may still be
+// on its way from a well-behaved but busy client (grpc-go sends a stream's
+// headers and its first message separately): shed does not take an RPC
+// whose request has not arrived until it is this old.
+const requestOnItsWay = time.Second
+
 // shed ends RPCs of the client holding the most, if it holds more than its
 // share and the server is over its budget, until what they were charged
-// covers the excess: first those whose request has not arrived, then those
-// whose client reads nothing, then the newest. It reports whether it shed
-// any.
+// covers the excess: first those whose request has not arrived (once
+// requestOnItsWay old), then those whose client reads nothing, then the
+// newest. It reports whether it shed any.
 func (c *Controller) shed() bool {
 	budget := c.limits.MaxRPCMemory
 	if budget <= 0 {
@@ -169,10 +176,18 @@ func (c *Controller) shed() bool {
 	}
 	// In estimates, as the victims' costs are.
 	need := min(over, c.held(most, usage)-share) * most.charge / max(1, c.held(most, usage))
+	now := c.now()
 	for cl := range c.calls {
-		if cl.key == key && cl.refusal == nil && cl.health == notHealth && !cl.reaped.Load() {
-			victims = append(victims, victim{cl, cl.received.Load(), cl.stalled, cl.cost})
+		if cl.key != key || cl.refusal != nil || cl.health != notHealth || cl.reaped.Load() {
+			continue
 		}
+		received := cl.received.Load()
+		if !received && now.Sub(cl.start) < requestOnItsWay {
+			// Cancelling it would answer it CANCELLED (cancelShedUnread):
+			// shed if its request is still missing later.
+			continue
+		}
+		victims = append(victims, victim{cl, received, cl.stalled, cl.cost})
 	}
 	c.mu.Unlock()
 	slices.SortFunc(victims, func(a, b victim) int {
@@ -199,13 +214,37 @@ func (c *Controller) shed() bool {
 		// may return at once, answers why. Only Run ends RPCs, so nothing
 		// else can have ended it meanwhile but the client.
 		v.cl.shed.Store(true)
-		if c.end(v.cl, LimitMaxRPCMemory, errShed, v.stalled) {
+		ended := false
+		if v.received {
+			ended = c.end(v.cl, LimitMaxRPCMemory, shedStatus, v.stalled)
+		} else if ended = v.cl.reaped.CompareAndSwap(false, true); ended {
+			// Not cancelled yet: a read cut short by the cancellation is
+			// answered CANCELLED by grpc-go itself (serverStream.RecvMsg
+			// writes the status), before the interceptor can say why. The
+			// request of an RPC whose handler has not read it yet is
+			// usually there already: watchedStream answers it
+			// RESOURCE_EXHAUSTED without reading, or once read. Those whose
+			// request does not come within a tick are cancelled then.
+			c.events.reaped(LimitMaxRPCMemory)
+			c.shedUnread = append(c.shedUnread, v.cl)
+		}
+		if ended {
 			freed += v.cost
 		} else {
 			v.cl.shed.Store(false)
 		}
 	}
 	return freed > 0
+}
+
+// cancelShedUnread cancels the RPCs shed before their request was read
+// (shed), whose request has not come since.
+func (c *Controller) cancelShedUnread() {
+	for _, cl := range c.shedUnread {
+		cl.cancel(shedStatus)
+	}
+	clear(c.shedUnread)
+	c.shedUnread = c.shedUnread[:0]
 }
 
 // events counts refusals and reaps into the metrics, and keeps the counts

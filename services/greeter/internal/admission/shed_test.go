@@ -88,17 +88,19 @@ func TestShedOrder(t *testing.T) {
 	for i := range 24 {
 		cl := tapFrom(t, c, "127.0.0.2")
 		cl.received.Store(i >= 4) // the first 4 never sent their request
-		cl.start = cl.start.Add(time.Duration(i) * time.Millisecond)
+		cl.start = cl.start.Add(time.Duration(i)*time.Millisecond - 2*requestOnItsWay)
 		big = append(big, cl)
 	}
+	// One whose request may be on its way is not taken, young as it is.
+	young := tapFrom(t, c, "127.0.0.2")
 	var small []*call
 	for range 4 {
 		cl := tapFrom(t, c, "127.0.0.3")
 		cl.received.Store(true)
 		small = append(small, cl)
 	}
-	// 28 RPCs estimated, measured as 40 against a budget of 32: the
-	// biggest holder holds 24/28 of 40, over its share of 16 by more than
+	// 29 RPCs estimated, measured as 40 against a budget of 32: the
+	// biggest holder holds 25/29 of 40, over its share of 16 by more than
 	// the excess of 8, which is about 6 of its RPCs as estimated.
 	held = 40 * RPCCost
 	sampleNow(c)
@@ -115,15 +117,70 @@ func TestShedOrder(t *testing.T) {
 			t.Error("an RPC of the client within its share was shed")
 		}
 	}
+	if young.shed.Load() {
+		t.Error("an RPC whose request may be on its way was shed")
+	}
 	if !big[23].shed.Load() || big[4].shed.Load() {
 		t.Error("after those without their request, the oldest was shed rather than the newest")
 	}
+	// Those without their request are cancelled a tick later, the others
+	// at once.
+	for i, cl := range big {
+		if want := cl.shed.Load() && cl.received.Load(); want != (context.Cause(cl.ctx) == shedStatus) {
+			t.Errorf("RPC %d: shed %v, received %v, context cause %v", i, cl.shed.Load(), cl.received.Load(), context.Cause(cl.ctx))
+		}
+	}
+	c.cancelShedUnread()
 	for _, cl := range append(big, small...) {
-		if cl.shed.Load() != (context.Cause(cl.ctx) == errShed) {
+		if cl.shed.Load() != (context.Cause(cl.ctx) == shedStatus) {
 			t.Errorf("shed %v, context cause %v", cl.shed.Load(), context.Cause(cl.ctx))
 		}
 	}
 }
+
+// TestShedBeforeRead: a stream shed before its handler reads its request,
+// or while it reads it, is answered RESOURCE_EXHAUSTED, not the CANCELLED
+// grpc-go answers a read cut short by the cancellation with.
+func TestShedBeforeRead(t *testing.T) {
+	var held int64
+	c := newTestController(t, 1<<20, &held)
+	for _, tc := range []struct {
+		name      string
+		shedAfter bool // shed while the read was under way
+	}{
+		{"before the read", false},
+		{"during the read", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := tapFrom(t, c, "127.0.0.2")
+			reads := 0
+			s := &watchedStream{ServerStream: fakeStream{recv: func() error {
+				reads++
+				if tc.shedAfter {
+					cl.shed.Store(true)
+				}
+				return nil
+			}}, call: cl, now: time.Now}
+			if !tc.shedAfter {
+				cl.shed.Store(true)
+			}
+			err := s.RecvMsg(nil)
+			if status.Code(err) != codes.ResourceExhausted {
+				t.Errorf("RecvMsg of a shed stream: %v, want RESOURCE_EXHAUSTED", err)
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.shedAfter]; reads != want {
+				t.Errorf("%d reads, want %d", reads, want)
+			}
+		})
+	}
+}
+
+type fakeStream struct {
+	grpc.ServerStream
+	recv func() error
+}
+
+func (f fakeStream) RecvMsg(any) error { return f.recv() }
 
 func TestScaled(t *testing.T) {
 	for _, tc := range []struct {

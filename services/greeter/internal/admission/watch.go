@@ -17,7 +17,7 @@ import (
 // a bounded rate instead. For the others, it marks the request received
 // (grpc-go has read it before any interceptor runs), releases the RPC when
 // its handler returns, and answers an RPC shed to free memory with why
-// (the metrics and the access log, inside it, see the handler's CANCELLED).
+// (shedStatus), whatever its handler returned.
 //
 // One interceptor rather than two: grpc-go allocates per call for each
 // interceptor of a chain. It and InterceptStream are methods, not
@@ -32,6 +32,10 @@ func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryS
 		return nil, cl.refusal
 	}
 	cl.received.Store(true)
+	if cl.shed.Load() {
+		// Shed while grpc-go read its request (shed waits a tick for it).
+		return nil, shedStatus
+	}
 	resp, err := handler(ctx, req)
 	if err != nil && cl.shed.Load() {
 		return nil, shedStatus
@@ -45,7 +49,9 @@ func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryS
 //
 // A stream reaped for want of its first message ends CANCELLED, with no
 // message, like a unary call: grpc-go answers the cancelled read itself,
-// before the handler's error comes back through the interceptors.
+// before the handler's error comes back through the interceptors. So does
+// a client or bidi stream shed while it waits for its client's next
+// message; one shed before it read its request is answered why (shed).
 func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	cl, ok := ss.Context().Value(callKey{}).(*call)
 	if !ok {
@@ -63,7 +69,9 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.Stre
 }
 
 // shedStatus answers an RPC shed to free memory: the client may retry, on
-// this replica once it holds less, or on another.
+// this replica once it holds less, or on another. It is also the cause its
+// context is cancelled with, so that a handler returning the cause (the
+// greeter's does) is seen with it by the metrics and the access log.
 var shedStatus = refusal{LimitMaxRPCMemory, codes.ResourceExhausted, "greeter: the server is short of memory and this client holds the most: this RPC was ended to free it; retry after some end"}.err()
 
 type watchedStream struct {
@@ -72,9 +80,18 @@ type watchedStream struct {
 	now  func() time.Time
 }
 
+// RecvMsg answers a stream shed before it reads (or while it read) with
+// why, rather than reading: a read that the cancellation cuts short is
+// answered CANCELLED by grpc-go itself.
 func (s *watchedStream) RecvMsg(m any) error {
+	if s.call.shed.Load() {
+		return shedStatus
+	}
 	err := s.ServerStream.RecvMsg(m)
 	s.call.received.Store(true)
+	if err == nil && s.call.shed.Load() {
+		return shedStatus
+	}
 	return err
 }
 

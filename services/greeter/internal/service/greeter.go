@@ -57,8 +57,8 @@ func (*Greeter) SayHelloStream(req *greeterv1.SayHelloStreamRequest, stream grpc
 		defer timer.Stop()
 	}
 	for seq := int32(1); seq <= req.GetCount(); seq++ {
-		if err := ctx.Err(); err != nil {
-			return status.FromContextError(err).Err()
+		if ctx.Err() != nil {
+			return endedBy(ctx)
 		}
 		// A fresh message per Send: gRPC may hold on to a sent message
 		// (stats handlers, tracing), so it must not be reused.
@@ -71,7 +71,7 @@ func (*Greeter) SayHelloStream(req *greeterv1.SayHelloStreamRequest, stream grpc
 		timer.Reset(interval)
 		select {
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return endedBy(ctx)
 		case <-timer.C:
 		}
 	}
@@ -118,4 +118,15 @@ func (*Greeter) SayHelloChat(stream grpc.BidiStreamingServer[greeterv1.SayHelloC
 			return err
 		}
 	}
+}
+
+// endedBy is the status of an RPC whose context is done: the cause, when
+// the server ended it with a gRPC status (admission sheds RPCs with
+// RESOURCE_EXHAUSTED), so that the metrics and the access log record what
+// the client is told; else CANCELLED or DEADLINE_EXCEEDED.
+func endedBy(ctx context.Context) error {
+	if st, ok := status.FromError(context.Cause(ctx)); ok && st.Code() != codes.Unknown {
+		return st.Err()
+	}
+	return status.FromContextError(ctx.Err()).Err()
 }

@@ -2,11 +2,15 @@ package service
 
 import (
 	"context"
+	"errors"
 	"io"
 	"testing"
+	"time"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -79,5 +83,43 @@ func TestHelloworldValidatesAsGreeterService(t *testing.T) {
 	}
 	if _, ok := fc.got.(*greeterv1.SayHelloAgainRequest); !ok {
 		t.Errorf("SayHelloAgain validated %T", fc.got)
+	}
+}
+
+// TestEndedBy: a handler whose context is done returns the status the
+// server ended it with, or the context's own.
+func TestEndedBy(t *testing.T) {
+	shed := status.Error(codes.ResourceExhausted, "shed")
+	for _, tc := range []struct {
+		name string
+		end  func(context.Context) (context.Context, func())
+		want codes.Code
+	}{
+		{"cancelled by the client", func(ctx context.Context) (context.Context, func()) {
+			ctx, cancel := context.WithCancel(ctx)
+			return ctx, cancel
+		}, codes.Canceled},
+		{"past its deadline", func(ctx context.Context) (context.Context, func()) {
+			return context.WithTimeout(ctx, -time.Second)
+		}, codes.DeadlineExceeded},
+		{"ended by the server with a status", func(ctx context.Context) (context.Context, func()) {
+			ctx, cancel := context.WithCancelCause(ctx)
+			return ctx, func() { cancel(shed) }
+		}, codes.ResourceExhausted},
+		{"ended by the server with a plain error", func(ctx context.Context) (context.Context, func()) {
+			ctx, cancel := context.WithCancelCause(ctx)
+			return ctx, func() { cancel(errors.New("first message late")) }
+		}, codes.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, end := tc.end(context.Background())
+			end()
+			// A child, as grpc-go derives the stream's context.
+			child, cancel := context.WithCancel(ctx)
+			defer cancel()
+			if got := status.Code(endedBy(child)); got != tc.want {
+				t.Errorf("endedBy = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
