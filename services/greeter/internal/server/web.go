@@ -8,9 +8,6 @@ package server
 import (
 	"context"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
-	"github.com/acme/greeter/gen/go/helloworld"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/tap"
 
@@ -26,8 +23,10 @@ import (
 func (s *Server) Web(opts ...web.Option) (*web.Server, error) {
 	o := s.opts
 	base := []web.Option{
-		web.WithServices(greeterv1.GreeterService_ServiceDesc.ServiceName, helloworld.Greeter_ServiceDesc.ServiceName,
-			healthgrpc.Health_ServiceDesc.ServiceName),
+		web.WithCodec(s.chain.codec),
+		web.WithUnaryInterceptors(s.chain.unary...),
+		web.WithStreamInterceptors(s.chain.stream...),
+		web.WithStatsHandlers(o.statsHandlers...),
 		web.WithTLS(o.tlsConfig),
 		web.WithMaxMessageSize(o.maxRecvMsgSize),
 		web.WithMaxConcurrentStreams(o.maxStreams),
@@ -43,7 +42,7 @@ func (s *Server) Web(opts ...web.Option) (*web.Server, error) {
 	if idle := o.keepalive.MaxConnectionIdle; idle > 0 {
 		base = append(base, web.WithIdleTimeout(idle))
 	}
-	w, err := web.New(s.grpc, append(base, opts...)...)
+	w, err := web.New(s.services, append(base, opts...)...)
 	if err != nil {
 		return nil, err
 	}

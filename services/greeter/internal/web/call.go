@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ import (
 )
 
 // serveCall checks a call's protocol, size and admission, then hands it to
-// the transcoder.
+// its method's handler.
 func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 	req := requestOf(r)
 	m, known := s.methods[r.URL.Path]
@@ -59,9 +60,10 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 			"request body of %d bytes is larger than the server's largest message, %d bytes (--max-recv-msg-size)", r.ContentLength, s.opts.maxMessageSize)))
 		return
 	}
-	ctx := r.Context()
+	client := peerOf(r)
+	ctx := peer.NewContext(r.Context(), client)
 	if s.opts.admission != nil {
-		admitted, release, err := s.opts.admission.Admit(ctx, peerOf(r), r.URL.Path)
+		admitted, release, err := s.opts.admission.Admit(ctx, client, r.URL.Path)
 		if err != nil {
 			s.refuse(w, r, req, reasonAdmission, connectError(err))
 			return
@@ -69,6 +71,10 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		ctx = admitted
 	}
+	// Shutdown's cut reaches the handler as its context cancelled.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.cutoff, cancel)()
 	rc := http.NewResponseController(w)
 	if !m.clientStreams {
 		// A message larger than the limit is refused by the transcoder as
@@ -100,7 +106,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer tw.close()
 		w = tw
 	}
-	s.transcoder.ServeHTTP(w, r)
+	m.handler.ServeHTTP(w, r)
 }
 
 // bodyLimit is the largest body of a call that sends one message: the
@@ -179,6 +185,9 @@ func httpStatus(code connect.Code) int {
 // connectError is a gRPC status error as a Connect error, details included
 // (RetryInfo, BadRequest).
 func connectError(err error) *connect.Error {
+	if ce := new(connect.Error); errors.As(err, &ce) {
+		return ce
+	}
 	st := status.Convert(err)
 	ce := connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
 	for _, d := range st.Proto().GetDetails() {

@@ -45,6 +45,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/stats"
 )
 
 // Defaults of the options.
@@ -73,7 +75,10 @@ const (
 type Option func(*options) error
 
 type options struct {
-	services            []string
+	codec               encoding.CodecV2
+	unary               []grpc.UnaryServerInterceptor
+	stream              []grpc.StreamServerInterceptor
+	statsHandlers       []stats.Handler
 	origins             []string
 	exposedHeaders      []string
 	admission           Admission
@@ -101,12 +106,40 @@ func defaultOptions() options {
 	}
 }
 
-// WithServices sets the services served, by full name
-// ("acme.greeter.v1.GreeterService"); each must be registered on the
-// grpc.Server. The default is every registered service except server
-// reflection, which only gRPC tools speak.
-func WithServices(names ...string) Option {
-	return func(o *options) error { o.services = append(o.services, names...); return nil }
+// WithCodec sets the codec that decodes binary (proto) request messages,
+// as grpc.ForceServerCodecV2 does on a grpc.Server: the gRPC port's, so
+// that both decode alike. The default, and what nil means, is grpc-go's
+// proto codec. JSON is decoded with protojson, unknown fields refused.
+func WithCodec(c encoding.CodecV2) Option {
+	return func(o *options) error { o.codec = c; return nil }
+}
+
+// WithUnaryInterceptors adds interceptors every unary call runs through,
+// outermost first, as grpc.ChainUnaryInterceptor does: the gRPC port's. The
+// default is none.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(o *options) error { o.unary = append(o.unary, i...); return nil }
+}
+
+// WithStreamInterceptors adds interceptors every streaming call runs
+// through, outermost first, as grpc.ChainStreamInterceptor does: the gRPC
+// port's. The default is none.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(o *options) error { o.stream = append(o.stream, i...); return nil }
+}
+
+// WithStatsHandlers adds gRPC stats handlers (tracing's), told of every
+// call as grpc.StatsHandler's are: tagged, begun, its headers, its
+// messages, its end. The default is none.
+func WithStatsHandlers(h ...stats.Handler) Option {
+	return func(o *options) error {
+		for _, handler := range h {
+			if handler != nil {
+				o.statsHandlers = append(o.statsHandlers, handler)
+			}
+		}
+		return nil
+	}
 }
 
 // WithAllowedOrigins sets the origins ("https://app.example.com") whose
@@ -231,24 +264,4 @@ func nonNegative(name string, d time.Duration, set func(*options)) Option {
 		set(o)
 		return nil
 	}
-}
-
-// servedServices are the services to transcode: those asked for, else every
-// one registered but reflection.
-func (o *options) servedServices(g *grpc.Server) ([]string, error) {
-	info := g.GetServiceInfo()
-	if len(o.services) == 0 {
-		for name := range info {
-			if name != "grpc.reflection.v1.ServerReflection" && name != "grpc.reflection.v1alpha.ServerReflection" {
-				o.services = append(o.services, name)
-			}
-		}
-		return o.services, nil
-	}
-	for _, name := range o.services {
-		if _, ok := info[name]; !ok {
-			return nil, fmt.Errorf("WithServices: %q is not registered on the gRPC server", name)
-		}
-	}
-	return o.services, nil
 }
