@@ -355,11 +355,15 @@ func (t *transportStream) trailerMD() metadata.MD {
 	return t.trailer
 }
 
-// copyTo adds the headers and trailers set so far to header and trailer.
+// copyTo adds the headers not sent yet to header, and the trailers to
+// trailer.
 func (t *transportStream) copyTo(header, trailer http.Header) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	addMetadata(header, t.header)
+	if !t.sentHeader {
+		t.sentHeader = true
+		addMetadata(header, t.header)
+	}
 	addMetadata(trailer, t.trailer)
 }
 

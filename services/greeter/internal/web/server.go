@@ -127,6 +127,9 @@ func New(services []Service, opts ...Option) (*Server, error) {
 			// which ends every call on it.
 			WriteByteTimeout: o.sendStallTimeout,
 		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, remoteAddrKey{}, c.RemoteAddr())
+		},
 		// net/http's own complaints (a failed TLS handshake, a panic
 		// outside the gRPC server's recovery) go to the server's log.
 		ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),

@@ -2,45 +2,137 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
+
+	"connectrpc.com/connect"
 )
 
-// deadlineBody clears the read deadline once the body has been read
-// whole.
-type deadlineBody struct {
+// timedBody ends the reading of a request body that has not arrived whole
+// within timeout, with an error that says so. One timer per call, rather
+// than a read deadline set and cleared: on HTTP/2 each of those is a
+// message to the connection's goroutine.
+type timedBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
+	rc      *http.ResponseController
+	timeout time.Duration
+	timer   *time.Timer
+	mu      sync.Mutex
+	state   bodyState
 }
 
-func (b *deadlineBody) Read(p []byte) (int, error) {
+type bodyState int
+
+const (
+	bodyReading bodyState = iota
+	bodyDone              // read whole, or the call is over
+	bodyExpired
+)
+
+func newTimedBody(body io.ReadCloser, rc *http.ResponseController, timeout time.Duration) *timedBody {
+	b := &timedBody{ReadCloser: body, rc: rc, timeout: timeout}
+	b.timer = time.AfterFunc(timeout, b.expire)
+	return b
+}
+
+// expire ends the read in progress: a read deadline in the past resets the
+// HTTP/2 stream, or ends the HTTP/1.1 connection, which net/http then
+// closes (its body was not read).
+func (b *timedBody) expire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != bodyReading {
+		return
+	}
+	b.state = bodyExpired
+	_ = b.rc.SetReadDeadline(time.Now().Add(-time.Second))
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	// Only once read whole: after a timeout the deadline must stay, or
-	// closing the body would wait for the rest of it.
-	if errors.Is(err, io.EOF) && !b.done {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		return n, nil
+	}
+	b.mu.Lock()
+	state := b.state
+	if state == bodyReading && errors.Is(err, io.EOF) {
+		b.state = bodyDone
+	}
+	b.mu.Unlock()
+	if state == bodyExpired {
+		return n, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
+			"the request did not arrive whole within %v of the call's start (the server's --first-message-timeout)", b.timeout))
+	}
+	if errors.Is(err, io.EOF) {
+		b.timer.Stop()
 	}
 	return n, err
 }
 
-// stallWriter gives every write of a response timeout to complete.
+// stop ends the timer once the call is over: the ResponseController is not
+// to be used after its handler returns.
+func (b *timedBody) stop() {
+	b.mu.Lock()
+	if b.state == bodyReading {
+		b.state = bodyDone
+	}
+	b.mu.Unlock()
+	b.timer.Stop()
+}
+
+// stallWriter gives every write of a response that may reach the
+// connection at least nine tenths of timeout to complete.
+//
+// Setting a write deadline is, on HTTP/2, a message to the connection's
+// goroutine: so it is set only for a write that may block — a Flush, or one
+// past what net/http buffers — and renewed only once a tenth of it has
+// passed. A small unary response stays in net/http's buffer until the
+// handler returns, and costs no deadline.
 type stallWriter struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
+	rc       *http.ResponseController
+	timeout  time.Duration
+	buffered int       // bytes written since the last flush
+	deadline time.Time // zero: none set
+}
+
+// handlerBuffer is what net/http buffers of a handler's response before
+// writing to the connection, at least: 2 KiB on HTTP/1.1 (before chunking),
+// 4 KiB on HTTP/2.
+const handlerBuffer = 2 << 10
+
+func (w *stallWriter) arm() {
+	now := time.Now()
+	if !w.deadline.IsZero() && w.deadline.Sub(now) > w.timeout*9/10 {
+		return
+	}
+	w.deadline = now.Add(w.timeout)
+	_ = w.rc.SetWriteDeadline(w.deadline)
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.buffered += len(p)
+	if w.buffered > handlerBuffer {
+		w.arm()
+	}
 	return w.ResponseWriter.Write(p)
 }
 
 func (w *stallWriter) Flush() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.arm()
+	w.buffered = 0
 	_ = w.rc.Flush()
+}
+
+// end clears the deadline, if one was set: on HTTP/1.1 it is the
+// connection's, and would end the next request.
+func (w *stallWriter) end() {
+	if !w.deadline.IsZero() {
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
