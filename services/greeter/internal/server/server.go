@@ -221,8 +221,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	stopped := make(chan struct{})
-	// The HTTP port first (issue 22): GracefulStop would end the calls in
-	// flight there without their status ("missing trailer").
+	// The HTTP port first, as issue 22 asks, then the gRPC port.
 	webStopped := make(chan struct{})
 	cutWeb := s.shutdownWeb(webStopped)
 	defer cutWeb()

@@ -390,7 +390,7 @@ func addMetadata(h http.Header, md metadata.MD) {
 	}
 }
 
-// incomingMetadata is a request's headers as grpc-go's ServeHTTP gives
+// incomingMetadata is a request's headers as grpc-go's transports give
 // them to a handler: lower-case keys, binary values decoded, without the
 // headers of the protocols themselves.
 func incomingMetadata(h http.Header) metadata.MD {

@@ -22,12 +22,11 @@ import (
 )
 
 // Admission decides whether a call may start, before any of its body is
-// read: what grpc.InTapHandle does on the gRPC port, and grpc-go's ServeHTTP
-// path never calls.
+// read: what grpc.InTapHandle does on the gRPC port.
 type Admission interface {
 	// Admit charges the call of method ("/acme.greeter.v1.GreeterService/
-	// SayHello") from client, whose address and TLS state are as grpc-go
-	// will show them to the interceptors. It returns the context the call
+	// SayHello") from client, whose address and TLS state are as the
+	// interceptors will see them. It returns the context the call
 	// must run in and release, which ends the charge once the call is over
 	// and may be called after the server has released it; or the gRPC
 	// status error that refuses the call.
@@ -183,9 +182,6 @@ func (s *Server) Serve(lis net.Listener) error {
 // still running are cut off (each ends with an UNAVAILABLE status and a
 // proper end of its stream), given cutGrace to end, and their connections
 // closed; Shutdown then returns ctx's error.
-//
-// Shut the HTTP port down before the grpc.Server's GracefulStop: that would
-// end the calls in flight here without their status.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if err == nil {
