@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -255,6 +256,30 @@ func TestWebSlowClients(t *testing.T) {
 			t.Logf("server answered %q", got)
 		})
 	}
+	t.Run("HTTP/2 body never comes", func(t *testing.T) {
+		body, w := io.Pipe()
+		defer w.Close()
+		go io.WriteString(w, `{"name":`)
+		req, err := http.NewRequest(http.MethodPost, h.base+sayHello, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		start := time.Now()
+		res, err := httpClient(t, true, "").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		got, _ := io.ReadAll(res.Body)
+		if held := time.Since(start); held > 5*time.Second {
+			t.Errorf("call held %v", held)
+		}
+		if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(got), "first-message-timeout") {
+			t.Errorf("server answered %d %q, want 504 naming --first-message-timeout", res.StatusCode, got)
+		}
+	})
 	// And serves the others.
 	c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello)
 	if _, err := c.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {
