@@ -7,7 +7,6 @@ require (
 	buf.build/go/protovalidate v1.4.0
 	connectrpc.com/connect v1.19.1
 	connectrpc.com/cors v0.1.0
-	connectrpc.com/vanguard v0.4.0
 	github.com/KimMachineGun/automemlimit v1.0.2
 	github.com/acme/greeter/gen/go v1.0.0
 	github.com/go-logr/logr v1.4.4

@@ -24,8 +24,8 @@ import (
 	"github.com/acme/greeter/test/harness/procstat"
 )
 
-// The HTTP port's rows: the greeter's HTTP port (vanguard in front of the
-// same grpc-go server) against a bare connect-go server of the same methods
+// The HTTP port's rows: the greeter's HTTP port (connect-go handlers calling
+// the gRPC port's interceptor chain) against a bare connect-go server of the same methods
 // (bare.ConnectHandler, served by test/cmd/bareserver --http-addr), driven
 // by h2load (Debian's nghttp2-client), an outside generator that sends one
 // fixed body, over h2c or HTTP/1.1. Pinned and alternating as the gRPC rows.

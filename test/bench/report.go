@@ -192,7 +192,7 @@ func (r *report) markdown() string {
 
 	if len(r.httpRows) > 0 {
 		b.WriteString("### HTTP port (Connect), load generator: h2load\n\n" +
-			"The greeter's HTTP port (`--http-addr`: vanguard transcoding into the same grpc-go server, every interceptor and limit on) against a bare connect-go server of the same methods with its defaults (test/bench/bare, `bareserver --http-addr`), " +
+			"The greeter's HTTP port (`--http-addr`: connect-go handlers calling the services through the gRPC port's interceptor chain and stats handlers, every interceptor and limit on) against a bare connect-go server of the same methods with its defaults (test/bench/bare, `bareserver --http-addr`), " +
 			"driven by h2load (nghttp2-client) with one fixed body, pinned and alternating as above; h2load warms up in a run of its own. " +
 			"h2c rows spread the calls in flight over connections as the gRPC rows do; HTTP/1.1 rows use one connection per call in flight. " +
 			"Goal (issue 22): server CPU per request ≤ 1.0× bare connect-go.\n\n")

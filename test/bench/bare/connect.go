@@ -11,8 +11,8 @@ import (
 
 // ConnectHandler serves the greeter's HTTP-port benchmark methods
 // (SayHello and SayHelloStream) on plain connect-go, with its defaults and
-// nothing else: the ceiling the greeter's HTTP port (vanguard in front of
-// grpc-go) is measured against. connect-go answers Connect, gRPC and
+// nothing else: the ceiling the greeter's HTTP port (connect-go handlers
+// with the gRPC port's interceptors) is measured against. connect-go answers Connect, gRPC and
 // gRPC-Web on one handler.
 func ConnectHandler() http.Handler {
 	mux := http.NewServeMux()

@@ -101,7 +101,7 @@ func TestHTTPCallers(t *testing.T) {
 	tests := []struct {
 		desc     string
 		call     call
-		want     string // in the body, decoded
+		want     string // in the body, decoded (gRPC-Web trailer names are lower case, as connect-go writes them)
 		protocol string
 	}{
 		{"Connect JSON", call{"POST", sayHello, connectJSON, []byte(`{"name":"Ada"}`)}, `{"message":"Hello, Ada!"}`, "connect"},
@@ -109,8 +109,8 @@ func TestHTTPCallers(t *testing.T) {
 		{"Connect GET", call{"GET", sayHello + "?connect=v1&encoding=json&message=" + url.QueryEscape(`{"name":"Ada"}`), nil, nil}, `{"message":"Hello, Ada!"}`, "connect-get"},
 		{"Connect GET, binary base64", call{"GET", sayHello + "?connect=v1&encoding=proto&base64=1&message=" + base64.RawURLEncoding.EncodeToString(ada), nil, nil}, "Hello, Ada!", "connect-get"},
 		{"Connect server stream", call{"POST", sayHelloStream, map[string]string{"Content-Type": "application/connect+json"}, envelope(0, []byte(`{"name":"Ada","count":2}`))}, `"sequence":2`, "connect"},
-		{"gRPC-Web", call{"POST", sayHello, map[string]string{"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}, envelope(0, ada)}, "Grpc-Status: 0", "grpc-web"},
-		{"gRPC-Web text", call{"POST", sayHelloStream, map[string]string{"Content-Type": "application/grpc-web-text", "X-Grpc-Web": "1"}, []byte(base64.StdEncoding.EncodeToString(envelope(0, stream)))}, "Grpc-Status: 0", "grpc-web-text"},
+		{"gRPC-Web", call{"POST", sayHello, map[string]string{"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}, envelope(0, ada)}, "grpc-status: 0", "grpc-web"},
+		{"gRPC-Web text", call{"POST", sayHelloStream, map[string]string{"Content-Type": "application/grpc-web-text", "X-Grpc-Web": "1"}, []byte(base64.StdEncoding.EncodeToString(envelope(0, stream)))}, "grpc-status: 0", "grpc-web-text"},
 		{"health", call{"POST", "/grpc.health.v1.Health/Check", connectJSON, []byte(`{}`)}, `"status":"SERVING"`, "connect"},
 	}
 	for _, tt := range tests {

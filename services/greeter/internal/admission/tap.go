@@ -87,12 +87,23 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 // is refused with, or nil when it was admitted. On the gRPC port the first
 // interceptor answers it (so grpc-go ends the stream and frees it); a
 // transport that asks before it reads the request (the HTTP port) answers
-// it itself, and cancels ctx so the reaper releases the call.
+// it itself, and releases the call (Release).
 func Refused(ctx context.Context) error {
 	if cl, ok := ctx.Value(callKey{}).(*call); ok {
 		return cl.refusal
 	}
 	return nil
+}
+
+// Release ends the charge of the RPC admitted through TapHandle with ctx,
+// unless the interceptors have released it already: for a
+// transport that admits a call before it reads it (the HTTP port), whose
+// call may end before its handler runs (refused, or its body never came),
+// and would otherwise hold its charge until the reaper's next tick.
+func (c *Controller) Release(ctx context.Context) {
+	if cl, ok := ctx.Value(callKey{}).(*call); ok {
+		c.release(cl)
+	}
 }
 
 // refusal is why an RPC is refused; the zero value admits it.

@@ -25,7 +25,8 @@ import (
 
 // AccessLog returns interceptors that write one line per RPC when it
 // finishes: "finished call" with grpc.service, grpc.method, grpc.code,
-// grpc.duration, peer.address, for failures grpc.error, and for a call
+// grpc.duration, peer.address, for a call on the HTTP port its protocol
+// (WithProtocol), for failures grpc.error, and for a call
 // whose span is sampled (package tracing) trace_id and span_id, so that the
 // line and the span can be found from each other. Lines carry no source
 // position (slog's AddSource).
@@ -54,6 +55,15 @@ func AccessLog(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerIn
 		return err
 	}
 	return unary, stream
+}
+
+type protocolKey struct{}
+
+// WithProtocol names the protocol a call came in ("connect", "grpc-web",
+// "grpc"), for its access line (protocol); a call on the gRPC port has
+// none and its line names none.
+func WithProtocol(ctx context.Context, protocol string) context.Context {
+	return context.WithValue(ctx, protocolKey{}, protocol)
 }
 
 // accessLog writes access lines to l.
@@ -133,6 +143,9 @@ func (a *accessLog) logCall(ctx context.Context, fullMethod string, start time.T
 	r.AddAttrs(slog.Duration("grpc.duration", now.Sub(start)))
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		r.AddAttrs(slog.String("peer.address", p.Addr.String()))
+	}
+	if protocol, ok := ctx.Value(protocolKey{}).(string); ok {
+		r.AddAttrs(slog.String("protocol", protocol))
 	}
 	if err != nil {
 		r.AddAttrs(slog.String("grpc.error", status.Convert(err).Message()))

@@ -2,12 +2,31 @@ package server
 
 import (
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
 
 	"github.com/acme/greeter/services/greeter/internal/admission"
 	"github.com/acme/greeter/services/greeter/internal/interceptors"
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 	"github.com/acme/greeter/services/greeter/internal/validate"
 )
+
+// serverChain is the server's interceptor chain and the codec it needs: the gRPC
+// port installs them as server options, the HTTP port (package web) calls
+// them itself.
+type serverChain struct {
+	codec  encoding.CodecV2
+	unary  []grpc.UnaryServerInterceptor
+	stream []grpc.StreamServerInterceptor
+}
+
+// serverOptions are c as grpc.Server options.
+func (c serverChain) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(c.codec),
+		grpc.ChainUnaryInterceptor(c.unary...),
+		grpc.ChainStreamInterceptor(c.stream...),
+	}
+}
 
 // interceptorChain assembles the server's interceptor chain and the codec it needs.
 //
@@ -39,7 +58,7 @@ import (
 //     access log as an INTERNAL result rather than bypassing them;
 //  7. interceptors added with WithUnaryInterceptors/WithStreamInterceptors,
 //     which count as part of the handler.
-func interceptorChain(o *options, v *validate.Validator, watch *admission.Controller, limiter *ratelimit.Limiter) []grpc.ServerOption {
+func interceptorChain(o *options, v *validate.Validator, watch *admission.Controller, limiter *ratelimit.Limiter) serverChain {
 	recoverUnary, recoverStream := interceptors.Recovery(o.logger, o.metrics.Panics)
 	logUnary, logStream := interceptors.AccessLog(o.logger)
 
@@ -64,9 +83,5 @@ func interceptorChain(o *options, v *validate.Validator, watch *admission.Contro
 	unary = append(unary, o.unary...)
 	stream = append(stream, v.StreamServerInterceptor(), recoverStream)
 	stream = append(stream, o.stream...)
-	return []grpc.ServerOption{
-		v.Codec(),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
-	}
+	return serverChain{codec: v.ServerCodec(), unary: unary, stream: stream}
 }

@@ -24,7 +24,6 @@ import (
 
 	"github.com/acme/greeter/services/greeter/internal/admission"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
-	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 	"github.com/acme/greeter/services/greeter/internal/service"
 	"github.com/acme/greeter/services/greeter/internal/validate"
 	"github.com/acme/greeter/services/greeter/internal/web"
@@ -55,6 +54,8 @@ type Server struct {
 	reaper    sync.Once
 	stopReap  context.CancelFunc
 	web       *web.Server // the HTTP port, if Web built one (issue 22)
+	chain     serverChain // the interceptors and codec, for the HTTP port too
+	services  []web.Service
 }
 
 // New builds a Server with every service registered and health SERVING; it
@@ -100,13 +101,17 @@ func New(opts ...Option) (*Server, error) {
 		limits:    limits,
 		admission: admission.New(limits, o.metrics.Overload, o.logger, serviceInfo(serviceDescs(o.reflection))),
 	}
-	s.grpc = grpc.NewServer(s.serverOptions(validator, limiter)...)
+	s.chain = interceptorChain(&o, validator, s.admission, limiter)
+	s.grpc = grpc.NewServer(s.serverOptions()...)
 
 	released, release := context.WithCancel(context.Background())
 	s.release = release
-	greeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())
-	helloworld.RegisterGreeterServer(s.grpc, service.NewHelloworld(validator))
-	healthgrpc.RegisterHealthServer(s.grpc, &versionedHealth{
+	// Both ports serve the same implementations: each registration is
+	// kept for the HTTP port (Web).
+	both := registrar{s}
+	greeterv1.RegisterGreeterServiceServer(both, service.NewGreeter())
+	helloworld.RegisterGreeterServer(both, service.NewHelloworld(validator))
+	healthgrpc.RegisterHealthServer(both, &versionedHealth{
 		Server:   s.health,
 		header:   metadata.Pairs(VersionHeader, o.version),
 		draining: &s.draining,
@@ -125,11 +130,20 @@ func New(opts ...Option) (*Server, error) {
 	return s, nil
 }
 
+// registrar registers a service on the gRPC server and keeps it for the
+// HTTP port.
+type registrar struct{ s *Server }
+
+func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	r.s.grpc.RegisterService(desc, impl)
+	r.s.services = append(r.s.services, web.Service{Desc: desc, Impl: impl})
+}
+
 // serverOptions builds the transport settings and the interceptor chain
 // (chain.go).
-func (s *Server) serverOptions(v *validate.Validator, limiter *ratelimit.Limiter) []grpc.ServerOption {
+func (s *Server) serverOptions() []grpc.ServerOption {
 	o := s.opts
-	opts := append(interceptorChain(&o, v, s.admission, limiter),
+	opts := append(s.chain.serverOptions(),
 		grpc.KeepaliveParams(o.keepalive),
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
@@ -207,8 +221,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	stopped := make(chan struct{})
-	// The HTTP port first (issue 22): GracefulStop would end the calls in
-	// flight there without their status ("missing trailer").
+	// The HTTP port first, as issue 22 asks, then the gRPC port.
 	webStopped := make(chan struct{})
 	cutWeb := s.shutdownWeb(webStopped)
 	defer cutWeb()

@@ -8,9 +8,6 @@ package server
 import (
 	"context"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
-	"github.com/acme/greeter/gen/go/helloworld"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/tap"
 
@@ -26,8 +23,10 @@ import (
 func (s *Server) Web(opts ...web.Option) (*web.Server, error) {
 	o := s.opts
 	base := []web.Option{
-		web.WithServices(greeterv1.GreeterService_ServiceDesc.ServiceName, helloworld.Greeter_ServiceDesc.ServiceName,
-			healthgrpc.Health_ServiceDesc.ServiceName),
+		web.WithCodec(s.chain.codec),
+		web.WithUnaryInterceptors(s.chain.unary...),
+		web.WithStreamInterceptors(s.chain.stream...),
+		web.WithStatsHandlers(o.statsHandlers...),
 		web.WithTLS(o.tlsConfig),
 		web.WithMaxMessageSize(o.maxRecvMsgSize),
 		web.WithMaxConcurrentStreams(o.maxStreams),
@@ -43,7 +42,7 @@ func (s *Server) Web(opts ...web.Option) (*web.Server, error) {
 	if idle := o.keepalive.MaxConnectionIdle; idle > 0 {
 		base = append(base, web.WithIdleTimeout(idle))
 	}
-	w, err := web.New(s.grpc, append(base, opts...)...)
+	w, err := web.New(s.services, append(base, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -54,22 +53,21 @@ func (s *Server) Web(opts ...web.Option) (*web.Server, error) {
 // webAdmission is package web's Admission over the admission.Controller:
 // the HTTP call goes through the Controller's tap handle as a native one
 // would, and the server's interceptors release it when its handler returns;
-// release, cancelling its context, makes the Controller's reaper release a
-// call that ended before its handler ran.
+// release frees at once a call that ended before its handler ran.
 type webAdmission struct{ c *admission.Controller }
 
 func (a webAdmission) Admit(ctx context.Context, client *peer.Peer, method string) (context.Context, func(), error) {
-	ctx, cancel := context.WithCancel(peer.NewContext(ctx, client))
-	admitted, err := a.c.TapHandle(ctx, &tap.Info{FullMethodName: method})
-	if err == nil {
-		// Refused before its body is read, not by the interceptor after.
-		err = admission.Refused(admitted)
-	}
+	admitted, err := a.c.TapHandle(peer.NewContext(ctx, client), &tap.Info{FullMethodName: method})
 	if err != nil {
-		cancel()
 		return nil, nil, err
 	}
-	return admitted, cancel, nil
+	release := func() { a.c.Release(admitted) }
+	// Refused before its body is read, not by the interceptor after.
+	if err := admission.Refused(admitted); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return admitted, release, nil
 }
 
 // shutdownWeb starts draining the HTTP port, if there is one, closing

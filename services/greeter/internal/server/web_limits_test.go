@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
@@ -56,6 +61,10 @@ func TestWebAdmission(t *testing.T) {
 	}
 	if !retry {
 		t.Errorf("refusal %v has no RetryInfo", err)
+	}
+	// The refused call's charge ended with it, not at the reaper's tick.
+	if n := h.srv.admission.InFlight(); n != len(held) {
+		t.Errorf("after the refusal %d calls in flight, want the %d held", n, len(held))
 	}
 	if got := metricValue(t, h.metrics, "greeter_http_refused_total", map[string]string{"reason": "admission"}); got != 1 {
 		t.Errorf("greeter_http_refused_total{reason=admission} = %v", got)
@@ -104,8 +113,80 @@ func TestWebRateLimitAndInterceptors(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeResourceExhausted {
 		t.Fatalf("over the rate limit: %v, want resource_exhausted", err)
 	}
-	if lines := h.logs.lines("finished call", "SayHello", "ResourceExhausted"); len(lines) == 0 {
-		t.Errorf("no access log line of the refused call in\n%s", h.logs)
+	if lines := h.logs.lines("finished call", "SayHello", "ResourceExhausted", "protocol=connect"); len(lines) == 0 {
+		t.Errorf("no access log line of the refused call, naming its protocol, in\n%s", h.logs)
+	}
+}
+
+// recordingStats is a stats.Handler that notes what it is told of each
+// call: the incoming metadata when the call is tagged, and its end.
+type recordingStats struct {
+	mu     sync.Mutex
+	tagged []metadata.MD
+	ends   []*stats.End
+	events map[string]int
+}
+
+func (r *recordingStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tagged = append(r.tagged, md)
+	return ctx
+}
+
+func (r *recordingStats) HandleRPC(_ context.Context, rs stats.RPCStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.events == nil {
+		r.events = map[string]int{}
+	}
+	r.events[fmt.Sprintf("%T", rs)]++
+	if end, ok := rs.(*stats.End); ok {
+		r.ends = append(r.ends, end)
+	}
+}
+
+func (r *recordingStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (r *recordingStats) HandleConn(context.Context, stats.ConnStats) {}
+
+// TestWebStatsHandlers: the server's stats handlers (tracing's) are told of
+// every HTTP call as of a gRPC one, tagged with the incoming metadata, so
+// that a browser's traceparent joins the trace, and told how it ended.
+func TestWebStatsHandlers(t *testing.T) {
+	rec := &recordingStats{}
+	h := startWeb(t, nil, withOptions(WithStatsHandler(rec)))
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	unary := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello, connect.WithProtoJSON())
+	req := connect.NewRequest(&greeterv1.SayHelloRequest{Name: ""})
+	req.Header().Set("traceparent", traceparent)
+	if _, err := unary.CallUnary(context.Background(), req); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("invalid name: %v", err)
+	}
+	stream := connect.NewClient[greeterv1.SayHelloStreamRequest, greeterv1.SayHelloStreamResponse](httpClient(t, false, ""), h.base+sayHelloStream)
+	ss, err := stream.CallServerStream(context.Background(), connect.NewRequest(&greeterv1.SayHelloStreamRequest{Name: "Ada", Count: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ss.Receive() {
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.tagged) != 2 || fmt.Sprint(rec.tagged[0].Get("traceparent")) != "["+traceparent+"]" {
+		t.Errorf("tagged with %v, want 2 calls, the first with traceparent %s", rec.tagged, traceparent)
+	}
+	if len(rec.ends) != 2 || status.Code(rec.ends[0].Error) != codes.InvalidArgument || rec.ends[1].Error != nil {
+		t.Errorf("ends %+v, want INVALID_ARGUMENT then OK", rec.ends)
+	}
+	for _, event := range []string{"*stats.Begin", "*stats.InHeader", "*stats.InPayload", "*stats.OutPayload", "*stats.End"} {
+		if rec.events[event] == 0 {
+			t.Errorf("no %s in %v", event, rec.events)
+		}
 	}
 }
 
@@ -151,9 +232,10 @@ func TestWebConnectionCap(t *testing.T) {
 func TestWebSlowClients(t *testing.T) {
 	h := startWeb(t, nil, withOptions(WithConnectionTimeout(300*time.Millisecond), WithFirstMessageTimeout(300*time.Millisecond)))
 	addr := strings.TrimPrefix(h.base, "http://")
-	for _, tc := range []struct{ desc, sent string }{
-		{"headers never end", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"},
-		{"body never comes", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nContent-Length: 20\r\n\r\n{\"name\":"},
+	for _, tc := range []struct{ desc, sent, answer string }{
+		{"headers never end", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", ""},
+		{"body never comes", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nContent-Length: 20\r\n\r\n{\"name\":",
+			"first-message-timeout"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			conn, err := net.Dial("tcp", addr)
@@ -168,9 +250,36 @@ func TestWebSlowClients(t *testing.T) {
 			if held := time.Since(start); held > 5*time.Second {
 				t.Errorf("connection held %v", held)
 			}
+			if tc.answer != "" && !strings.Contains(string(got), tc.answer) {
+				t.Errorf("server answered %q, want it to say %q", got, tc.answer)
+			}
 			t.Logf("server answered %q", got)
 		})
 	}
+	t.Run("HTTP/2 body never comes", func(t *testing.T) {
+		body, w := io.Pipe()
+		defer w.Close()
+		go io.WriteString(w, `{"name":`)
+		req, err := http.NewRequest(http.MethodPost, h.base+sayHello, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		start := time.Now()
+		res, err := httpClient(t, true, "").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		got, _ := io.ReadAll(res.Body)
+		if held := time.Since(start); held > 5*time.Second {
+			t.Errorf("call held %v", held)
+		}
+		if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(got), "first-message-timeout") {
+			t.Errorf("server answered %d %q, want 504 naming --first-message-timeout", res.StatusCode, got)
+		}
+	})
 	// And serves the others.
 	c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello)
 	if _, err := c.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {

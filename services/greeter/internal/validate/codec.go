@@ -96,6 +96,11 @@ func (v *Validator) Codec() grpc.ServerOption {
 	return grpc.ForceServerCodecV2(v.serverCodec())
 }
 
+// ServerCodec is the codec Codec installs, for a transport that decodes
+// requests itself and hands them to the same interceptors (the HTTP port,
+// package web).
+func (v *Validator) ServerCodec() encoding.CodecV2 { return v.serverCodec() }
+
 // serverCodec is the server codec that records decode failures for v's
 // interceptors.
 func (v *Validator) serverCodec() codec {

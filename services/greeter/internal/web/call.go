@@ -1,22 +1,25 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/greeter/services/greeter/internal/interceptors"
 )
 
 // serveCall checks a call's protocol, size and admission, then hands it to
-// the transcoder.
+// its method's handler.
 func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 	req := requestOf(r)
 	m, known := s.methods[r.URL.Path]
@@ -59,9 +62,10 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 			"request body of %d bytes is larger than the server's largest message, %d bytes (--max-recv-msg-size)", r.ContentLength, s.opts.maxMessageSize)))
 		return
 	}
-	ctx := r.Context()
+	client := s.peerOf(r)
+	ctx := interceptors.WithProtocol(peer.NewContext(r.Context(), client), req.protocol)
 	if s.opts.admission != nil {
-		admitted, release, err := s.opts.admission.Admit(ctx, peerOf(r), r.URL.Path)
+		admitted, release, err := s.opts.admission.Admit(ctx, client, r.URL.Path)
 		if err != nil {
 			s.refuse(w, r, req, reasonAdmission, connectError(err))
 			return
@@ -69,24 +73,25 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		ctx = admitted
 	}
+	// Shutdown's cut reaches the handler as its context cancelled.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.cutoff, cancel)()
 	rc := http.NewResponseController(w)
 	if !m.clientStreams {
-		// A message larger than the limit is refused by the transcoder as
-		// soon as it has that much; this bounds the whole body too.
+		// A message larger than the limit is refused by connect-go as soon
+		// as it has that much; this bounds the whole body too.
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if t := s.opts.firstMessageTimeout; t > 0 && r.Method == http.MethodPost {
-			// Cleared once the body is read: on HTTP/1.1 a read deadline
-			// passing during a long response would end the call.
-			_ = rc.SetReadDeadline(time.Now().Add(t))
-			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			defer rc.SetReadDeadline(time.Time{})
+			body := newTimedBody(r.Body, rc, t)
+			defer body.stop()
+			r.Body = body
 		}
 	}
 	if s.opts.sendStallTimeout > 0 {
-		w = &stallWriter{ResponseWriter: w, rc: rc, timeout: s.opts.sendStallTimeout}
-		// On HTTP/1.1 the deadline is the connection's: clear it for the
-		// next request.
-		defer rc.SetWriteDeadline(time.Time{})
+		sw := &stallWriter{ResponseWriter: w, rc: rc, timeout: s.opts.sendStallTimeout}
+		defer sw.end()
+		w = sw
 	}
 	r = r.WithContext(ctx)
 	if req.protocol == protocolGRPCWebText {
@@ -100,7 +105,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer tw.close()
 		w = tw
 	}
-	s.transcoder.ServeHTTP(w, r)
+	m.handler.ServeHTTP(w, r)
 }
 
 // bodyLimit is the largest body of a call that sends one message: the
@@ -179,6 +184,9 @@ func httpStatus(code connect.Code) int {
 // connectError is a gRPC status error as a Connect error, details included
 // (RetryInfo, BadRequest).
 func connectError(err error) *connect.Error {
+	if ce := new(connect.Error); errors.As(err, &ce) {
+		return ce
+	}
 	st := status.Convert(err)
 	ce := connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
 	for _, d := range st.Proto().GetDetails() {
@@ -189,14 +197,24 @@ func connectError(err error) *connect.Error {
 	return ce
 }
 
-// peerOf is the client of r as grpc-go's ServeHTTP will show it.
-func peerOf(r *http.Request) *peer.Peer {
-	p := &peer.Peer{Addr: stringAddr(r.RemoteAddr)}
+// peerOf is the client of r as the gRPC port shows its clients to the
+// interceptors: the connection's remote address (the admission listener's,
+// which knows its connection and formats itself once), and the TLS state.
+func (s *Server) peerOf(r *http.Request) *peer.Peer {
+	addr, ok := r.Context().Value(remoteAddrKey{}).(net.Addr)
+	if !ok {
+		addr = stringAddr(r.RemoteAddr)
+	}
+	p := &peer.Peer{Addr: addr}
 	if r.TLS != nil {
 		p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
 	}
 	return p
 }
+
+// remoteAddrKey is the context key of a connection's remote address
+// (http.Server.ConnContext).
+type remoteAddrKey struct{}
 
 type stringAddr string
 

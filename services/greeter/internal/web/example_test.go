@@ -8,19 +8,17 @@ import (
 	"net/http"
 	"strings"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
-// Serving a grpc.Server's services over Connect, gRPC-Web and gRPC, and
-// calling one with plain HTTP and JSON.
+// Serving a gRPC service over Connect, gRPC-Web and gRPC, and calling it
+// with plain HTTP and JSON.
 func ExampleNew() {
-	g := grpc.NewServer()
-	healthgrpc.RegisterHealthServer(g, health.NewServer())
-	srv, err := web.New(g, web.WithAllowedOrigins("https://app.example"))
+	services := []web.Service{{Desc: &healthgrpc.Health_ServiceDesc, Impl: health.NewServer()}}
+	srv, err := web.New(services, web.WithAllowedOrigins("https://app.example"))
 	if err != nil {
 		panic(err)
 	}

@@ -12,10 +12,10 @@ import (
 )
 
 // gRPC-Web text (application/grpc-web-text) is gRPC-Web with its body
-// base64-encoded, for browsers that cannot read binary streams. vanguard
-// v0.4.0 speaks only the binary form, so the text form is translated here:
-// the request decoded before the transcoder reads it, the response encoded
-// as the transcoder writes it, each flush padded on its own as grpc-web's
+// base64-encoded, for browsers that cannot read binary streams. connect-go
+// speaks only the binary form, so the text form is translated here: the
+// request decoded before the handler reads it, the response encoded as the
+// handler writes it, each flush padded on its own as grpc-web's
 // own proxies do (clients decode such a body four characters at a time).
 //
 // Only calls that send one message come as text (browsers cannot stream a

@@ -15,19 +15,18 @@ import (
 
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
-	"connectrpc.com/vanguard"
 	"github.com/rs/cors"
-	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	encodingproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/peer"
 )
 
 // Admission decides whether a call may start, before any of its body is
-// read: what grpc.InTapHandle does on the gRPC port, and grpc-go's ServeHTTP
-// path never calls.
+// read: what grpc.InTapHandle does on the gRPC port.
 type Admission interface {
 	// Admit charges the call of method ("/acme.greeter.v1.GreeterService/
-	// SayHello") from client, whose address and TLS state are as grpc-go
-	// will show them to the interceptors. It returns the context the call
+	// SayHello") from client, whose address and TLS state are as the
+	// interceptors will see them. It returns the context the call
 	// must run in and release, which ends the charge once the call is over
 	// and may be called after the server has released it; or the gRPC
 	// status error that refuses the call.
@@ -36,28 +35,28 @@ type Admission interface {
 
 // Server serves a grpc.Server's services over HTTP; see the package doc.
 type Server struct {
-	opts       options
-	transcoder http.Handler
-	handler    http.Handler // the transcoder behind CORS and the checks
-	methods    map[string]methodInfo
-	served     string // the services, for the message of an unknown method
-	errors     *connect.ErrorWriter
-	metrics    *httpMetrics
-	http       *http.Server
-	cutoff     context.Context // done once Shutdown cuts the calls off
-	cut        context.CancelFunc
+	opts    options
+	handler http.Handler // the calls behind CORS and the checks
+	methods map[string]methodInfo
+	served  string // the services, for the message of an unknown method
+	errors  *connect.ErrorWriter
+	metrics *httpMetrics
+	http    *http.Server
+	cutoff  context.Context // done once Shutdown cuts the calls off
+	cut     context.CancelFunc
 }
 
 type methodInfo struct {
 	clientStreams bool
+	handler       http.Handler // connect-go's
 }
 
 // cutGrace is how long calls get to end once Shutdown has cancelled them,
 // before their connections are closed.
 const cutGrace = time.Second
 
-// New returns a Server of g's services; g must have them all registered.
-func New(g *grpc.Server, opts ...Option) (*Server, error) {
+// New returns a Server of services.
+func New(services []Service, opts ...Option) (*Server, error) {
 	o := defaultOptions()
 	var errs []error
 	for _, opt := range opts {
@@ -65,12 +64,11 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 			errs = append(errs, err)
 		}
 	}
-	services, err := o.servedServices(g)
-	if err != nil {
-		errs = append(errs, err)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
+	}
+	if o.codec == nil {
+		o.codec = encoding.GetCodecV2(encodingproto.Name)
 	}
 	m, err := newHTTPMetrics(o.registerer)
 	if err != nil {
@@ -78,31 +76,24 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 	}
 	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m}
 	s.cutoff, s.cut = context.WithCancel(context.Background())
-	slices.Sort(services)
-	s.served = strings.Join(services, ", ")
-	info := g.GetServiceInfo()
-	vservices := make([]*vanguard.Service, 0, len(services))
-	for _, name := range services {
-		for _, m := range info[name].Methods {
-			s.methods["/"+name+"/"+m.Name] = methodInfo{clientStreams: m.IsClientStream}
-		}
-		vservices = append(vservices, vanguard.NewService(name, statusGuard{g: g, cutoff: s.cutoff},
-			// Only binary proto reaches g: its codec is forced (package
-			// validate), whatever the content subtype says.
-			vanguard.WithTargetCodecs(vanguard.CodecProto),
-			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
-			// g has no decompressors but gzip's; vanguard decompresses.
-			vanguard.WithNoTargetCompression(),
-			vanguard.WithMaxMessageBufferBytes(uint32(o.maxMessageSize)),
-		))
-	}
-	transcoder, err := vanguard.NewTranscoder(vservices,
-		vanguard.WithUnknownHandler(http.HandlerFunc(s.unknownMethod)),
-		vanguard.WithCodec(newRequestJSON(m.refused.WithLabelValues(reasonMalformed))))
+	handlers, err := s.handlers(services)
 	if err != nil {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
-	s.transcoder = transcoder
+	names := make([]string, 0, len(services))
+	for _, svc := range services {
+		names = append(names, svc.Desc.ServiceName)
+		for _, st := range svc.Desc.Streams {
+			path := "/" + svc.Desc.ServiceName + "/" + st.StreamName
+			s.methods[path] = methodInfo{clientStreams: st.ClientStreams, handler: handlers[path]}
+		}
+		for _, md := range svc.Desc.Methods {
+			path := "/" + svc.Desc.ServiceName + "/" + md.MethodName
+			s.methods[path] = methodInfo{handler: handlers[path]}
+		}
+	}
+	slices.Sort(names)
+	s.served = strings.Join(names, ", ")
 	s.handler = http.HandlerFunc(s.serveCall)
 	if len(o.origins) > 0 {
 		s.handler = cors.New(cors.Options{
@@ -134,6 +125,9 @@ func New(g *grpc.Server, opts ...Option) (*Server, error) {
 			// A connection that takes no bytes for this long is closed,
 			// which ends every call on it.
 			WriteByteTimeout: o.sendStallTimeout,
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, remoteAddrKey{}, c.RemoteAddr())
 		},
 		// net/http's own complaints (a failed TLS handshake, a panic
 		// outside the gRPC server's recovery) go to the server's log.
@@ -188,9 +182,6 @@ func (s *Server) Serve(lis net.Listener) error {
 // still running are cut off (each ends with an UNAVAILABLE status and a
 // proper end of its stream), given cutGrace to end, and their connections
 // closed; Shutdown then returns ctx's error.
-//
-// Shut the HTTP port down before the grpc.Server's GracefulStop: that would
-// end the calls in flight here without their status.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if err == nil {

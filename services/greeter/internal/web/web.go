@@ -1,24 +1,31 @@
-// Package web serves a grpc.Server's services to browsers and plain HTTP
-// callers: the Connect protocol (JSON and binary; unary and server streaming
-// over HTTP/1.1 and HTTP/2, client and bidi streaming over HTTP/2, GET for
+// Package web serves gRPC services to browsers and plain HTTP callers: the
+// Connect protocol (JSON and binary; unary and server streaming over
+// HTTP/1.1 and HTTP/2, client and bidi streaming over HTTP/2, GET for
 // methods marked NO_SIDE_EFFECTS), gRPC-Web (binary and text) and gRPC, on
 // one HTTP port (HTTP/1.1, and HTTP/2 as h2c or over TLS).
 //
-// Requests are transcoded by vanguard-go (connectrpc.com/vanguard) into gRPC
-// and handed to the same grpc.Server that serves the gRPC port, through its
-// ServeHTTP method: every call meets the same interceptors (recovery,
+// Every method is a connect-go handler (connectrpc.com/connect, which
+// speaks all three protocols) that calls the service's generated gRPC
+// handler as grpc-go does, with the gRPC port's own interceptor chain
+// (WithUnaryInterceptors, WithStreamInterceptors: recovery, admission,
 // metrics, access log, rate limit, validation with its google.rpc.BadRequest
-// details), the same codec and message size limits and the same stats
-// handlers (tracing) as a native gRPC call. Serving the contract a second
-// time with connect-go handlers would have meant writing every one of them
-// again as connect interceptors; grpc-gateway speaks neither Connect nor
-// gRPC-Web.
+// details), its codec (WithCodec) and its stats handlers (WithStatsHandlers:
+// tracing), on a grpc.ServerStream over the connect-go stream: the request's
+// headers are its incoming metadata, grpc.SetHeader and SetTrailer set the
+// response's, the client's deadline is the context's. A request message
+// stays undecoded until the handler asks for it, so that it is decoded into
+// the handler's own type, within the interceptors. Serving the contract
+// with connect-go's generated handlers would have meant writing every
+// interceptor again as connect interceptors; transcoding into a
+// grpc.Server's ServeHTTP (vanguard-go, the first design) paid for a second
+// transport per call (docs/performance.md, "HTTP port"); grpc-gateway
+// speaks neither Connect nor gRPC-Web.
 //
-// What grpc-go's ServeHTTP path leaves out, this package puts back in front
-// of it, each with the gRPC port's setting:
+// What the gRPC port's transport does, this package does in front of the
+// handlers, each with the gRPC port's setting:
 //
-//   - admission (grpc.InTapHandle is never called): WithAdmission, asked for
-//     every call before any of its body is read;
+//   - admission (grpc.InTapHandle): WithAdmission, asked for every call
+//     before any of its body is read, and told when the call ends;
 //   - connection caps: WithListener wraps the listener, as the gRPC port's;
 //   - MaxConcurrentStreams: WithMaxConcurrentStreams, for HTTP/2;
 //   - the connection timeout and keepalive: ReadHeaderTimeout (a slowloris
@@ -30,9 +37,10 @@
 //     many bytes have arrived.
 //
 // CORS (WithAllowedOrigins) follows connectrpc.com/cors's header lists.
-// Requests refused here, before they reach the grpc.Server, are counted in
+// Requests refused here, before they reach a handler, are counted in
 // greeter_http_refused_total by reason and logged; every request is counted
-// in greeter_http_requests_total by protocol.
+// in greeter_http_requests_total by protocol, and its access line names the
+// protocol.
 package web
 
 import (
@@ -45,6 +53,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/stats"
 )
 
 // Defaults of the options.
@@ -73,7 +83,10 @@ const (
 type Option func(*options) error
 
 type options struct {
-	services            []string
+	codec               encoding.CodecV2
+	unary               []grpc.UnaryServerInterceptor
+	stream              []grpc.StreamServerInterceptor
+	statsHandlers       []stats.Handler
 	origins             []string
 	exposedHeaders      []string
 	admission           Admission
@@ -101,12 +114,40 @@ func defaultOptions() options {
 	}
 }
 
-// WithServices sets the services served, by full name
-// ("acme.greeter.v1.GreeterService"); each must be registered on the
-// grpc.Server. The default is every registered service except server
-// reflection, which only gRPC tools speak.
-func WithServices(names ...string) Option {
-	return func(o *options) error { o.services = append(o.services, names...); return nil }
+// WithCodec sets the codec that decodes binary (proto) request messages,
+// as grpc.ForceServerCodecV2 does on a grpc.Server: the gRPC port's, so
+// that both decode alike. The default, and what nil means, is grpc-go's
+// proto codec. JSON is decoded with protojson, unknown fields refused.
+func WithCodec(c encoding.CodecV2) Option {
+	return func(o *options) error { o.codec = c; return nil }
+}
+
+// WithUnaryInterceptors adds interceptors every unary call runs through,
+// outermost first, as grpc.ChainUnaryInterceptor does: the gRPC port's. The
+// default is none.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(o *options) error { o.unary = append(o.unary, i...); return nil }
+}
+
+// WithStreamInterceptors adds interceptors every streaming call runs
+// through, outermost first, as grpc.ChainStreamInterceptor does: the gRPC
+// port's. The default is none.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(o *options) error { o.stream = append(o.stream, i...); return nil }
+}
+
+// WithStatsHandlers adds gRPC stats handlers (tracing's), told of every
+// call as grpc.StatsHandler's are: tagged, begun, its headers, its
+// messages, its end. The default is none.
+func WithStatsHandlers(h ...stats.Handler) Option {
+	return func(o *options) error {
+		for _, handler := range h {
+			if handler != nil {
+				o.statsHandlers = append(o.statsHandlers, handler)
+			}
+		}
+		return nil
+	}
 }
 
 // WithAllowedOrigins sets the origins ("https://app.example.com") whose
@@ -231,24 +272,4 @@ func nonNegative(name string, d time.Duration, set func(*options)) Option {
 		set(o)
 		return nil
 	}
-}
-
-// servedServices are the services to transcode: those asked for, else every
-// one registered but reflection.
-func (o *options) servedServices(g *grpc.Server) ([]string, error) {
-	info := g.GetServiceInfo()
-	if len(o.services) == 0 {
-		for name := range info {
-			if name != "grpc.reflection.v1.ServerReflection" && name != "grpc.reflection.v1alpha.ServerReflection" {
-				o.services = append(o.services, name)
-			}
-		}
-		return o.services, nil
-	}
-	for _, name := range o.services {
-		if _, ok := info[name]; !ok {
-			return nil, fmt.Errorf("WithServices: %q is not registered on the gRPC server", name)
-		}
-	}
-	return o.services, nil
 }

@@ -1,50 +1,138 @@
 package web
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
+	"connectrpc.com/connect"
 )
 
-// deadlineBody clears the read deadline once the body has been read
-// whole.
-type deadlineBody struct {
+// timedBody ends the reading of a request body that has not arrived whole
+// within timeout, with an error that says so. One timer per call, rather
+// than a read deadline set and cleared: on HTTP/2 each of those is a
+// message to the connection's goroutine.
+type timedBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
+	rc      *http.ResponseController
+	timeout time.Duration
+	timer   *time.Timer
+	mu      sync.Mutex
+	state   bodyState
 }
 
-func (b *deadlineBody) Read(p []byte) (int, error) {
+type bodyState int
+
+const (
+	bodyReading bodyState = iota
+	bodyDone              // read whole, or the call is over
+	bodyExpired
+)
+
+func newTimedBody(body io.ReadCloser, rc *http.ResponseController, timeout time.Duration) *timedBody {
+	b := &timedBody{ReadCloser: body, rc: rc, timeout: timeout}
+	b.timer = time.AfterFunc(timeout, b.expire)
+	return b
+}
+
+// expire ends the read in progress: a read deadline in the past resets the
+// HTTP/2 stream, or ends the HTTP/1.1 connection, which net/http then
+// closes (its body was not read).
+func (b *timedBody) expire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != bodyReading {
+		return
+	}
+	b.state = bodyExpired
+	_ = b.rc.SetReadDeadline(time.Now().Add(-time.Second))
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	// Only once read whole: after a timeout the deadline must stay, or
-	// closing the body would wait for the rest of it.
-	if errors.Is(err, io.EOF) && !b.done {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		return n, nil
+	}
+	b.mu.Lock()
+	state := b.state
+	if state == bodyReading && errors.Is(err, io.EOF) {
+		b.state = bodyDone
+	}
+	b.mu.Unlock()
+	if state == bodyExpired {
+		return n, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
+			"the request did not arrive whole within %v of the call's start (the server's --first-message-timeout)", b.timeout))
+	}
+	if errors.Is(err, io.EOF) {
+		b.timer.Stop()
 	}
 	return n, err
 }
 
-// stallWriter gives every write of a response timeout to complete.
+// stop ends the timer once the call is over: the ResponseController is not
+// to be used after its handler returns.
+func (b *timedBody) stop() {
+	b.mu.Lock()
+	if b.state == bodyReading {
+		b.state = bodyDone
+	}
+	b.mu.Unlock()
+	b.timer.Stop()
+}
+
+// stallWriter gives every write of a response that may reach the
+// connection at least nine tenths of timeout to complete.
+//
+// Setting a write deadline is, on HTTP/2, a message to the connection's
+// goroutine: so it is set only for a write that may block — a Flush, or one
+// past what net/http buffers — and renewed only once a tenth of it has
+// passed. A small unary response stays in net/http's buffer until the
+// handler returns, and costs no deadline.
 type stallWriter struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
+	rc       *http.ResponseController
+	timeout  time.Duration
+	buffered int       // bytes written since the last flush
+	deadline time.Time // zero: none set
+}
+
+// handlerBuffer is what net/http buffers of a handler's response before
+// writing to the connection, at least: 2 KiB on HTTP/1.1 (before chunking),
+// 4 KiB on HTTP/2.
+const handlerBuffer = 2 << 10
+
+func (w *stallWriter) arm() {
+	now := time.Now()
+	if !w.deadline.IsZero() && w.deadline.Sub(now) > w.timeout*9/10 {
+		return
+	}
+	w.deadline = now.Add(w.timeout)
+	_ = w.rc.SetWriteDeadline(w.deadline)
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.buffered += len(p)
+	if w.buffered > handlerBuffer {
+		w.arm()
+	}
 	return w.ResponseWriter.Write(p)
 }
 
 func (w *stallWriter) Flush() {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.arm()
+	w.buffered = 0
 	_ = w.rc.Flush()
+}
+
+// end clears the deadline, if one was set: on HTTP/1.1 it is the
+// connection's, and would end the next request.
+func (w *stallWriter) end() {
+	if !w.deadline.IsZero() {
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -84,76 +172,3 @@ func (r *statusRecorder) status() int {
 	}
 	return r.code
 }
-
-// statusGuard runs a call on the gRPC server, cut off when Shutdown's
-// context ends, and gives every call the gRPC server ends without a status
-// one: grpc-go's ServeHTTP drops the status of a call whose request context
-// ends, which vanguard would report as INTERNAL "missing trailer". The cut
-// reaches the gRPC server's handler only, not vanguard, which then ends the
-// stream with the status given here.
-type statusGuard struct {
-	g      http.Handler
-	cutoff context.Context
-}
-
-func (sg statusGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(sg.cutoff, cancel)
-	defer stop()
-	hw := &headerWatch{ResponseWriter: w}
-	sg.g.ServeHTTP(hw, r.WithContext(ctx))
-	h := w.Header()
-	code, msg := codes.Canceled, "the call was cancelled"
-	cut := sg.cutoff.Err() != nil
-	if cut {
-		code, msg = codes.Unavailable, "the server is shutting down and cut the call off at the end of its drain: retry"
-	}
-	for _, prefix := range []string{"", http.TrailerPrefix} {
-		switch h.Get(prefix + "Grpc-Status") {
-		case "":
-			continue
-		case strconv.Itoa(int(codes.Canceled)):
-			// The handler saw the cut as its context cancelled.
-			if cut {
-				h.Set(prefix+"Grpc-Status", strconv.Itoa(int(code)))
-				h.Set(prefix+"Grpc-Message", msg)
-			}
-		}
-		return
-	}
-	if !hw.wroteHeader {
-		// Trailers-only, as grpc-go sends an error before any message.
-		h.Set("Content-Type", "application/grpc")
-		h.Set("Grpc-Status", strconv.Itoa(int(code)))
-		h.Set("Grpc-Message", msg)
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(code)))
-	h.Set(http.TrailerPrefix+"Grpc-Message", msg)
-}
-
-// headerWatch notes whether the response's headers went out. grpc-go
-// needs it to be an http.Flusher.
-type headerWatch struct {
-	http.ResponseWriter
-	wroteHeader bool
-}
-
-func (w *headerWatch) WriteHeader(code int) {
-	w.wroteHeader = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *headerWatch) Write(p []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *headerWatch) Flush() {
-	w.wroteHeader = true
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
