@@ -216,8 +216,8 @@ print(json.dumps({
 		t.Parallel()
 		server := "services/greeter/internal/server/"
 		repotest.Replace(t, dir, server+"server.go",
-			"\tgreeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())\n",
-			"\tgreeterv1.RegisterGreeterServiceServer(s.grpc, service.NewGreeter())\n\tgreeterv2.RegisterGreeterServiceServer(s.grpc, greeterV2{})\n")
+			"\tgreeterv1.RegisterGreeterServiceServer(both, service.NewGreeter())\n",
+			"\tgreeterv1.RegisterGreeterServiceServer(both, service.NewGreeter())\n\tgreeterv2.RegisterGreeterServiceServer(both, greeterV2{})\n")
 		repotest.Replace(t, dir, server+"server.go",
 			"\tgreeterv1.GreeterService_ServiceDesc.ServiceName,\n",
 			"\tgreeterv1.GreeterService_ServiceDesc.ServiceName,\n\tgreeterv2.GreeterService_ServiceDesc.ServiceName,\n")
