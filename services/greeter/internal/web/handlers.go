@@ -455,12 +455,7 @@ func (sc *streamCall) serverStream(ctx context.Context, req *connect.Request[inb
 		return in, nil
 	}
 	ss.send = stream.Send
-	err := sc.run(ss)
-	ss.call.tr.copyTo(stream.ResponseHeader(), stream.ResponseTrailer())
-	if err != nil {
-		return ss.call.connectError(err)
-	}
-	return nil
+	return sc.runToTrailer(ss, stream.ResponseHeader(), stream.ResponseTrailer())
 }
 
 func (sc *streamCall) clientStream(ctx context.Context, stream *connect.ClientStream[inbound]) (*connect.Response[outbound], error) {
@@ -498,8 +493,14 @@ func (sc *streamCall) bidi(ctx context.Context, stream *connect.BidiStream[inbou
 	ss := &serverStream{call: sc.s.begin(ctx, sc.info.FullMethod, stream.RequestHeader(), true, true), header: stream.ResponseHeader()}
 	ss.recv = stream.Receive
 	ss.send = stream.Send
+	return sc.runToTrailer(ss, stream.ResponseHeader(), stream.ResponseTrailer())
+}
+
+// runToTrailer runs a call whose responses are streamed, and ends it with
+// its trailers (and its headers, if no message carried them).
+func (sc *streamCall) runToTrailer(ss *serverStream, header, trailer http.Header) error {
 	err := sc.run(ss)
-	ss.call.tr.copyTo(stream.ResponseHeader(), stream.ResponseTrailer())
+	ss.call.tr.copyTo(header, trailer)
 	if err != nil {
 		return ss.call.connectError(err)
 	}
