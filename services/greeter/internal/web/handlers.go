@@ -497,13 +497,16 @@ func (sc *streamCall) bidi(ctx context.Context, stream *connect.BidiStream[inbou
 }
 
 // runToTrailer runs a call whose responses are streamed, and ends it with
-// its trailers (and its headers, if no message carried them).
+// its trailers (and its headers, if no message carried them). A failed
+// call's trailers go with its error only: connect-go adds the error's
+// metadata to the response trailers, which would repeat them.
 func (sc *streamCall) runToTrailer(ss *serverStream, header, trailer http.Header) error {
 	err := sc.run(ss)
-	ss.call.tr.copyTo(header, trailer)
 	if err != nil {
+		ss.call.tr.flushHeader(header)
 		return ss.call.connectError(err)
 	}
+	ss.call.tr.copyTo(header, trailer)
 	return nil
 }
 
