@@ -77,7 +77,7 @@ var settings = []setting{
 		within(between[uint](1, math.MaxUint32)).
 		becomes(func(n uint) server.Option { return server.WithMaxConcurrentStreams(uint32(n)) }),
 	declare(flagStreamWorkers, func(c *Config) *uint { return &c.StreamWorkers }, server.DefaultStreamWorkers,
-		"goroutines kept to run RPCs, so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine").
+		"goroutines kept to run RPCs, on each port (gRPC, and HTTP/2 on the HTTP port), so their stacks are reused rather than grown anew per RPC; RPCs beyond them get their own goroutine; 0 gives every RPC a new goroutine").
 		within(between[uint](0, 1<<16)).
 		becomes(func(n uint) server.Option { return server.WithStreamWorkers(uint32(n)) }),
 	declare(flagConnectionTimeout, func(c *Config) *time.Duration { return &c.ConnectionTimeout }, server.DefaultConnectionTimeout,

@@ -208,9 +208,10 @@ func WithConnectionTimeout(d time.Duration) Option {
 	return positive("WithConnectionTimeout", d, func(o *options) { o.connTimeout = d })
 }
 
-// WithStreamWorkers sets how many goroutines are kept to run RPCs; RPCs
-// beyond them get a new goroutine each. The default is 128; 0 starts a new
-// goroutine for every RPC.
+// WithStreamWorkers sets how many goroutines are kept to run RPCs, on the
+// gRPC port and again on the HTTP port (web.WithWorkers); RPCs beyond them
+// get a new goroutine each. The default is 128; 0 starts a new goroutine for
+// every RPC.
 //
 // A kept goroutine keeps the stack it grew, where a new one grows its stack
 // again, by copying, on every RPC, which shows in profiles under load

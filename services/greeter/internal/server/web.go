@@ -30,6 +30,7 @@ func (s *Server) Web(opts ...web.Option) (*web.Server, error) {
 		web.WithTLS(o.tlsConfig),
 		web.WithMaxMessageSize(o.maxRecvMsgSize),
 		web.WithMaxConcurrentStreams(o.maxStreams),
+		web.WithWorkers(int(o.streamWorkers)),
 		web.WithReadHeaderTimeout(o.connTimeout),
 		web.WithFirstMessageTimeout(s.limits.FirstMessageTimeout),
 		web.WithSendStallTimeout(s.limits.SendStallTimeout),

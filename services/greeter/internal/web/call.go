@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -73,10 +72,6 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		ctx = admitted
 	}
-	// Shutdown's cut reaches the handler as its context cancelled.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(s.cutoff, cancel)()
 	rc := http.NewResponseController(w)
 	if !m.clientStreams {
 		// A message larger than the limit is refused by connect-go as soon

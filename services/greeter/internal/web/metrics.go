@@ -9,6 +9,8 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec // by protocol, codec, HTTP status
 	refused  *prometheus.CounterVec // by reason
+	// sendStalls counts the connections closed by the write watch.
+	sendStalls prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -24,8 +26,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "greeter_http_refused_total",
 			Help: "Requests on the HTTP port refused before they reached the gRPC server, by reason (origin, malformed, protocol, too-large, admission, unknown-method).",
 		}, []string{"reason"}),
+		sendStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "greeter_http_send_stalls_total",
+			Help: "Connections on the HTTP port closed because a write to them waited longer than the send-stall timeout on a client that read nothing.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.refused} {
+	for _, c := range []prometheus.Collector{m.requests, m.refused, m.sendStalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("register HTTP metrics"), err)
 		}

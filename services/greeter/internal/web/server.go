@@ -42,6 +42,9 @@ type Server struct {
 	errors  *connect.ErrorWriter
 	metrics *httpMetrics
 	http    *http.Server
+	workers *workers
+	watch   *writeWatch     // nil: no send-stall timeout
+	serve   http.Handler    // serveRequest, once
 	cutoff  context.Context // done once Shutdown cuts the calls off
 	cut     context.CancelFunc
 }
@@ -74,7 +77,17 @@ func New(services []Service, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
-	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m}
+	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m, workers: newWorkers(o.workers)}
+	s.serve = http.HandlerFunc(s.serveRequest)
+	if o.sendStallTimeout > 0 {
+		// A connection that takes no bytes for this long is closed,
+		// which ends every call on it.
+		s.watch = newWriteWatch(o.sendStallTimeout, func(remote net.Addr) {
+			m.sendStalls.Inc()
+			o.logger.Warn("HTTP connection closed: a write to it waited longer than the send-stall timeout on a client that reads nothing",
+				"peer", remote.String(), "send_stall_timeout", o.sendStallTimeout)
+		})
+	}
 	s.cutoff, s.cut = context.WithCancel(context.Background())
 	handlers, err := s.handlers(services)
 	if err != nil {
@@ -120,12 +133,10 @@ func New(services []Service, opts ...Option) (*Server, error) {
 		IdleTimeout:       o.idleTimeout,
 		// A Connect GET carries its message in the URL.
 		MaxHeaderBytes: 16<<10 + 2*o.maxMessageSize,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: int(o.maxStreams),
-			// A connection that takes no bytes for this long is closed,
-			// which ends every call on it.
-			WriteByteTimeout: o.sendStallTimeout,
-		},
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: int(o.maxStreams)},
+		// Every call's context ends with Shutdown's cut: the calls still
+		// running at the end of the drain are cancelled.
+		BaseContext: func(net.Listener) context.Context { return s.cutoff },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, remoteAddrKey{}, c.RemoteAddr())
 		},
@@ -165,6 +176,9 @@ func (s *Server) Serve(lis net.Listener) error {
 	if s.opts.listener != nil {
 		lis = s.opts.listener(lis)
 	}
+	if s.watch != nil {
+		lis = s.watch.listener(lis)
+	}
 	var err error
 	if s.opts.tlsConfig != nil {
 		err = s.http.ServeTLS(lis, "", "")
@@ -183,6 +197,10 @@ func (s *Server) Serve(lis net.Listener) error {
 // proper end of its stream), given cutGrace to end, and their connections
 // closed; Shutdown then returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.workers.stop()
+	if s.watch != nil {
+		defer s.watch.stop()
+	}
 	err := s.http.Shutdown(ctx)
 	if err == nil {
 		return nil
@@ -196,9 +214,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// ServeHTTP serves one request: counted by protocol, refused if its origin
-// is not allowed, else handed to CORS and the call's checks.
+// ServeHTTP serves one request: an HTTP/2 request on a worker
+// (WithWorkers); an HTTP/1 request on its connection's goroutine, which
+// serves the connection's requests one after another and keeps its stack
+// from one to the next.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		s.serveRequest(w, r)
+		return
+	}
+	s.workers.serve(s.serve, w, r)
+}
+
+// serveRequest serves one request: counted by protocol, refused if its
+// origin is not allowed, else handed to CORS and the call's checks.
+func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	req := classify(r)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { s.metrics.requests.WithLabelValues(req.protocol, req.codec, strconv.Itoa(rec.status())).Inc() }()
@@ -218,9 +248,6 @@ func (s *Server) originAllowed(origin string) bool {
 	}
 	return false
 }
-
-// Handler is the Server's handler, for tests that serve it themselves.
-func (s *Server) Handler() http.Handler { return s }
 
 type requestKey struct{}
 

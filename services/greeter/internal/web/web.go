@@ -72,6 +72,9 @@ const (
 	DefaultSendStallTimeout = 30 * time.Second
 	// DefaultMaxConcurrentStreams is WithMaxConcurrentStreams's default.
 	DefaultMaxConcurrentStreams = 100
+	// DefaultWorkers is WithWorkers's default, the gRPC port's number of
+	// stream workers.
+	DefaultWorkers = 128
 	// PreflightMaxAge is how long browsers may cache a CORS preflight's
 	// answer: two hours, the most Chromium honours.
 	PreflightMaxAge = 2 * time.Hour
@@ -98,6 +101,7 @@ type options struct {
 	firstMessageTimeout time.Duration
 	sendStallTimeout    time.Duration
 	maxStreams          uint32
+	workers             int
 	logger              *slog.Logger
 	registerer          prometheus.Registerer
 }
@@ -110,6 +114,7 @@ func defaultOptions() options {
 		firstMessageTimeout: DefaultFirstMessageTimeout,
 		sendStallTimeout:    DefaultSendStallTimeout,
 		maxStreams:          DefaultMaxConcurrentStreams,
+		workers:             DefaultWorkers,
 		logger:              slog.Default(),
 	}
 }
@@ -222,9 +227,11 @@ func WithFirstMessageTimeout(d time.Duration) Option {
 	return nonNegative("WithFirstMessageTimeout", d, func(o *options) { o.firstMessageTimeout = d })
 }
 
-// WithSendStallTimeout sets how long one write of a response may wait for a
-// client that reads nothing before the call is cut off. The default is
-// DefaultSendStallTimeout, 30s; 0 never. d must not be negative.
+// WithSendStallTimeout sets how long one write may wait for a client that
+// reads nothing: a call's write to its stream (an HTTP/2 client that grants
+// no flow-control window) before the call is cut off, a write to the
+// connection before the connection is closed, with every call on it. The
+// default is DefaultSendStallTimeout, 30s; 0 never. d must not be negative.
 func WithSendStallTimeout(d time.Duration) Option {
 	return nonNegative("WithSendStallTimeout", d, func(o *options) { o.sendStallTimeout = d })
 }
@@ -234,6 +241,22 @@ func WithSendStallTimeout(d time.Duration) Option {
 // port's. n must be positive.
 func WithMaxConcurrentStreams(n uint32) Option {
 	return positive("WithMaxConcurrentStreams", n, func(o *options) { o.maxStreams = n })
+}
+
+// WithWorkers sets how many goroutines are kept to run calls, started as
+// calls need them: a kept goroutine keeps the stack it grew, where net/http
+// gives every request a new goroutine whose stack grows again, by copying,
+// on every call. Calls beyond them run on their request's goroutine. The
+// default is DefaultWorkers, 128, the gRPC port's stream workers; 0 keeps
+// none. n must not be negative.
+func WithWorkers(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithWorkers(%d): must not be negative", n)
+		}
+		o.workers = n
+		return nil
+	}
 }
 
 // WithLogger sets the logger of refused requests. The default, and what nil
