@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,11 +18,10 @@ import (
 
 // serveCall checks a call's protocol, size and admission, then hands it to
 // its method's handler.
-func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
-	req := requestOf(r)
+func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) {
 	m, known := s.methods[r.URL.Path]
 	if !known {
-		s.unknownMethod(w, r)
+		s.unknownMethod(w, r, req)
 		return
 	}
 	switch {
@@ -72,6 +70,9 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		ctx = admitted
 	}
+	// A copy: net/http looks at its own request's Body once the handler
+	// returns, to close an HTTP/1 connection whose body was not read whole.
+	r = r.WithContext(ctx)
 	rc := http.NewResponseController(w)
 	if !m.clientStreams {
 		// A message larger than the limit is refused by connect-go as soon
@@ -88,7 +89,6 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 		defer sw.end()
 		w = sw
 	}
-	r = r.WithContext(ctx)
 	if req.protocol == protocolGRPCWebText {
 		decoded, cerr := decodeGRPCWebText(r)
 		if cerr != nil {
@@ -113,8 +113,8 @@ func (s *Server) bodyLimit(req request) int64 {
 	return n
 }
 
-func (s *Server) unknownMethod(w http.ResponseWriter, r *http.Request) {
-	s.refuse(w, r, requestOf(r), reasonUnknownMethod, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
+func (s *Server) unknownMethod(w http.ResponseWriter, r *http.Request, req request) {
+	s.refuse(w, r, req, reasonUnknownMethod, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
 		"no method %s %s here: the path is /<package>.<Service>/<Method> of one of %s", r.Method, r.URL.Path, s.served)))
 }
 
@@ -195,21 +195,27 @@ func connectError(err error) *connect.Error {
 // peerOf is the client of r as the gRPC port shows its clients to the
 // interceptors: the connection's remote address (the admission listener's,
 // which knows its connection and formats itself once), and the TLS state.
+// Without TLS it is the connection's, made once.
 func (s *Server) peerOf(r *http.Request) *peer.Peer {
-	addr, ok := r.Context().Value(remoteAddrKey{}).(net.Addr)
+	conn, ok := r.Context().Value(connKey{}).(*connPeer)
 	if !ok {
-		addr = stringAddr(r.RemoteAddr)
+		conn = &connPeer{peer: peer.Peer{Addr: stringAddr(r.RemoteAddr)}}
 	}
-	p := &peer.Peer{Addr: addr}
-	if r.TLS != nil {
-		p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+	if r.TLS == nil {
+		return &conn.peer
 	}
-	return p
+	return &peer.Peer{
+		Addr:     conn.peer.Addr,
+		AuthInfo: credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}},
+	}
 }
 
-// remoteAddrKey is the context key of a connection's remote address
+// connKey is the context key of a connection's connPeer
 // (http.Server.ConnContext).
-type remoteAddrKey struct{}
+type connKey struct{}
+
+// connPeer is a connection's client, without its TLS state.
+type connPeer struct{ peer peer.Peer }
 
 type stringAddr string
 

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ type Admission interface {
 // Server serves a grpc.Server's services over HTTP; see the package doc.
 type Server struct {
 	opts    options
-	handler http.Handler // the calls behind CORS and the checks
+	cors    http.Handler // CORS, then serveCall; nil: no CORS (WithAllowedOrigins)
 	methods map[string]methodInfo
 	served  string // the services, for the message of an unknown method
 	errors  *connect.ErrorWriter
@@ -107,16 +106,18 @@ func New(services []Service, opts ...Option) (*Server, error) {
 	}
 	slices.Sort(names)
 	s.served = strings.Join(names, ", ")
-	s.handler = http.HandlerFunc(s.serveCall)
 	if len(o.origins) > 0 {
-		s.handler = cors.New(cors.Options{
+		// The request's classification reaches serveCall through CORS in
+		// its context.
+		afterCORS := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveCall(w, r, requestOf(r)) })
+		s.cors = cors.New(cors.Options{
 			AllowedOrigins: o.origins,
 			AllowedMethods: connectcors.AllowedMethods(),
 			// traceparent and tracestate: a browser's trace joins the server's.
 			AllowedHeaders: append(connectcors.AllowedHeaders(), "Traceparent", "Tracestate"),
 			ExposedHeaders: append(connectcors.ExposedHeaders(), o.exposedHeaders...),
 			MaxAge:         int(PreflightMaxAge.Seconds()),
-		}).Handler(s.handler)
+		}).Handler(afterCORS)
 	}
 
 	protocols := new(http.Protocols)
@@ -138,7 +139,7 @@ func New(services []Service, opts ...Option) (*Server, error) {
 		// running at the end of the drain are cancelled.
 		BaseContext: func(net.Listener) context.Context { return s.cutoff },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, remoteAddrKey{}, c.RemoteAddr())
+			return context.WithValue(ctx, connKey{}, &connPeer{peer: peer.Peer{Addr: c.RemoteAddr()}})
 		},
 		// net/http's own complaints (a failed TLS handshake, a panic
 		// outside the gRPC server's recovery) go to the server's log.
@@ -231,13 +232,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	req := classify(r)
 	rec := &statusRecorder{ResponseWriter: w}
-	defer func() { s.metrics.requests.WithLabelValues(req.protocol, req.codec, strconv.Itoa(rec.status())).Inc() }()
+	defer func() { s.metrics.request(req.protocol, req.codec, rec.status()).Inc() }()
 	if origin := r.Header.Get("Origin"); origin != "" && len(s.opts.origins) > 0 && !s.originAllowed(origin) {
 		s.refuse(rec, r, req, reasonOrigin, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("origin %q may not call this server: the server's --cors-allowed-origins does not list it", origin)))
 		return
 	}
-	s.handler.ServeHTTP(rec, r.WithContext(withRequest(r.Context(), req)))
+	if s.cors == nil {
+		s.serveCall(rec, r, req)
+		return
+	}
+	s.cors.ServeHTTP(rec, r.WithContext(withRequest(r.Context(), req)))
 }
 
 func (s *Server) originAllowed(origin string) bool {
