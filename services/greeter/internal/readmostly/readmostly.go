@@ -28,6 +28,14 @@ func (m *Map[K, V]) Load(key K) (V, bool) {
 	return zero, false
 }
 
+// Len is the number of keys with a value.
+func (m *Map[K, V]) Len() int {
+	if p := m.m.Load(); p != nil {
+		return len(*p)
+	}
+	return 0
+}
+
 // LoadOrMake returns key's value, calling newValue for it if it has none
 // yet; newValue runs at most once per key. Callers try Load first, so that
 // the common case builds no closure.

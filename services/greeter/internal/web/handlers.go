@@ -24,6 +24,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/acme/greeter/services/greeter/internal/readmostly"
 )
 
 // Service is one service a Server serves: what grpc.Server.RegisterService
@@ -396,8 +398,14 @@ func addMetadata(h http.Header, md metadata.MD) {
 func incomingMetadata(h http.Header) metadata.MD {
 	md := make(metadata.MD, len(h))
 	for k, vs := range h {
-		k = strings.ToLower(k)
+		k = lowerName(k)
 		if reservedHeader(k) {
+			continue
+		}
+		if _, seen := md[k]; !seen && !strings.HasSuffix(k, "-bin") {
+			// The header's own values: grpc-go hands interceptors a
+			// copy of the incoming metadata (FromIncomingContext).
+			md[k] = vs
 			continue
 		}
 		for _, v := range vs {
@@ -412,6 +420,24 @@ func incomingMetadata(h http.Header) metadata.MD {
 		}
 	}
 	return md
+}
+
+// lowerNames are header names in lower case by their canonical form, up to
+// maxLowerNames of them: the same few names come with every call, and
+// lowering each anew allocated.
+var lowerNames readmostly.Map[string, string]
+
+const maxLowerNames = 256
+
+func lowerName(k string) string {
+	if l, ok := lowerNames.Load(k); ok {
+		return l
+	}
+	l := strings.ToLower(k)
+	if lowerNames.Len() < maxLowerNames {
+		lowerNames.LoadOrMake(k, func() string { return l })
+	}
+	return l
 }
 
 func reservedHeader(k string) bool {
