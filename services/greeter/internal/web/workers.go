@@ -23,8 +23,8 @@ import (
 // Workers start as calls need them, up to max, so an idle server holds
 // none; a call finding every worker busy runs on its own goroutine.
 type workers struct {
-	max     int32
-	started atomic.Int32
+	max     int64
+	started atomic.Int64
 	jobs    chan *job     // unbuffered: a send succeeds only to an idle worker
 	quit    chan struct{} // closed by stop: idle workers end
 	stopped sync.Once
@@ -43,10 +43,10 @@ type job struct {
 	done    chan any // the call's panic, or nil once served; buffered
 }
 
-var jobs = sync.Pool{New: func() any { return &job{done: make(chan any, 1)} }}
+var jobPool = sync.Pool{New: func() any { return &job{done: make(chan any, 1)} }}
 
 func newWorkers(max int) *workers {
-	return &workers{max: int32(max), jobs: make(chan *job), quit: make(chan struct{})}
+	return &workers{max: int64(max), jobs: make(chan *job), quit: make(chan struct{})}
 }
 
 // stop ends the idle workers, and each busy one once its call is served.
@@ -60,7 +60,7 @@ func (p *workers) serve(h http.Handler, w http.ResponseWriter, r *http.Request) 
 		h.ServeHTTP(w, r)
 		return
 	}
-	j := jobs.Get().(*job)
+	j := jobPool.Get().(*job)
 	j.handler, j.w, j.r = h, w, r
 	select {
 	case p.jobs <- j:
@@ -68,14 +68,14 @@ func (p *workers) serve(h http.Handler, w http.ResponseWriter, r *http.Request) 
 		if p.started.Add(1) > p.max {
 			p.started.Add(-1)
 			j.handler, j.w, j.r = nil, nil, nil
-			jobs.Put(j)
+			jobPool.Put(j)
 			h.ServeHTTP(w, r)
 			return
 		}
 		go p.work(j)
 	}
 	v := <-j.done
-	jobs.Put(j)
+	jobPool.Put(j)
 	if v != nil {
 		panic(v)
 	}
