@@ -38,11 +38,14 @@ type Controller struct {
 	// admitted since is added to the sample (usage).
 	charged         int64
 	chargedAtSample int64
-	health          [healthKinds]int
-	clients         map[string]*clientUse // by ratelimit.ClientKey
-	calls           map[*call]struct{}
-	conns           map[*trackedConn]struct{}
-	connsByIP       map[string]int
+	// readAt is when rpcMemory was last read, by the sampler or by
+	// reread.
+	readAt    time.Time
+	health    [healthKinds]int
+	clients   map[string]*clientUse // by ratelimit.ClientKey
+	calls     map[*call]struct{}
+	conns     map[*trackedConn]struct{}
+	connsByIP map[string]int
 }
 
 // healthKind tells health RPCs apart: a client's Watch streams, one per

@@ -77,6 +77,43 @@ func TestAdmission(t *testing.T) {
 	}
 }
 
+// TestAdmissionRereads: an RPC that only the estimates of the RPCs admitted
+// since the last sample would refuse is decided on a fresh reading of the
+// memory, at most every rereadEvery; what is measured refuses as before.
+func TestAdmissionRereads(t *testing.T) {
+	const budget = 64 * RPCCost
+	var held int64
+	c := newTestController(t, budget, &held)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	sampleNow(c)
+	tap := func(want codes.Code, why string) {
+		t.Helper()
+		cl := tapFrom(t, c, "127.0.0.2")
+		if got := status.Code(cl.refusal); got != want {
+			t.Fatalf("%s: %v, want %v", why, cl.refusal, want)
+		}
+		if cl.refusal != nil {
+			c.release(cl)
+		}
+	}
+	for range 64 {
+		tap(codes.OK, "a lone client within the budget, as estimated")
+	}
+	// The 64 hold half of what they are estimated to, so far.
+	held = budget / 2
+	tap(codes.ResourceExhausted, "estimated full, read less than rereadEvery ago")
+	now = now.Add(rereadEvery)
+	tap(codes.OK, "estimated full, measured half full")
+	for range 31 {
+		tap(codes.OK, "the measured half's room, as estimated")
+	}
+	tap(codes.ResourceExhausted, "estimated full again, read less than rereadEvery ago")
+	held = budget
+	now = now.Add(rereadEvery)
+	tap(codes.ResourceExhausted, "measured full")
+}
+
 // TestShedOrder: over the budget, the client holding the most gives way,
 // its RPCs whose request has not arrived first, then the stalled, then the
 // newest; the other client keeps all of its.

@@ -158,6 +158,9 @@ func (c *Controller) admitRPC(use *clientUse) refusal {
 		return refusal{}
 	}
 	usage := c.usage()
+	if usage+RPCCost > budget && c.reread() {
+		usage = c.usage()
+	}
 	switch {
 	case usage+RPCCost <= budget:
 		return refusal{}
