@@ -1,6 +1,7 @@
 // Package readmostly is a map read on every RPC and added to a handful of
 // times in a process's life: the access log's handlers and the metrics'
-// series per method, the validator's fast-path plan per message type.
+// series per method, the validator's fast-path plan per message type, the
+// HTTP port's header names in lower case and its request counters.
 package readmostly
 
 import (

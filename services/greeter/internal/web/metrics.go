@@ -3,17 +3,17 @@ package web
 import (
 	"errors"
 	"strconv"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/greeter/services/greeter/internal/readmostly"
 )
 
 type httpMetrics struct {
 	requests *prometheus.CounterVec // by protocol, codec, HTTP status
 	// counters are requests' children by their labels: WithLabelValues
 	// hashes its labels on every call.
-	mu       sync.Mutex
-	counters map[requestLabels]prometheus.Counter
+	counters readmostly.Map[requestLabels, prometheus.Counter]
 	refused  *prometheus.CounterVec // by reason
 	// sendStalls counts the connections closed by the write watch.
 	sendStalls prometheus.Counter
@@ -24,7 +24,6 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		reg = prometheus.NewRegistry()
 	}
 	m := &httpMetrics{
-		counters: map[requestLabels]prometheus.Counter{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greeter_http_requests_total",
 			Help: "Requests on the HTTP port, by protocol (connect, connect-get, grpc-web, grpc-web-text, grpc, preflight, unknown), codec and HTTP status. The outcome of each call, whatever its protocol, is in grpc_server_handled_total.",
@@ -58,12 +57,10 @@ type requestLabels struct {
 // status.
 func (m *httpMetrics) request(protocol, codec string, status int) prometheus.Counter {
 	key := requestLabels{protocol, codec, status}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.counters[key]
-	if !ok {
-		c = m.requests.WithLabelValues(protocol, codec, strconv.Itoa(status))
-		m.counters[key] = c
+	if c, ok := m.counters.Load(key); ok {
+		return c
 	}
-	return c
+	return m.counters.LoadOrMake(key, func() prometheus.Counter {
+		return m.requests.WithLabelValues(protocol, codec, strconv.Itoa(status))
+	})
 }

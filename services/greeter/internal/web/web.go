@@ -250,13 +250,7 @@ func WithMaxConcurrentStreams(n uint32) Option {
 // default is DefaultWorkers, 128, the gRPC port's stream workers; 0 keeps
 // none. n must not be negative.
 func WithWorkers(n int) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("WithWorkers(%d): must not be negative", n)
-		}
-		o.workers = n
-		return nil
-	}
+	return nonNegative("WithWorkers", n, func(o *options) { o.workers = n })
 }
 
 // WithLogger sets the logger of refused requests. The default, and what nil
@@ -287,10 +281,10 @@ func positive[T int | uint32 | time.Duration](name string, v T, set func(*option
 	}
 }
 
-func nonNegative(name string, d time.Duration, set func(*options)) Option {
+func nonNegative[T int | time.Duration](name string, v T, set func(*options)) Option {
 	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("%s(%v): must not be negative", name, d)
+		if v < 0 {
+			return fmt.Errorf("%s(%v): must not be negative", name, v)
 		}
 		set(o)
 		return nil
