@@ -29,7 +29,6 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/tlsreload"
 	"github.com/acme/greeter/services/greeter/internal/tracing"
 	"github.com/acme/greeter/services/greeter/internal/version"
-	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
 // Exit codes.
@@ -97,15 +96,6 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The HTTP port (issue 22): Connect, gRPC-Web and gRPC over HTTP, in
-	// front of the same server; srv.Shutdown drains it first.
-	var webSrv *web.Server
-	if cfg.HTTPAddr != "" {
-		if webSrv, err = srv.Web(web.WithAllowedOrigins(cfg.AllowedOrigins()...)); err != nil {
-			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
-		}
-	}
-
 	grpcLis, adminLis, httpLis, err := listen(cfg)
 	if err != nil {
 		return err
@@ -118,15 +108,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		httpAddr = httpLis.Addr().String()
 	}
 
-	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(grpcLis) }()
-	if httpLis != nil {
-		go func() {
-			if err := webSrv.Serve(httpLis); err != nil {
-				errc <- err
-			}
-		}()
-	}
+	errc := make(chan error, 2)
+	go func() {
+		if err := srv.Serve(grpcLis, httpLis); err != nil {
+			errc <- err
+		}
+	}()
 	var admin *http.Server
 	if adminLis != nil {
 		var adminOpts []metrics.HandlerOption

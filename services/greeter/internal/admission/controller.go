@@ -123,7 +123,7 @@ func New(l Limits, m Metrics, log *slog.Logger, services map[string]grpc.Service
 					h = healthWatch
 				}
 			}
-			c.methods["/"+name+"/"+md.Name] = method{health: h}
+			c.methods[rpcmethod.Join(name, md.Name)] = method{health: h}
 		}
 	}
 	c.events.init(m)

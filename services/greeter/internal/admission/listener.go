@@ -68,9 +68,9 @@ type trackedConn struct {
 
 // RemoteAddr is the connection's remote address, whose String is computed
 // once: grpc-go gives it to every RPC on the connection as its peer.Addr,
-// which the access log, the rate limiter and TapHandle read per RPC
-// (formatting a *net.TCPAddr was 2.5 % of the server's CPU at 20,000
-// unary calls/s, done twice per call).
+// which the access log, the rate limiter and admission read per RPC:
+// formatting a *net.TCPAddr per read showed in profiles
+// (docs/performance.md, "Figures behind the code").
 func (t *trackedConn) RemoteAddr() net.Addr { return t.addr }
 
 // remoteAddr is a trackedConn's remote address: its text formatted once,

@@ -85,10 +85,8 @@ const rereadEvery = 10 * time.Millisecond
 // estimates of the RPCs admitted since the last sample, and reports whether
 // it did. An estimate (RPCCost) is what an RPC holds on average once it
 // runs; in a burst the RPCs admitted since the sample hold less so far,
-// and their estimates refused RPCs the memory had room for: 10,000 slow
-// streams opened at once, 0.77 of the budget measured plus 2,500 estimates
-// refused the last 1–4 % of them, and the next sample read 0.93. What is
-// measured decides; RPCs admitted in the last rereadEvery and not yet
+// and their estimates refused RPCs the memory had room for (slow streams
+// opened at once, docs/reliability.md). What is measured decides; RPCs admitted in the last rereadEvery and not yet
 // holding what they will are missed until the next reading. Called with
 // c.mu held.
 func (c *Controller) reread() bool {

@@ -14,27 +14,61 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
 )
 
-// TapHandle decides, before grpc-go starts its handler, whether an RPC is
-// admitted; pass it to grpc.InTapHandle. grpc-go calls it holding its
-// connection's lock, so it never blocks.
+// Admit is admission's one decision, whatever the transport: whether the
+// call of method ("/acme.greeter.v1.GreeterService/SayHello") from client
+// may start, decided before any of its request is read. It returns the
+// context the call must run in (cancelling it, as the reaper does, ends
+// the call's waits for its request and for flow control) and release,
+// which ends the call's charge once the call is over and may be called
+// after the interceptors have released it; or, for a refused call, the
+// status to answer it with, its charge already released.
+//
+// A transport that reads a call's headers before its body (the HTTP port)
+// answers the refusal itself. grpc-go's tap handle cannot: see TapHandle.
+func (c *Controller) Admit(ctx context.Context, client *peer.Peer, method string) (admitted context.Context, release func(), err error) {
+	cl := c.enter(peer.NewContext(ctx, client), method)
+	if cl == nil {
+		return ctx, func() {}, nil
+	}
+	if cl.refusal != nil {
+		c.release(cl)
+		return nil, nil, cl.refusal
+	}
+	return context.WithValue(cl.ctx, callKey{}, cl), func() { c.release(cl) }, nil
+}
+
+// TapHandle is Admit for grpc-go: pass it to grpc.InTapHandle. grpc-go
+// calls it holding its connection's lock, so it never blocks.
 //
 // It never returns an error: grpc-go's answer to a tap handle's error does
 // not cancel the stream's context, whose deadline timer then keeps it (and
 // what it holds) until the client's grpc-timeout, an hour if the client
 // says so. A refused RPC is marked instead, and answered by
 // InterceptUnary/InterceptStream, the first interceptors, from which
-// grpc-go ends the stream the ordinary way; a refused RPC that never sends its request
-// is cancelled by the reaper.
-//
-// The context it returns becomes the RPC's: cancelling it (the reaper does)
-// ends the RPC's waits for its request and for flow control.
+// grpc-go ends the stream the ordinary way; a refused RPC that never sends
+// its request is cancelled by the reaper. The interceptors release the
+// call when its handler returns; one that ends before its handler starts
+// (reset by the client, reaped waiting for its request) is released by the
+// reaper once its context is done (Run).
 func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
-	m, known := c.methods[info.FullMethodName]
-	if !known {
-		// grpc-go answers UNIMPLEMENTED without a handler: nothing to
-		// charge (a newer client calling an older server must not be
-		// refused for it).
+	cl := c.enter(ctx, info.FullMethodName)
+	if cl == nil {
 		return ctx, nil
+	}
+	// Not context.AfterFunc for the release: it cost more per RPC than
+	// all the rest of the admission together.
+	return context.WithValue(cl.ctx, callKey{}, cl), nil
+}
+
+// enter decides on a call of method from the client in ctx's peer and
+// counts it, refused or not, until it is released; nil for a method the
+// server does not serve, which grpc-go answers UNIMPLEMENTED without a
+// handler: nothing to charge (a newer client calling an older server must
+// not be refused for it).
+func (c *Controller) enter(ctx context.Context, method string) *call {
+	m, known := c.methods[method]
+	if !known {
+		return nil
 	}
 	cl := &call{health: m.health, start: c.now()}
 	if p, ok := peer.FromContext(ctx); ok {
@@ -75,35 +109,7 @@ func (c *Controller) TapHandle(ctx context.Context, info *tap.Info) (context.Con
 		cl.refusal = r.err()
 		c.events.refused(r.limit)
 	}
-	// The interceptors release the call when its handler returns; one
-	// that ends before its handler starts (reset by the client, reaped
-	// waiting for its request) is released by the reaper once its context
-	// is done (Run). Not context.AfterFunc: it cost more per RPC than all
-	// the rest of the admission together.
-	return context.WithValue(cl.ctx, callKey{}, cl), nil
-}
-
-// Refused returns the status an RPC admitted through TapHandle with ctx
-// is refused with, or nil when it was admitted. On the gRPC port the first
-// interceptor answers it (so grpc-go ends the stream and frees it); a
-// transport that asks before it reads the request (the HTTP port) answers
-// it itself, and releases the call (Release).
-func Refused(ctx context.Context) error {
-	if cl, ok := ctx.Value(callKey{}).(*call); ok {
-		return cl.refusal
-	}
-	return nil
-}
-
-// Release ends the charge of the RPC admitted through TapHandle with ctx,
-// unless the interceptors have released it already: for a
-// transport that admits a call before it reads it (the HTTP port), whose
-// call may end before its handler runs (refused, or its body never came),
-// and would otherwise hold its charge until the reaper's next tick.
-func (c *Controller) Release(ctx context.Context) {
-	if cl, ok := ctx.Value(callKey{}).(*call); ok {
-		c.release(cl)
-	}
+	return cl
 }
 
 // refusal is why an RPC is refused; the zero value admits it.

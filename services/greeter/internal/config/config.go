@@ -40,7 +40,7 @@ type Config struct {
 	GRPCAddr    string
 	MetricsAddr string // empty disables the admin HTTP server
 
-	// The HTTP port (issue 22): HTTPAddr empty disables it;
+	// The HTTP port: HTTPAddr empty disables it;
 	// CORSAllowedOrigins is the comma-separated list of origins browsers
 	// may call it from ("*" any, empty no CORS): AllowedOrigins.
 	HTTPAddr           string

@@ -242,9 +242,8 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 func TestEverySettingIsPlaced(t *testing.T) {
 	usedByMain := map[flagName]bool{
 		flagGRPCAddr: true, flagMetricsAddr: true, flagLogLevel: true, flagLogFormat: true,
-		// The HTTP port is built by main from the server (Server.Web).
-		flagHTTPAddr: true, flagCORSAllowedOrigins: true,
-		flagPprof: true, flagTLSCert: true, flagTLSKey: true, flagTLSClientCA: true,
+		// main binds the HTTP port's listener, which the server serves.
+		flagHTTPAddr: true, flagPprof: true, flagTLSCert: true, flagTLSKey: true, flagTLSClientCA: true,
 		flagMemoryLimit: true, flagTraceMessageEvents: true, flagTraceHealthReflection: true,
 	}
 	c, err := Parse(nil, env(nil), &bytes.Buffer{})

@@ -39,7 +39,10 @@ var settings = []setting{
 		}),
 	declare(flagCORSAllowedOrigins, func(c *Config) *string { return &c.CORSAllowedOrigins }, "",
 		"comma-separated `origins` (https://app.example.com) whose pages may call the HTTP port from a browser, * for any; a request from another origin is refused; empty sends no CORS headers").
-		within(checkOrigins),
+		within(checkOrigins).
+		becomes(func(list string) server.Option {
+			return server.WithAllowedOrigins(Config{CORSAllowedOrigins: list}.AllowedOrigins()...)
+		}),
 	logLevelSetting{flagLogLevel, slog.LevelInfo, "minimum log `level`: debug, info, warn or error"},
 	declare(flagLogFormat, func(c *Config) *string { return &c.LogFormat }, "text",
 		"log `format`: text or json").
@@ -168,13 +171,22 @@ func (c Config) ServerSettings() []ServerOption {
 	return opts
 }
 
-// ServerOptions is ServerSettings' options alone.
+// ServerOptions is ServerSettings' options alone, and the flags' names for
+// the answers to the calls a setting refused.
 func (c Config) ServerOptions() []server.Option {
-	var opts []server.Option
+	opts := []server.Option{server.WithSettingNames(settingNames)}
 	for _, s := range c.ServerSettings() {
 		opts = append(opts, s.Option)
 	}
 	return opts
+}
+
+// settingNames are the flags of the settings behind the HTTP port's
+// refusals.
+var settingNames = server.SettingNames{
+	MaxMessageSize:      "--" + string(flagMaxRecvMsgSize),
+	AllowedOrigins:      "--" + string(flagCORSAllowedOrigins),
+	FirstMessageTimeout: "--" + string(flagFirstMessageTimeout),
 }
 
 // between is the bound lo ≤ n ≤ hi.

@@ -65,7 +65,7 @@ func New() (*Metrics, error) {
 			}),
 			MemoryPressure: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "greeter_memory_pressure",
-				Help: "greeter_rpc_memory_bytes over --max-rpc-memory: timeouts shorten past 0.5, the biggest client gives way past 1.",
+				Help: "greeter_rpc_memory_bytes over the RPC memory budget (greeter_limit{limit=\"max-rpc-memory\"}): timeouts shorten past 0.5, the biggest client gives way past 1.",
 			}),
 			HealthStreams: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "greeter_health_streams",

@@ -124,7 +124,7 @@ func (m *ServerMetrics) InitializeMetrics(server ServiceInfoProvider) {
 			case method.IsServerStream:
 				typ = typeServerStream
 			}
-			m.series("/"+service+"/"+method.Name, typ)
+			m.series(rpcmethod.Join(service, method.Name), typ)
 		}
 	}
 }

@@ -34,3 +34,7 @@ func IsHealth(fullMethod string) bool {
 	return len(fullMethod) > len(HealthService)+2 && fullMethod[0] == '/' &&
 		fullMethod[len(HealthService)+1] == '/' && fullMethod[1:len(HealthService)+1] == HealthService
 }
+
+// Join is the full name of method of service: "/package.Service/Method",
+// as grpc-go names a method to interceptors and in the request path.
+func Join(service, method string) string { return "/" + service + "/" + method }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 
@@ -10,21 +12,62 @@ import (
 	"github.com/acme/greeter/services/greeter/internal/validate"
 )
 
-// serverChain is the server's interceptor chain and the codec it needs: the gRPC
-// port installs them as server options, the HTTP port (package web) calls
-// them itself.
+// serverChain is the server's interceptor chain, each kind as one
+// interceptor, and the codec it needs: the gRPC port installs them as
+// server options, the HTTP port (package web) calls them itself.
 type serverChain struct {
 	codec  encoding.CodecV2
-	unary  []grpc.UnaryServerInterceptor
-	stream []grpc.StreamServerInterceptor
+	unary  grpc.UnaryServerInterceptor
+	stream grpc.StreamServerInterceptor
 }
 
 // serverOptions are c as grpc.Server options.
 func (c serverChain) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(c.codec),
-		grpc.ChainUnaryInterceptor(c.unary...),
-		grpc.ChainStreamInterceptor(c.stream...),
+		grpc.UnaryInterceptor(c.unary),
+		grpc.StreamInterceptor(c.stream),
+	}
+}
+
+// chainUnary runs chain as one interceptor, outermost first, as
+// grpc.ChainUnaryInterceptor does. Written here because grpc-go keeps its
+// chaining unexported, and the HTTP port must run the very chain the gRPC
+// port runs: both install this one.
+func chainUnary(chain []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	if len(chain) == 1 {
+		return chain[0]
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return chain[0](ctx, req, info, unaryStep(chain, 1, info, handler))
+	}
+}
+
+func unaryStep(chain []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
+	if i == len(chain) {
+		return handler
+	}
+	return func(ctx context.Context, req any) (any, error) {
+		return chain[i](ctx, req, info, unaryStep(chain, i+1, info, handler))
+	}
+}
+
+// chainStream is chainUnary for streams.
+func chainStream(chain []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	if len(chain) == 1 {
+		return chain[0]
+	}
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return chain[0](srv, ss, info, streamStep(chain, 1, info, handler))
+	}
+}
+
+func streamStep(chain []grpc.StreamServerInterceptor, i int, info *grpc.StreamServerInfo, handler grpc.StreamHandler) grpc.StreamHandler {
+	if i == len(chain) {
+		return handler
+	}
+	return func(srv any, ss grpc.ServerStream) error {
+		return chain[i](srv, ss, info, streamStep(chain, i+1, info, handler))
 	}
 }
 
@@ -83,5 +126,5 @@ func interceptorChain(o *options, v *validate.Validator, watch *admission.Contro
 	unary = append(unary, o.unary...)
 	stream = append(stream, v.StreamServerInterceptor(), recoverStream)
 	stream = append(stream, o.stream...)
-	return serverChain{codec: v.ServerCodec(), unary: unary, stream: stream}
+	return serverChain{codec: v.ServerCodec(), unary: chainUnary(unary), stream: chainStream(stream)}
 }

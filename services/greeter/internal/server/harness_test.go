@@ -2,10 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -38,6 +41,7 @@ type harness struct {
 
 type config struct {
 	opts       []Option
+	httpLis    net.Listener // the HTTP port's; nil serves none
 	level      slog.Level
 	clientCred credentials.TransportCredentials
 	dialOpts   []grpc.DialOption
@@ -66,14 +70,14 @@ func start(t testing.TB, hopts ...harnessOption) *harness {
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: cfg.level}))
-	opts := append([]Option{WithLogger(logger), WithMetrics(m), WithVersion("v9.9.9 (abc123)")}, cfg.opts...)
+	opts := append([]Option{WithLogger(logger), WithMetrics(m), WithVersion("v9.9.9 (abc123)"), WithSettingNames(flagNames)}, cfg.opts...)
 	srv, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lis := testconn.Listen()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	go func() { served <- srv.Serve(lis, cfg.httpLis) }()
 
 	conn, err := lis.NewClient(append([]grpc.DialOption{grpc.WithTransportCredentials(cfg.clientCred)}, cfg.dialOpts...)...)
 	if err != nil {
@@ -81,6 +85,11 @@ func start(t testing.TB, hopts ...harnessOption) *harness {
 	}
 	t.Cleanup(func() {
 		conn.Close()
+		if cfg.httpLis != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.web.Shutdown(ctx)
+		}
 		srv.grpc.Stop()
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
@@ -96,6 +105,14 @@ func start(t testing.TB, hopts ...harnessOption) *harness {
 		logs:    logs,
 		lis:     lis,
 	}
+}
+
+// flagNames name the settings as the binary's flags do, so that the tests
+// see the answers an operator reads.
+var flagNames = SettingNames{
+	MaxMessageSize:      "--max-recv-msg-size",
+	AllowedOrigins:      "--cors-allowed-origins",
+	FirstMessageTimeout: "--first-message-timeout",
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's and the test's

@@ -33,9 +33,11 @@ const (
 	DefaultFirstMessageTimeout = 10 * time.Second
 	// DefaultSendStallTimeout is WithSendStallTimeout's default.
 	DefaultSendStallTimeout = 30 * time.Second
-	// streamWindow is every stream's HTTP/2 receive window, fixed: grpc-go
-	// would otherwise grow windows with its bandwidth estimate, up to
-	// 16 MiB per stream, which a client can provoke and then leave unread.
+	// streamWindow is every stream's HTTP/2 receive window on both ports,
+	// fixed (grpc.StaticStreamWindowSize: grpc-go's InitialWindowSize no
+	// longer turns its bandwidth estimate off): grpc-go would otherwise
+	// grow windows with that estimate, up to 16 MiB per stream, which a
+	// client can provoke and then leave unread.
 	// The connection's window (connWindow) is as large as its streams'
 	// together, so it never holds a stream below its own window: with the
 	// 64 KiB default, client streams on one connection waited on each

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/acme/greeter/services/greeter/internal/metrics"
 	"github.com/acme/greeter/services/greeter/internal/ratelimit"
+	"github.com/acme/greeter/services/greeter/internal/web"
 )
 
 // Option configures a Server. Each option sets one setting and leaves every
@@ -41,6 +43,8 @@ type options struct {
 	unary          []grpc.UnaryServerInterceptor
 	stream         []grpc.StreamServerInterceptor
 	statsHandlers  []stats.Handler
+	allowedOrigins []string
+	settingNames   web.SettingNames
 }
 
 // OptionError is the error New returns for an option given a value it
@@ -209,8 +213,8 @@ func WithConnectionTimeout(d time.Duration) Option {
 }
 
 // WithStreamWorkers sets how many goroutines are kept to run RPCs, on the
-// gRPC port and again on the HTTP port (web.WithWorkers); RPCs beyond them
-// get a new goroutine each. The default is 128; 0 starts a new goroutine for
+// gRPC port and again for HTTP/2 on the HTTP port; RPCs beyond them get a
+// new goroutine each. The default is 128; 0 starts a new goroutine for
 // every RPC.
 //
 // A kept goroutine keeps the stack it grew, where a new one grows its stack
@@ -221,9 +225,10 @@ func WithStreamWorkers(n uint32) Option {
 }
 
 // WithKeepaliveTime sets how long a connection may go without activity
-// before the server pings the client, to find dead connections. The default
-// is 1m; 0 is gRPC's own default, 2h, and gRPC raises anything below 1s to
-// 1s. d must not be negative.
+// before the server pings the client, to find dead connections; on the
+// HTTP port, HTTP/2 connections. The default is 1m; 0 is gRPC's own
+// default, 2h, and sends no pings on the HTTP port; gRPC raises anything
+// below 1s to 1s. d must not be negative.
 func WithKeepaliveTime(d time.Duration) Option {
 	return nonNegative("WithKeepaliveTime", d, func(o *options) { o.keepalive.Time = d })
 }
@@ -235,8 +240,9 @@ func WithKeepaliveTimeout(d time.Duration) Option {
 	return nonNegative("WithKeepaliveTimeout", d, func(o *options) { o.keepalive.Timeout = d })
 }
 
-// WithMaxConnectionIdle closes connections that have had no RPC for d. The
-// default, 0, never closes an idle connection. d must not be negative.
+// WithMaxConnectionIdle closes connections that have had no RPC for d, on
+// both ports. The default, 0, never closes an idle connection. d must not
+// be negative.
 func WithMaxConnectionIdle(d time.Duration) Option {
 	return nonNegative("WithMaxConnectionIdle", d, func(o *options) { o.keepalive.MaxConnectionIdle = d })
 }
@@ -339,6 +345,35 @@ func WithStatsHandler(h stats.Handler) Option {
 		}
 		return nil
 	}
+}
+
+// WithAllowedOrigins sets the origins ("https://app.example.com") whose
+// pages may call the HTTP port from a browser (CORS); "*" allows any. A
+// request with an Origin outside the list is refused with
+// PERMISSION_DENIED. The default, no origin, sends no CORS headers and
+// refuses nothing: a page served from the same origin as the API (behind
+// one proxy) needs none. Each use adds to the previous ones; an origin
+// must not be empty.
+func WithAllowedOrigins(origins ...string) Option {
+	return func(o *options) error {
+		if slices.Contains(origins, "") {
+			return &OptionError{"WithAllowedOrigins", origins, "an origin must not be empty"}
+		}
+		o.allowedOrigins = append(o.allowedOrigins, origins...)
+		return nil
+	}
+}
+
+// SettingNames are the names an operator knows settings by, as
+// WithSettingNames takes them.
+type SettingNames = web.SettingNames
+
+// WithSettingNames names the settings behind refused calls as the operator
+// sets them (main passes the binary's flags, "--max-recv-msg-size"), so
+// that the answer to a refused call points to the one to change. The
+// default names none.
+func WithSettingNames(n SettingNames) Option {
+	return func(o *options) error { o.settingNames = n; return nil }
 }
 
 // rateLimiter is the limiter the options ask for, nil for none. Settings

@@ -1,6 +1,8 @@
-// Package server assembles the greeter's gRPC server: both greeting
-// contracts, health, reflection, the interceptor chain, transport limits,
-// and the graceful drain on shutdown.
+// Package server assembles the greeter's server: both greeting contracts,
+// health, reflection, the interceptor chain, admission, transport limits
+// and the graceful drain, on two ports built from one set of options: the
+// gRPC port (grpc-go) and the HTTP port (package web: Connect, gRPC-Web
+// and gRPC, for browsers and plain HTTP callers).
 package server
 
 import (
@@ -12,15 +14,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
-	"github.com/acme/greeter/gen/go/helloworld"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/gen/go/helloworld"
 
 	"github.com/acme/greeter/services/greeter/internal/admission"
 	"github.com/acme/greeter/services/greeter/internal/metrics"
@@ -41,7 +43,7 @@ var Services = []string{
 // drain timeout and were cut off.
 var ErrDrainTimeout = errors.New("drain timeout: in-flight RPCs were cut off")
 
-// Server is the greeter's gRPC server.
+// Server is the greeter's server, both ports.
 type Server struct {
 	grpc      *grpc.Server
 	health    *health.Server
@@ -53,13 +55,13 @@ type Server struct {
 	limits    admission.Limits
 	reaper    sync.Once
 	stopReap  context.CancelFunc
-	web       *web.Server // the HTTP port, if Web built one (issue 22)
+	web       *web.Server // the HTTP port
 	chain     serverChain // the interceptors and codec, for the HTTP port too
 	services  []web.Service
 }
 
-// New builds a Server with every service registered and health SERVING; it
-// accepts RPCs once Serve is called. It returns an error naming each option
+// New builds a Server with every service registered on both ports and
+// health SERVING; it accepts RPCs once Serve is called. It returns an error naming each option
 // given a value it cannot honour.
 func New(opts ...Option) (*Server, error) {
 	o := defaultOptions()
@@ -120,6 +122,9 @@ func New(opts ...Option) (*Server, error) {
 	if o.reflection {
 		reflection.Register(s.grpc)
 	}
+	if s.web, err = s.httpPort(); err != nil {
+		return nil, fmt.Errorf("build server: %w", err)
+	}
 	for _, name := range Services {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -131,7 +136,7 @@ func New(opts ...Option) (*Server, error) {
 }
 
 // registrar registers a service on the gRPC server and keeps it for the
-// HTTP port.
+// HTTP port (httpPort).
 type registrar struct{ s *Server }
 
 func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
@@ -139,36 +144,41 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	r.s.services = append(r.s.services, web.Service{Desc: desc, Impl: impl})
 }
 
-// serverOptions builds the transport settings and the interceptor chain
-// (chain.go).
+// serverOptions are the gRPC port's: its transport settings
+// (transport.go), the interceptor chain (chain.go), admission and the stats
+// handlers.
 func (s *Server) serverOptions() []grpc.ServerOption {
-	o := s.opts
-	opts := append(s.chain.serverOptions(),
-		grpc.KeepaliveParams(o.keepalive),
-		grpc.KeepaliveEnforcementPolicy(o.enforcement),
-		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
-		grpc.MaxSendMsgSize(o.maxSendMsgSize),
-		grpc.MaxConcurrentStreams(o.maxStreams),
-		grpc.ConnectionTimeout(o.connTimeout),
-		grpc.InitialWindowSize(streamWindow),
-		grpc.InitialConnWindowSize(connWindow(o.maxStreams)),
-		grpc.InTapHandle(s.admission.TapHandle),
-	)
-	if o.streamWorkers > 0 {
-		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))
-	}
-	if o.tlsConfig != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tlsConfig)))
-	}
-	for _, h := range o.statsHandlers {
+	opts := append(s.chain.serverOptions(), s.opts.grpcTransport()...)
+	opts = append(opts, grpc.InTapHandle(s.admission.TapHandle))
+	for _, h := range s.opts.statsHandlers {
 		opts = append(opts, grpc.StatsHandler(h))
 	}
 	return opts
 }
 
-// Serve accepts connections on lis until Shutdown; it returns nil after a
-// shutdown and an error if accepting fails.
-func (s *Server) Serve(lis net.Listener) error {
+// Serve serves the gRPC port on grpcLis and the HTTP port on httpLis (nil:
+// no HTTP port) until Shutdown. It returns nil once both have stopped
+// after a shutdown, or at once the error of a port whose accepting failed;
+// the other port serves on until Shutdown.
+func (s *Server) Serve(grpcLis, httpLis net.Listener) error {
+	errc := make(chan error, 2)
+	ports := 1
+	go func() { errc <- s.serveGRPC(grpcLis) }()
+	if httpLis != nil {
+		ports++
+		go func() { errc <- s.web.Serve(httpLis) }()
+	}
+	for range ports {
+		if err := <-errc; err != nil {
+			s.ready.Store(false)
+			return err
+		}
+	}
+	return nil
+}
+
+// serveGRPC serves the gRPC port on lis until Shutdown.
+func (s *Server) serveGRPC(lis net.Listener) error {
 	if !s.draining.Load() {
 		s.ready.Store(true)
 	}
@@ -179,7 +189,6 @@ func (s *Server) Serve(lis net.Listener) error {
 		go s.admission.Run(ctx)
 	})
 	if err := s.grpc.Serve(s.admission.Listener(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		s.ready.Store(false)
 		return fmt.Errorf("serve gRPC on %s: %w", lis.Addr(), err)
 	}
 	return nil
@@ -189,7 +198,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // answer of the /readyz endpoint.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
-// Shutdown drains the server:
+// Shutdown drains the server, both ports:
 //
 //  1. health reports NOT_SERVING for every service and Ready turns false,
 //     so load balancers and orchestrators stop sending new work;
@@ -221,7 +230,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	stopped := make(chan struct{})
-	// The HTTP port first, as issue 22 asks, then the gRPC port.
+	// The HTTP port first, then the gRPC port: health answers on the gRPC
+	// port until the end of the drain.
 	webStopped := make(chan struct{})
 	cutWeb := s.shutdownWeb(webStopped)
 	defer cutWeb()
@@ -281,4 +291,18 @@ func (s *Server) exportLimits() {
 		"max_connections", l.MaxConnections, "max_connections_per_client", l.MaxConnectionsPerClient,
 		"max_concurrent_streams", s.opts.maxStreams, "max_recv_msg_size", s.opts.maxRecvMsgSize,
 		"first_message_timeout", l.FirstMessageTimeout, "send_stall_timeout", l.SendStallTimeout)
+}
+
+// shutdownWeb starts draining the HTTP port, closing stopped once it has;
+// cut cancels the calls still in flight there, which then end with their
+// status.
+func (s *Server) shutdownWeb(stopped chan<- struct{}) (cut func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		if err := s.web.Shutdown(ctx); err != nil {
+			s.opts.logger.Warn("HTTP port: drain timed out, remaining calls were cancelled", "error", err)
+		}
+		close(stopped)
+	}()
+	return cancel
 }

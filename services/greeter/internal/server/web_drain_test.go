@@ -29,7 +29,7 @@ func TestWebDrain(t *testing.T) {
 		{"stream cut off by the drain timeout", 300 * time.Millisecond, 100, connect.CodeUnavailable},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			h := startWeb(t, nil, withOptions(WithDrainTimeout(tc.timeout)))
+			h := startWeb(t, withOptions(WithDrainTimeout(tc.timeout)))
 			c := connect.NewClient[greeterv1.SayHelloStreamRequest, greeterv1.SayHelloStreamResponse](httpClient(t, false, ""), h.base+sayHelloStream)
 			ss, err := c.CallServerStream(context.Background(), connect.NewRequest(&greeterv1.SayHelloStreamRequest{
 				Name: "Ada", Count: tc.count, Interval: durationpb.New(100 * time.Millisecond)}))
@@ -67,7 +67,7 @@ func TestWebDrain(t *testing.T) {
 // serves calls, and health over HTTP answers NOT_SERVING, as on the gRPC
 // port.
 func TestWebHealthDuringDrain(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithDrainDelay(time.Second)))
+	h := startWeb(t, withOptions(WithDrainDelay(time.Second)))
 	hc := httpClient(t, false, "")
 	check := func() string {
 		res, err := hc.Post(h.base+"/grpc.health.v1.Health/Check", "application/json", strings.NewReader(`{}`))

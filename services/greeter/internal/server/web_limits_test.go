@@ -28,7 +28,7 @@ import (
 // TestWebAdmission: the HTTP port's calls are charged to their client as
 // the gRPC port's are, and refused with the same status.
 func TestWebAdmission(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithMaxRPCMemoryPerClient(minRPCMemory)))
+	h := startWeb(t, withOptions(WithMaxRPCMemoryPerClient(minRPCMemory)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Response streams held in their handler fill the client's cap, as in
@@ -98,7 +98,7 @@ func TestWebRateLimitAndInterceptors(t *testing.T) {
 		seen <- md
 		return handler(ctx, req)
 	}
-	h := startWeb(t, nil, withOptions(WithRateLimit(0.001), WithRateLimitBurst(1), WithUnaryInterceptors(capture)))
+	h := startWeb(t, withOptions(WithRateLimit(0.001), WithRateLimitBurst(1), WithUnaryInterceptors(capture)))
 	c := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello, connect.WithProtoJSON())
 	req := connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -157,7 +157,7 @@ func (r *recordingStats) HandleConn(context.Context, stats.ConnStats) {}
 // that a browser's traceparent joins the trace, and told how it ended.
 func TestWebStatsHandlers(t *testing.T) {
 	rec := &recordingStats{}
-	h := startWeb(t, nil, withOptions(WithStatsHandler(rec)))
+	h := startWeb(t, withOptions(WithStatsHandler(rec)))
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	unary := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](httpClient(t, false, ""), h.base+sayHello, connect.WithProtoJSON())
 	req := connect.NewRequest(&greeterv1.SayHelloRequest{Name: ""})
@@ -193,7 +193,7 @@ func TestWebStatsHandlers(t *testing.T) {
 // TestWebConnectionCap: the HTTP port's connections count against the
 // gRPC port's caps.
 func TestWebConnectionCap(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithMaxConnectionsPerClient(1)))
+	h := startWeb(t, withOptions(WithMaxConnectionsPerClient(1)))
 	addr := strings.TrimPrefix(h.base, "http://")
 	first, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -230,7 +230,7 @@ func TestWebConnectionCap(t *testing.T) {
 // holds its connection no longer than the connection and first-message
 // timeouts.
 func TestWebSlowClients(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithConnectionTimeout(300*time.Millisecond), WithFirstMessageTimeout(300*time.Millisecond)))
+	h := startWeb(t, withOptions(WithConnectionTimeout(300*time.Millisecond), WithFirstMessageTimeout(300*time.Millisecond)))
 	addr := strings.TrimPrefix(h.base, "http://")
 	for _, tc := range []struct{ desc, sent, answer string }{
 		{"headers never end", "POST " + sayHello + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", ""},

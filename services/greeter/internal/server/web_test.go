@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -28,28 +27,14 @@ type webHarness struct {
 	base string // http://127.0.0.1:port
 }
 
-func startWeb(t *testing.T, webOpts []web.Option, hopts ...harnessOption) *webHarness {
+func startWeb(t *testing.T, hopts ...harnessOption) *webHarness {
 	t.Helper()
-	h := start(t, hopts...)
-	w, err := h.srv.Web(webOpts...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- w.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		w.Shutdown(ctx)
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &webHarness{harness: h, web: w, base: "http://" + lis.Addr().String()}
+	h := start(t, append(hopts, func(c *config) { c.httpLis = lis })...)
+	return &webHarness{harness: h, web: h.srv.web, base: "http://" + lis.Addr().String()}
 }
 
 // httpClient speaks HTTP/1.1, or HTTP/2 without TLS (h2c) when h2c, from
@@ -97,7 +82,7 @@ var webProtocols = []struct {
 }
 
 func TestWebProtocols(t *testing.T) {
-	h := startWeb(t, nil)
+	h := startWeb(t)
 	for _, p := range webProtocols {
 		t.Run(p.name, func(t *testing.T) {
 			hc := httpClient(t, p.h2c, "")
@@ -184,7 +169,7 @@ func TestWebProtocols(t *testing.T) {
 // TestWebValidation: every protocol gets the gRPC port's validation, with
 // the BadRequest details and the rule ids.
 func TestWebValidation(t *testing.T) {
-	h := startWeb(t, nil)
+	h := startWeb(t)
 	for _, p := range webProtocols {
 		t.Run(p.name, func(t *testing.T) {
 			hc := httpClient(t, p.h2c, "")

@@ -34,7 +34,7 @@ func TestWebTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startWeb(t, nil, withOptions(WithTLS(mutualTLS.ServerConfig())),
+	h := startWeb(t, withOptions(WithTLS(mutualTLS.ServerConfig())),
 		withClientCreds(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{ca.Client(t, "alice").TLS(t)}})))
 	base := strings.Replace(h.base, "http://", "https://", 1)
 	client := func(h2 bool, certs ...tls.Certificate) *http.Client {
@@ -74,41 +74,11 @@ func TestWebTLS(t *testing.T) {
 	}
 }
 
-// TestWebMaxConcurrentStreams: an HTTP/2 client is told the gRPC port's
-// --max-concurrent-streams in the server's SETTINGS.
-func TestWebMaxConcurrentStreams(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithMaxConcurrentStreams(7)))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	f, err := fr.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	settings, ok := f.(*http2.SettingsFrame)
-	if !ok {
-		t.Fatalf("first frame %v, want SETTINGS", f)
-	}
-	if v, ok := settings.Value(http2.SettingMaxConcurrentStreams); !ok || v != 7 {
-		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want 7", v, ok)
-	}
-}
-
 // TestWebIdleConnection: a kept-alive connection with no request is closed
 // after the gRPC port's --max-connection-idle (before its first request, the
 // connection timeout bounds it: TestWebSlowClients).
 func TestWebIdleConnection(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithMaxConnectionIdle(300*time.Millisecond)))
+	h := startWeb(t, withOptions(WithMaxConnectionIdle(300*time.Millisecond)))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +110,7 @@ func TestWebIdleConnection(t *testing.T) {
 // gRPC port's --send-stall-timeout: the stream is reset, or its connection
 // closed.
 func TestWebSendStall(t *testing.T) {
-	h := startWeb(t, nil, withOptions(WithSendStallTimeout(300*time.Millisecond)))
+	h := startWeb(t, withOptions(WithSendStallTimeout(300*time.Millisecond)))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
 	if err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func BenchmarkSayHelloParallel(b *testing.B) {
 				b.Fatal(err)
 			}
 			lis := testconn.Listen()
-			go srv.Serve(lis)
+			go srv.Serve(lis, nil)
 			defer srv.Shutdown(context.Background())
 			conn, err := lis.NewClient()
 			if err != nil {

@@ -60,7 +60,7 @@ func startTracedWith(t testing.TB, popts []tracing.Option, opts ...tracing.Handl
 	}
 	lis := testconn.Listen()
 	f := &fixture{srv: srv, provider: p, exporter: exp, logs: logs, served: make(chan error, 1)}
-	go func() { f.served <- srv.Serve(lis) }()
+	go func() { f.served <- srv.Serve(lis, nil) }()
 	f.conn, err = lis.NewClient()
 	if err != nil {
 		t.Fatal(err)

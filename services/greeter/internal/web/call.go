@@ -1,223 +1,86 @@
 package web
 
 import (
-	"errors"
-	"fmt"
-	"io"
+	"context"
+	"net"
 	"net/http"
-	"net/url"
-	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
-
-	"github.com/acme/greeter/services/greeter/internal/interceptors"
+	"google.golang.org/protobuf/proto"
 )
 
-// serveCall checks a call's protocol, size and admission, then hands it to
-// its method's handler.
-func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) {
-	m, known := s.methods[r.URL.Path]
-	if !known {
-		s.unknownMethod(w, r, req)
-		return
-	}
-	switch {
-	case req.protocol == protocolPreflight:
-		s.refuse(w, r, req, reasonOrigin, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
-			"CORS preflight from origin %q: the server allows no cross-origin calls; list the origin in its --cors-allowed-origins", r.Header.Get("Origin"))))
-		return
-	case req.protocol == protocolUnknown:
-		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeUnknown, fmt.Errorf(
-			"%s %s with Content-Type %q: call with POST and application/json or application/proto (Connect; with the header Connect-Protocol-Version: 1), "+
-				"application/connect+json or +proto (Connect streaming), application/grpc-web[-text][+proto] (gRPC-Web) or application/grpc (gRPC); "+
-				"or GET with ?connect=v1&encoding=json&message=... (Connect GET of a side-effect-free method)",
-			r.Method, r.URL.Path, r.Header.Get("Content-Type"))))
-		return
-	case req.codec == codecUnknown && req.protocol == protocolConnectGet:
-		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
-			"encoding=%q: a Connect GET names its codec in the query, encoding=json or encoding=proto", r.URL.Query().Get("encoding"))))
-		return
-	case req.codec == codecUnknown:
-		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
-			"codec of %q not served: use proto or json", r.Header.Get("Content-Type"))))
-		return
-	case req.connectUnary && r.Header.Get("Connect-Protocol-Version") != "1":
-		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
-			"Connect-Protocol-Version %q: send the header Connect-Protocol-Version: 1 with a Connect unary call", r.Header.Get("Connect-Protocol-Version"))))
-		return
-	case req.protocol == protocolConnectGet && r.URL.Query().Get("connect") != "v1":
-		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
-			"connect=%q: a Connect GET names the protocol's version in the query, connect=v1", r.URL.Query().Get("connect"))))
-		return
-	}
-	limit := s.bodyLimit(req)
-	if !m.clientStreams && r.ContentLength > limit {
-		s.refuse(w, r, req, reasonTooLarge, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"request body of %d bytes is larger than the server's largest message, %d bytes (--max-recv-msg-size)", r.ContentLength, s.opts.maxMessageSize)))
-		return
-	}
-	client := s.peerOf(r)
-	ctx := interceptors.WithProtocol(peer.NewContext(r.Context(), client), req.protocol)
-	if s.opts.admission != nil {
-		admitted, release, err := s.opts.admission.Admit(ctx, client, r.URL.Path)
-		if err != nil {
-			s.refuse(w, r, req, reasonAdmission, connectError(err))
-			return
-		}
-		defer release()
-		ctx = admitted
-	}
-	// A copy: net/http looks at its own request's Body once the handler
-	// returns, to close an HTTP/1 connection whose body was not read whole.
-	r = r.WithContext(ctx)
-	rc := http.NewResponseController(w)
-	if !m.clientStreams {
-		// A message larger than the limit is refused by connect-go as soon
-		// as it has that much; this bounds the whole body too.
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		if t := s.opts.firstMessageTimeout; t > 0 && r.Method == http.MethodPost {
-			body := newTimedBody(r.Body, rc, t)
-			defer body.stop()
-			r.Body = body
-		}
-	}
-	if s.opts.sendStallTimeout > 0 {
-		sw := &stallWriter{ResponseWriter: w, rc: rc, timeout: s.opts.sendStallTimeout}
-		defer sw.end()
-		w = sw
-	}
-	if req.protocol == protocolGRPCWebText {
-		decoded, cerr := decodeGRPCWebText(r)
-		if cerr != nil {
-			s.refuse(w, r, req, reasonProtocol, cerr)
-			return
-		}
-		r = decoded
-		tw := newTextWriter(w)
-		defer tw.close()
-		w = tw
-	}
-	m.handler.ServeHTTP(w, r)
+// call is one call in flight: its context, its headers and trailers, and
+// its stats handlers.
+type call struct {
+	s     *Server
+	ctx   context.Context
+	tr    *transportStream
+	begin time.Time
 }
 
-// bodyLimit is the largest body of a call that sends one message: the
-// message, its envelope, and for gRPC-Web text the base64 encoding.
-func (s *Server) bodyLimit(req request) int64 {
-	n := int64(s.opts.maxMessageSize) + 5
-	if req.protocol == protocolGRPCWebText {
-		n = (n + 2) / 3 * 4
-	}
-	return n
-}
-
-func (s *Server) unknownMethod(w http.ResponseWriter, r *http.Request, req request) {
-	s.refuse(w, r, req, reasonUnknownMethod, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
-		"no method %s %s here: the path is /<package>.<Service>/<Method> of one of %s", r.Method, r.URL.Path, s.served)))
-}
-
-// The reason label of greeter_http_refused_total.
-const (
-	reasonOrigin        = "origin"
-	reasonMalformed     = "malformed"
-	reasonProtocol      = "protocol"
-	reasonTooLarge      = "too-large"
-	reasonAdmission     = "admission"
-	reasonUnknownMethod = "unknown-method"
-)
-
-// refuse answers a request the gRPC server never sees: in its protocol's
-// error format where it has one, else as plain text with the HTTP status
-// the Connect protocol gives the code.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, req request, reason string, err *connect.Error) {
-	s.metrics.refused.WithLabelValues(reason).Inc()
-	s.opts.logger.InfoContext(r.Context(), "HTTP request refused", "reason", reason, "protocol", req.protocol,
-		"method", r.Method, "path", r.URL.Path, "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"),
-		"code", err.Code().String(), "error", err.Message())
-	if req.protocol == protocolGRPCWebText {
-		// connect-go's ErrorWriter does not know the text form: a
-		// trailers-only response, as grpc-go sends.
-		h := w.Header()
-		h.Set("Content-Type", "application/grpc-web-text+proto")
-		h.Set("Grpc-Status", strconv.Itoa(int(err.Code())))
-		h.Set("Grpc-Message", url.PathEscape(err.Message()))
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if req.protocol != protocolUnknown && req.codec != codecUnknown && s.errors.IsSupported(r) {
-		if s.errors.Write(w, r, err) == nil {
-			return
+// begin starts a call of method: its incoming metadata from header, its
+// transport stream for grpc.SetHeader and the like, and its stats (the
+// trace context the client sent joins the call's span).
+func (s *Server) begin(ctx context.Context, method string, header http.Header, clientStream, serverStream bool) *call {
+	md := incomingMetadata(header)
+	c := &call{s: s, tr: &transportStream{method: method}, begin: time.Now()}
+	ctx = metadata.NewIncomingContext(ctx, md)
+	ctx = grpc.NewContextWithServerTransportStream(ctx, c.tr)
+	if hs := s.cfg.StatsHandlers; len(hs) > 0 {
+		for _, h := range hs {
+			ctx = h.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
+		}
+		var remote net.Addr
+		if p, ok := peer.FromContext(ctx); ok {
+			remote = p.Addr
+		}
+		for _, h := range hs {
+			h.HandleRPC(ctx, &stats.Begin{BeginTime: c.begin, IsClientStream: clientStream, IsServerStream: serverStream})
+			h.HandleRPC(ctx, &stats.InHeader{Header: md, FullMethod: method, RemoteAddr: remote, Compression: header.Get("Content-Encoding")})
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(httpStatus(err.Code()))
-	io.WriteString(w, err.Message()+"\n")
+	c.ctx = ctx
+	return c
 }
 
-// httpStatus is the HTTP status the Connect protocol gives code.
-func httpStatus(code connect.Code) int {
-	switch code {
-	case connect.CodeInvalidArgument, connect.CodeUnknown:
-		if code == connect.CodeUnknown {
-			return http.StatusUnsupportedMediaType
-		}
-		return http.StatusBadRequest
-	case connect.CodePermissionDenied:
-		return http.StatusForbidden
-	case connect.CodeResourceExhausted:
-		return http.StatusTooManyRequests
-	case connect.CodeUnimplemented:
-		return http.StatusNotFound
-	case connect.CodeUnavailable:
-		return http.StatusServiceUnavailable
+func (c *call) received(msg any, size int) {
+	for _, h := range c.s.cfg.StatsHandlers {
+		h.HandleRPC(c.ctx, &stats.InPayload{Payload: msg, Length: size, CompressedLength: size, WireLength: size + 5, RecvTime: time.Now()})
 	}
-	return http.StatusInternalServerError
 }
 
-// connectError is a gRPC status error as a Connect error, details included
-// (RetryInfo, BadRequest).
-func connectError(err error) *connect.Error {
-	if ce := new(connect.Error); errors.As(err, &ce) {
-		return ce
-	}
-	st := status.Convert(err)
-	ce := connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
-	for _, d := range st.Proto().GetDetails() {
-		if detail, err := connect.NewErrorDetail(d); err == nil {
-			ce.AddDetail(detail)
+func (c *call) sent(msg proto.Message) {
+	if hs := c.s.cfg.StatsHandlers; len(hs) > 0 {
+		size := proto.Size(msg)
+		for _, h := range hs {
+			h.HandleRPC(c.ctx, &stats.OutPayload{Payload: msg, Length: size, CompressedLength: size, WireLength: size + 5, SentTime: time.Now()})
 		}
 	}
+}
+
+// end ends the call with err, as the client will see it: a call cut off by
+// Shutdown is UNAVAILABLE, retried elsewhere, rather than CANCELLED.
+func (c *call) end(err error) error {
+	if err != nil && c.s.cutoff.Err() != nil && status.Code(err) == codes.Canceled {
+		err = status.Error(codes.Unavailable, "the server is shutting down and cut the call off at the end of its drain: retry")
+	}
+	for _, h := range c.s.cfg.StatsHandlers {
+		h.HandleRPC(c.ctx, &stats.End{BeginTime: c.begin, EndTime: time.Now(), Error: err, Trailer: c.tr.trailerMD()})
+	}
+	return err
+}
+
+// connectError is err as the Connect error the client gets, with the
+// call's headers and trailers.
+func (c *call) connectError(err error) *connect.Error {
+	ce := connectError(err)
+	c.tr.copyTo(ce.Meta(), ce.Meta())
 	return ce
 }
-
-// peerOf is the client of r as the gRPC port shows its clients to the
-// interceptors: the connection's remote address (the admission listener's,
-// which knows its connection and formats itself once), and the TLS state.
-// Without TLS it is the connection's, made once.
-func (s *Server) peerOf(r *http.Request) *peer.Peer {
-	conn, ok := r.Context().Value(connKey{}).(*connPeer)
-	if !ok {
-		conn = &connPeer{peer: peer.Peer{Addr: stringAddr(r.RemoteAddr)}}
-	}
-	if r.TLS == nil {
-		return &conn.peer
-	}
-	return &peer.Peer{
-		Addr:     conn.peer.Addr,
-		AuthInfo: credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}},
-	}
-}
-
-// connKey is the context key of a connection's connPeer
-// (http.Server.ConnContext).
-type connKey struct{}
-
-// connPeer is a connection's client, without its TLS state.
-type connPeer struct{ peer peer.Peer }
-
-type stringAddr string
-
-func (a stringAddr) Network() string { return "tcp" }
-func (a stringAddr) String() string  { return string(a) }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
+	"google.golang.org/grpc/encoding"
+	encodingproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -17,8 +21,15 @@ import (
 // Serving a gRPC service over Connect, gRPC-Web and gRPC, and calling it
 // with plain HTTP and JSON.
 func ExampleNew() {
-	services := []web.Service{{Desc: &healthgrpc.Health_ServiceDesc, Impl: health.NewServer()}}
-	srv, err := web.New(services, web.WithAllowedOrigins("https://app.example"))
+	// Package server fills every field from its options; here, by hand.
+	srv, err := web.New(web.Config{
+		Services:       []web.Service{{Desc: &healthgrpc.Health_ServiceDesc, Impl: health.NewServer()}},
+		Codec:          encoding.GetCodecV2(encodingproto.Name),
+		Transport:      &http.Server{ReadHeaderTimeout: 10 * time.Second},
+		MaxMessageSize: 64 << 10,
+		AllowedOrigins: []string{"https://app.example"},
+		Logger:         slog.Default(),
+	})
 	if err != nil {
 		panic(err)
 	}

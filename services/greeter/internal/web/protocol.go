@@ -27,9 +27,6 @@ const (
 type request struct {
 	protocol string
 	codec    string
-	// connectUnary is a Connect unary POST, which must name the protocol's
-	// version in the Connect-Protocol-Version header.
-	connectUnary bool
 }
 
 // classify reads a request's protocol and codec as the Connect, gRPC-Web and
@@ -71,9 +68,9 @@ func classify(r *http.Request) request {
 	}
 	switch ct {
 	case "application/json":
-		return request{protocol: protocolConnect, codec: codecJSON, connectUnary: true}
+		return request{protocol: protocolConnect, codec: codecJSON}
 	case "application/proto":
-		return request{protocol: protocolConnect, codec: codecProto, connectUnary: true}
+		return request{protocol: protocolConnect, codec: codecProto}
 	}
 	return request{protocol: protocolUnknown, codec: codecUnknown}
 }

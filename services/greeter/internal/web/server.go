@@ -15,8 +15,6 @@ import (
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
 	"github.com/rs/cors"
-	"google.golang.org/grpc/encoding"
-	encodingproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/peer"
 )
 
@@ -34,8 +32,8 @@ type Admission interface {
 
 // Server serves a grpc.Server's services over HTTP; see the package doc.
 type Server struct {
-	opts    options
-	cors    http.Handler // CORS, then serveCall; nil: no CORS (WithAllowedOrigins)
+	cfg     Config
+	cors    http.Handler // CORS, then serveCall; nil: no CORS (Config.AllowedOrigins)
 	methods map[string]methodInfo
 	served  string // the services, for the message of an unknown method
 	errors  *connect.ErrorWriter
@@ -48,105 +46,75 @@ type Server struct {
 	cut     context.CancelFunc
 }
 
-type methodInfo struct {
-	clientStreams bool
-	handler       http.Handler // connect-go's
-}
-
 // cutGrace is how long calls get to end once Shutdown has cancelled them,
 // before their connections are closed.
 const cutGrace = time.Second
 
-// New returns a Server of services.
-func New(services []Service, opts ...Option) (*Server, error) {
-	o := defaultOptions()
-	var errs []error
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			errs = append(errs, err)
-		}
+// New returns a Server of cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Codec == nil || cfg.Transport == nil || cfg.Logger == nil || cfg.MaxMessageSize <= 0 {
+		return nil, errors.New("build HTTP server: Config needs Codec, Transport, Logger and a positive MaxMessageSize")
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("build HTTP server: %w", err)
-	}
-	if o.codec == nil {
-		o.codec = encoding.GetCodecV2(encodingproto.Name)
-	}
-	m, err := newHTTPMetrics(o.registerer)
+	m, err := newHTTPMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
-	s := &Server{opts: o, methods: map[string]methodInfo{}, errors: connect.NewErrorWriter(), metrics: m, workers: newWorkers(o.workers)}
+	s := &Server{cfg: cfg, errors: connect.NewErrorWriter(), metrics: m, workers: newWorkers(cfg.Workers)}
 	s.serve = http.HandlerFunc(s.serveRequest)
-	if o.sendStallTimeout > 0 {
+	if cfg.SendStallTimeout > 0 {
 		// A connection that takes no bytes for this long is closed,
 		// which ends every call on it.
-		s.watch = newWriteWatch(o.sendStallTimeout, func(remote net.Addr) {
+		s.watch = newWriteWatch(cfg.SendStallTimeout, func(remote net.Addr) {
 			m.sendStalls.Inc()
-			o.logger.Warn("HTTP connection closed: a write to it waited longer than the send-stall timeout on a client that reads nothing",
-				"peer", remote.String(), "send_stall_timeout", o.sendStallTimeout)
+			cfg.Logger.Warn("HTTP connection closed: a write to it waited longer than the send-stall timeout on a client that reads nothing",
+				"peer", remote.String(), "send_stall_timeout", cfg.SendStallTimeout)
 		})
 	}
 	s.cutoff, s.cut = context.WithCancel(context.Background())
-	handlers, err := s.handlers(services)
-	if err != nil {
+	if s.methods, err = s.register(cfg.Services); err != nil {
 		return nil, fmt.Errorf("build HTTP server: %w", err)
 	}
-	names := make([]string, 0, len(services))
-	for _, svc := range services {
+	names := make([]string, 0, len(cfg.Services))
+	for _, svc := range cfg.Services {
 		names = append(names, svc.Desc.ServiceName)
-		for _, st := range svc.Desc.Streams {
-			path := "/" + svc.Desc.ServiceName + "/" + st.StreamName
-			s.methods[path] = methodInfo{clientStreams: st.ClientStreams, handler: handlers[path]}
-		}
-		for _, md := range svc.Desc.Methods {
-			path := "/" + svc.Desc.ServiceName + "/" + md.MethodName
-			s.methods[path] = methodInfo{handler: handlers[path]}
-		}
 	}
 	slices.Sort(names)
 	s.served = strings.Join(names, ", ")
-	if len(o.origins) > 0 {
+	if len(cfg.AllowedOrigins) > 0 {
 		// The request's classification reaches serveCall through CORS in
 		// its context.
 		afterCORS := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveCall(w, r, requestOf(r)) })
 		s.cors = cors.New(cors.Options{
-			AllowedOrigins: o.origins,
+			AllowedOrigins: cfg.AllowedOrigins,
 			AllowedMethods: connectcors.AllowedMethods(),
 			// traceparent and tracestate: a browser's trace joins the server's.
 			AllowedHeaders: append(connectcors.AllowedHeaders(), "Traceparent", "Tracestate"),
-			ExposedHeaders: append(connectcors.ExposedHeaders(), o.exposedHeaders...),
+			ExposedHeaders: append(connectcors.ExposedHeaders(), cfg.ExposedHeaders...),
 			MaxAge:         int(PreflightMaxAge.Seconds()),
 		}).Handler(afterCORS)
 	}
 
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	if o.tlsConfig != nil {
+	if cfg.TLS != nil {
 		protocols.SetHTTP2(true)
 	} else {
 		protocols.SetUnencryptedHTTP2(true)
 	}
-	s.http = &http.Server{
-		Handler:           s,
-		Protocols:         protocols,
-		ReadHeaderTimeout: o.readHeaderTimeout,
-		IdleTimeout:       o.idleTimeout,
-		// A Connect GET carries its message in the URL.
-		MaxHeaderBytes: 16<<10 + 2*o.maxMessageSize,
-		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: int(o.maxStreams)},
-		// Every call's context ends with Shutdown's cut: the calls still
-		// running at the end of the drain are cancelled.
-		BaseContext: func(net.Listener) context.Context { return s.cutoff },
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, &connPeer{peer: peer.Peer{Addr: c.RemoteAddr()}})
-		},
-		// net/http's own complaints (a failed TLS handshake, a panic
-		// outside the gRPC server's recovery) go to the server's log.
-		ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
+	s.http = cfg.Transport
+	s.http.Handler = s
+	s.http.Protocols = protocols
+	// Every call's context ends with Shutdown's cut: the calls still
+	// running at the end of the drain are cancelled.
+	s.http.BaseContext = func(net.Listener) context.Context { return s.cutoff }
+	s.http.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, &connPeer{peer: peer.Peer{Addr: c.RemoteAddr()}})
 	}
-	if o.tlsConfig != nil {
-		s.http.TLSConfig = withALPN(o.tlsConfig)
+	// net/http's own complaints (a failed TLS handshake, a panic outside
+	// the gRPC server's recovery) go to the server's log.
+	s.http.ErrorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
+	if cfg.TLS != nil {
+		s.http.TLSConfig = withALPN(cfg.TLS)
 	}
 	return s, nil
 }
@@ -174,14 +142,14 @@ func withALPN(cfg *tls.Config) *tls.Config {
 // Serve accepts connections on lis until Shutdown; it returns nil after a
 // shutdown.
 func (s *Server) Serve(lis net.Listener) error {
-	if s.opts.listener != nil {
-		lis = s.opts.listener(lis)
+	if s.cfg.Listener != nil {
+		lis = s.cfg.Listener(lis)
 	}
 	if s.watch != nil {
 		lis = s.watch.listener(lis)
 	}
 	var err error
-	if s.opts.tlsConfig != nil {
+	if s.cfg.TLS != nil {
 		err = s.http.ServeTLS(lis, "", "")
 	} else {
 		err = s.http.Serve(lis)
@@ -216,7 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // ServeHTTP serves one request: an HTTP/2 request on a worker
-// (WithWorkers); an HTTP/1 request on its connection's goroutine, which
+// (Config.Workers); an HTTP/1 request on its connection's goroutine, which
 // serves the connection's requests one after another and keeps its stack
 // from one to the next.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -233,9 +201,9 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	req := classify(r)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { s.metrics.request(req.protocol, req.codec, rec.status()).Inc() }()
-	if origin := r.Header.Get("Origin"); origin != "" && len(s.opts.origins) > 0 && !s.originAllowed(origin) {
+	if origin := r.Header.Get("Origin"); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !s.originAllowed(origin) {
 		s.refuse(rec, r, req, reasonOrigin, connect.NewError(connect.CodePermissionDenied,
-			fmt.Errorf("origin %q may not call this server: the server's --cors-allowed-origins does not list it", origin)))
+			fmt.Errorf("origin %q may not call this server: the server's allowed origins%s do not list it", origin, hint(s.cfg.Names.AllowedOrigins))))
 		return
 	}
 	if s.cors == nil {
@@ -246,7 +214,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) originAllowed(origin string) bool {
-	for _, o := range s.opts.origins {
+	for _, o := range s.cfg.AllowedOrigins {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true
 		}

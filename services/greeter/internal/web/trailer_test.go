@@ -24,8 +24,9 @@ func TestStreamErrorTrailers(t *testing.T) {
 		ss.SetTrailer(metadata.Pairs("x-reason", "planted"))
 		return status.Error(codes.FailedPrecondition, "planted")
 	}
-	services := []web.Service{{Desc: &greeterv1.GreeterService_ServiceDesc, Impl: service.NewGreeter()}}
-	srv, err := web.New(services, web.WithStreamInterceptors(failing))
+	cfg := testConfig(web.Service{Desc: &greeterv1.GreeterService_ServiceDesc, Impl: service.NewGreeter()})
+	cfg.Stream = failing
+	srv, err := web.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,8 @@ import (
 //
 // net/http starts a goroutine for every request, with a small stack; a call
 // through connect-go, the interceptors and the access log needs several
-// times that, so every call grew its stack by copying it, 20 % of the HTTP
-// port's CPU in a profile of Connect unary calls (docs/performance.md,
-// "HTTP port"). A kept goroutine keeps the stack it grew. The request's
+// times that, so every call grew its stack by copying it, a large share of
+// the HTTP port's CPU (docs/performance.md, "HTTP port"). A kept goroutine keeps the stack it grew. The request's
 // goroutine waits while a worker serves it, so net/http's rules for the
 // ResponseWriter (one goroutine at a time, none after the handler returns)
 // hold.
@@ -119,10 +118,8 @@ func run(j *job) (panicked any) {
 // The request's goroutine, which a worker spares the call's depth, still
 // runs net/http's own work once the call is served (the response's
 // headers: a map iteration and HPACK encoding), which overflows a new
-// goroutine's stack; it grew there, copying a deeper stack. With this,
-// runtime.newstack fell from 5.9–8.0 % to 4.1–4.3 % of the HTTP port's CPU
-// in profiles of Connect unary calls over h2c (docs/performance.md).
-// CockroachDB's growstack package does the same for its hot goroutines.
+// goroutine's stack; it grew there, copying a deeper stack (the profiles
+// before and after: docs/performance.md). CockroachDB's growstack package does the same for its hot goroutines.
 //
 //go:noinline
 func growStack() {

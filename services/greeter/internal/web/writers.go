@@ -19,6 +19,7 @@ type timedBody struct {
 	io.ReadCloser
 	rc      *http.ResponseController
 	timeout time.Duration
+	setting string // the timeout's name, for the answer
 	timer   *time.Timer
 	mu      sync.Mutex
 	state   bodyState
@@ -32,8 +33,8 @@ const (
 	bodyExpired
 )
 
-func newTimedBody(body io.ReadCloser, rc *http.ResponseController, timeout time.Duration) *timedBody {
-	b := &timedBody{ReadCloser: body, rc: rc, timeout: timeout}
+func newTimedBody(body io.ReadCloser, rc *http.ResponseController, timeout time.Duration, setting string) *timedBody {
+	b := &timedBody{ReadCloser: body, rc: rc, timeout: timeout, setting: setting}
 	b.timer = time.AfterFunc(timeout, b.expire)
 	return b
 }
@@ -64,7 +65,7 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	b.mu.Unlock()
 	if state == bodyExpired {
 		return n, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
-			"the request did not arrive whole within %v of the call's start (the server's --first-message-timeout)", b.timeout))
+			"the request did not arrive whole within %v of the call's start, the server's first-message timeout%s", b.timeout, hint(b.setting)))
 	}
 	if errors.Is(err, io.EOF) {
 		b.timer.Stop()

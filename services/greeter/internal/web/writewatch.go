@@ -14,9 +14,9 @@ import (
 // goroutines for them) for good, its responses unwritable.
 //
 // WriteByteTimeout sets the connection's write deadline before every write
-// and clears it after, two runtime timer changes per frame: 4.5 % of the
-// HTTP port's CPU in a profile of Connect unary calls (docs/performance.md,
-// "HTTP port"). Here a write costs two atomic stores and a clock read, and
+// and clears it after, two runtime timer changes per frame, which showed
+// in profiles of Connect unary calls (docs/performance.md, "HTTP port").
+// Here a write costs two atomic stores and a clock read, and
 // one goroutine looks at every connection a few times per timeout.
 type writeWatch struct {
 	timeout time.Duration

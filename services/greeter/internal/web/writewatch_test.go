@@ -56,8 +56,10 @@ func (l *pipeListener) dial() net.Conn {
 func TestSendStallClosesConnection(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	reg := prometheus.NewRegistry()
-	services := []web.Service{{Desc: &greeterv1.GreeterService_ServiceDesc, Impl: service.NewGreeter()}}
-	srv, err := web.New(services, web.WithSendStallTimeout(timeout), web.WithRegisterer(reg))
+	cfg := testConfig(web.Service{Desc: &greeterv1.GreeterService_ServiceDesc, Impl: service.NewGreeter()})
+	cfg.SendStallTimeout = timeout
+	cfg.Registerer = reg
+	srv, err := web.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
