@@ -3,8 +3,8 @@
 // (tools/internal/contractci decides the rest). Run it from the
 // repository root, in the toolchain's workspace:
 //
-//	GOWORK=tools/go.work go tool contractci [-results DIR] format|lint|breaking|drift
-//	GOWORK=tools/go.work go tool contractci [-results DIR] summary
+//	GOWORK=$PWD/tools/go.work go tool contractci [-results DIR] format|lint|breaking|drift
+//	GOWORK=$PWD/tools/go.work go tool contractci [-results DIR] summary
 //
 // Each check prints its findings, as annotations in GitHub Actions, leaves
 // its result in DIR (default: $RUNNER_TEMP/contractci in Actions,
