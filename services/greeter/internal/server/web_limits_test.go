@@ -286,3 +286,63 @@ func TestWebSlowClients(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWebClientStreamBodyNeverComes: a client- or bidi-streaming call
+// whose first message never comes ends within the first-message timeout,
+// over HTTP/1.1 (a chunked body with no chunk) and h2c, and holds nothing
+// after: connect-go's read of the body does not look at the call's
+// context, which the admission cancels.
+func TestWebClientStreamBodyNeverComes(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	h := startWeb(t, withOptions(WithFirstMessageTimeout(timeout)))
+	addr := strings.TrimPrefix(h.base, "http://")
+	// Within a few reaper ticks of the timeout; without the cut, the
+	// calls are held until the test's own 10s deadlines.
+	const bound = 3 * time.Second
+	for _, method := range []string{sayHelloToAll, sayHelloChat} {
+		t.Run("HTTP/1.1 "+method, func(t *testing.T) {
+			if method == sayHelloChat {
+				t.Skip("bidi streams need HTTP/2")
+			}
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			io.WriteString(conn, "POST "+method+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nTransfer-Encoding: chunked\r\n\r\n")
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, _ := io.ReadAll(conn)
+			if held := time.Since(start); held > bound {
+				t.Errorf("call held %v, want under %v; answered %q", held, bound, got)
+			}
+		})
+		t.Run("h2c "+method, func(t *testing.T) {
+			body, w := io.Pipe()
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+method, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/connect+json")
+			start := time.Now()
+			res, err := httpClient(t, true, "").Do(req)
+			if err == nil {
+				io.ReadAll(res.Body)
+				res.Body.Close()
+			}
+			if held := time.Since(start); held > bound {
+				t.Errorf("call held %v, want under %v", held, bound)
+			}
+		})
+	}
+	deadline := time.Now().Add(bound)
+	for h.srv.admission.InFlight() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := h.srv.admission.InFlight(); n > 0 {
+		t.Errorf("%d calls still admitted after their bodies were cut", n)
+	}
+}

@@ -64,7 +64,8 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 	// returns, to close an HTTP/1 connection whose body was not read whole.
 	r = r.WithContext(ctx)
 	rc := http.NewResponseController(w)
-	if !m.clientStreams {
+	switch {
+	case !m.clientStreams:
 		// A message larger than the limit is refused by connect-go as soon
 		// as it has that much; this bounds the whole body too.
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -73,6 +74,10 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 			defer body.stop()
 			r.Body = body
 		}
+	case s.cfg.Admission != nil:
+		body := newStreamBody(ctx, r.Body, rc)
+		defer body.stop()
+		r.Body = body
 	}
 	if s.cfg.SendStallTimeout > 0 {
 		sw := &stallWriter{ResponseWriter: w, rc: rc, timeout: s.cfg.SendStallTimeout}

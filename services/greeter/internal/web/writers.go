@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +16,22 @@ import (
 // within timeout, with an error that says so. One timer per call, rather
 // than a read deadline set and cleared: on HTTP/2 each of those is a
 // message to the connection's goroutine.
+//
+// A client stream's body is read for as long as the stream lasts: its
+// timedBody ends the read once the call's context is done instead, when
+// the admission reaps the call (no first message within the first-message
+// timeout, which shortens as memory fills; shed) or Shutdown cuts it off.
+// connect-go's read of the body does not look at the context, so without
+// this a client that never sends a message would hold the call, and its
+// connection, for good.
 type timedBody struct {
 	io.ReadCloser
 	rc      *http.ResponseController
 	timeout time.Duration
 	setting string // the timeout's name, for the answer
 	timer   *time.Timer
+	ctx     context.Context // a client stream's: its end ends the read
+	stopCtx func() bool     // context.AfterFunc's stop
 	mu      sync.Mutex
 	state   bodyState
 }
@@ -36,6 +47,12 @@ const (
 func newTimedBody(body io.ReadCloser, rc *http.ResponseController, timeout time.Duration, setting string) *timedBody {
 	b := &timedBody{ReadCloser: body, rc: rc, timeout: timeout, setting: setting}
 	b.timer = time.AfterFunc(timeout, b.expire)
+	return b
+}
+
+func newStreamBody(ctx context.Context, body io.ReadCloser, rc *http.ResponseController) *timedBody {
+	b := &timedBody{ReadCloser: body, rc: rc, ctx: ctx}
+	b.stopCtx = context.AfterFunc(ctx, b.expire)
 	return b
 }
 
@@ -63,14 +80,27 @@ func (b *timedBody) Read(p []byte) (int, error) {
 		b.state = bodyDone
 	}
 	b.mu.Unlock()
-	if state == bodyExpired {
+	switch {
+	case state == bodyExpired && b.ctx != nil:
+		return n, connect.NewError(connect.CodeCanceled, fmt.Errorf("the call ended while its request was read: %w", context.Cause(b.ctx)))
+	case state == bodyExpired:
 		return n, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
 			"the request did not arrive whole within %v of the call's start, the server's first-message timeout%s", b.timeout, hint(b.setting)))
 	}
 	if errors.Is(err, io.EOF) {
-		b.timer.Stop()
+		b.stopWatch()
 	}
 	return n, err
+}
+
+// stopWatch stops whatever would end the read.
+func (b *timedBody) stopWatch() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if b.stopCtx != nil {
+		b.stopCtx()
+	}
 }
 
 // stop ends the timer once the call is over: the ResponseController is not
@@ -81,7 +111,7 @@ func (b *timedBody) stop() {
 		b.state = bodyDone
 	}
 	b.mu.Unlock()
-	b.timer.Stop()
+	b.stopWatch()
 }
 
 // stallWriter gives every write of a response that may reach the
