@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
@@ -342,77 +341,4 @@ func slowStreams(t *testing.T, addr string, n int) func() (int, []error) {
 		wg.Wait()
 		return ok, errs
 	}
-}
-
-// TestConnectionLimits opens connections from one address past
-// --max-connections-per-client, then from five addresses past
-// --max-connections: the excess ones are closed at once (never left
-// waiting), counted, and a well-behaved client's established connection
-// keeps being served; a new one, while the server is full, fails fast.
-func TestConnectionLimits(t *testing.T) {
-	srv := start(t)
-	polite := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", srv.Addr))
-	if _, err := polite.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
-		t.Fatal(err)
-	}
-	m := scrape(t, srv)
-	maxConns := int(m.Sum("greeter_limit", map[string]string{"limit": "max-connections"}))
-	perClient := int(m.Sum("greeter_limit", map[string]string{"limit": "max-connections-per-client"}))
-	if maxConns == 0 || perClient == 0 {
-		t.Fatalf("limits max-connections %d, per client %d", maxConns, perClient)
-	}
-	open := func(ip string, n int) (ok, refused int) {
-		for range n {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(ip))
-			cancel()
-			if err != nil {
-				refused++
-				continue
-			}
-			t.Cleanup(func() { c.Close() })
-			ok++
-		}
-		return ok, refused
-	}
-	ok, refused := open(attackerIP, perClient+20)
-	if ok != perClient || refused != 20 {
-		t.Errorf("from one address: %d connections served, %d refused; want %d and 20", ok, refused, perClient)
-	}
-	total := ok + 1 // the polite client's
-	for i := 10; total < maxConns; i++ {
-		ok, _ := open(fmt.Sprintf("127.0.0.%d", i), min(perClient, maxConns-total))
-		total += ok
-	}
-	if ok, refused := open("127.0.0.99", 10); ok != 0 || refused != 10 {
-		t.Errorf("server full: %d connections served, %d refused; want 0 and 10", ok, refused)
-	}
-	m = scrape(t, srv)
-	if got := m.Sum("greeter_connections", nil); int(got) != maxConns {
-		t.Errorf("greeter_connections = %v, want the limit %d", got, maxConns)
-	}
-	if got := m.Sum("greeter_connections_refused_total", map[string]string{"limit": "max-connections-per-client"}); got != 20 {
-		t.Errorf("refused for max-connections-per-client: %v, want 20", got)
-	}
-	if got := m.Sum("greeter_connections_refused_total", map[string]string{"limit": "max-connections"}); got < 1 {
-		t.Errorf("refused for max-connections: %v, want at least 1", got)
-	}
-	begin := time.Now()
-	if _, err := polite.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
-		t.Errorf("the established well-behaved connection, server full: %v", err)
-	}
-	if took := time.Since(begin); took > wellBehavedBound {
-		t.Errorf("SayHello on the established connection took %s", took)
-	}
-	fresh := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", srv.Addr))
-	begin = time.Now()
-	_, err := fresh.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"})
-	if status.Code(err) != codes.Unavailable || time.Since(begin) > 5*time.Second {
-		t.Errorf("a new connection to a full server: %v after %s, want UNAVAILABLE at once", err, time.Since(begin))
-	}
-	t.Logf("limits: %d connections, %d per client; %d open, refused %v (per client) + %v (server full); a new connection to the full server failed in %s: %v",
-		maxConns, perClient, int(m.Sum("greeter_connections", nil)),
-		m.Sum("greeter_connections_refused_total", map[string]string{"limit": "max-connections-per-client"}),
-		m.Sum("greeter_connections_refused_total", map[string]string{"limit": "max-connections"}),
-		time.Since(begin).Round(time.Millisecond), status.Code(err))
 }

@@ -20,10 +20,16 @@
 //     client's grpc-timeout (grpc-go v1.85, http2_server.go operateHeaders);
 //   - health RPCs are counted apart, by number (Limits.MaxHealthStreams),
 //     Watch and Check each, so that probes are answered whatever the other
-//     RPCs hold and a client's watchers do not starve its checks;
-//   - connections beyond Limits.MaxConnections, or beyond
-//     Limits.MaxConnectionsPerClient from one IP address, are closed as soon
-//     as they are accepted (listener.go);
+//     RPCs hold and a client's watchers do not starve its checks; at the
+//     limit, a health RPC whose request never came, of the client holding
+//     the most, is ended to make room, so a crowd holding health calls
+//     open cannot fail a probe;
+//   - at Limits.MaxConnections, or at Limits.MaxConnectionsPerClient from
+//     one IP address, a new connection takes the place of the connection
+//     idle longest (no RPC in flight) of the address holding the most, or
+//     of its own address; only when none is idle is it closed as soon as
+//     it is accepted (listener.go). A crowd of idle connections never
+//     shuts the door on a newcomer;
 //   - an RPC whose first request message has not arrived within
 //     Limits.FirstMessageTimeout is cancelled, and a connection on which a
 //     send has waited on flow control for Limits.SendStallTimeout is closed;
@@ -94,8 +100,11 @@ type Metrics struct {
 	StreamsRefused     *prometheus.CounterVec // by limit
 	StreamsReaped      *prometheus.CounterVec // by limit
 	ConnectionsRefused *prometheus.CounterVec // by limit
-	RPCMemory          prometheus.Gauge       // bytes held by RPCs (measured)
-	MemoryPressure     prometheus.Gauge       // RPCMemory / MaxRPCMemory
+	// ConnectionsEvicted counts the idle connections closed to make room
+	// for a new one, by the limit that was full.
+	ConnectionsEvicted *prometheus.CounterVec
+	RPCMemory          prometheus.Gauge // bytes held by RPCs (measured)
+	MemoryPressure     prometheus.Gauge // RPCMemory / MaxRPCMemory
 	HealthStreams      prometheus.Gauge
 	Connections        prometheus.Gauge
 }
@@ -121,6 +130,7 @@ const RetryAfter = time.Second
 var ErrFirstMessageTimeout = errors.New("no complete request message within the first-message timeout")
 
 var (
-	errSendStalled = errors.New("the client read nothing for the send-stall timeout: connection closed")
-	errRefused     = errors.New("refused, and its request did not arrive")
+	errSendStalled   = errors.New("the client read nothing for the send-stall timeout: connection closed")
+	errRefused       = errors.New("refused, and its request did not arrive")
+	errHealthEvicted = errors.New("ended to make room for another health call: its request did not arrive")
 )

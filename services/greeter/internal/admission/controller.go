@@ -87,8 +87,11 @@ type call struct {
 	shed         atomic.Bool  // cancelled to free memory
 	released     atomic.Bool
 	conn         *trackedConn // nil if the listener is not a Controller's
-	ctx          context.Context
-	cancel       context.CancelCauseFunc
+	// evicted: a health RPC ended to make room for another, its place
+	// given back at once; guarded by Controller.mu.
+	evicted bool
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
 }
 
 type callKey struct{}
@@ -148,12 +151,17 @@ func (c *Controller) release(cl *call) {
 	c.charged -= cl.cost
 	use.charge -= cl.cost
 	use.calls--
-	if cl.health != notHealth && cl.refusal == nil {
+	if cl.health != notHealth && cl.refusal == nil && !cl.evicted {
 		c.health[cl.health]--
 		use.health[cl.health]--
 	}
 	if use.calls == 0 {
 		delete(c.clients, cl.key)
+	}
+	if conn := cl.conn; conn != nil {
+		if conn.calls--; conn.calls == 0 {
+			conn.idleSince = c.now()
+		}
 	}
 	c.m.HealthStreams.Set(float64(c.health[healthCheck] + c.health[healthWatch]))
 	c.mu.Unlock()

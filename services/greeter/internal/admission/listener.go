@@ -2,15 +2,15 @@ package admission
 
 import (
 	"net"
-	"sync"
+	"time"
 )
 
-// Listener limits the connections accepted on l: one beyond
-// MaxConnections, or beyond MaxConnectionsPerClient from one IP address, is
-// closed at once. Refusing rather than leaving it waiting in the kernel's
-// backlog (golang.org/x/net/netutil.LimitListener) tells its client at once,
-// so a gRPC client tries another address rather than hang until a slot
-// frees, however long a hostile client holds its connections.
+// Listener limits the connections accepted on l. At MaxConnections, or at
+// MaxConnectionsPerClient from one IP address, a new connection takes the
+// place of an idle one (evict); with none idle, it is closed at once.
+// Refusing rather than leaving it waiting in the kernel's backlog
+// (golang.org/x/net/netutil.LimitListener) tells its client at once, so a
+// gRPC client tries another address rather than hang until a slot frees.
 func (c *Controller) Listener(l net.Listener) net.Listener { return &listener{Listener: l, c: c} }
 
 type listener struct {
@@ -31,30 +31,90 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
+// minIdle is how long a connection must have had no RPC in flight before a
+// newcomer may take its place: a client that has just connected is about to
+// send its first RPC.
+const minIdle = time.Second
+
 func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 	remote := conn.RemoteAddr().String()
 	ip := remote
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		ip = host
 	}
+	var evicted *trackedConn
 	c.mu.Lock()
-	switch {
-	case c.limits.MaxConnections > 0 && len(c.conns) >= c.limits.MaxConnections:
-		c.mu.Unlock()
-		c.m.ConnectionsRefused.WithLabelValues(LimitMaxConnections).Inc()
-		return nil
-	case c.limits.MaxConnectionsPerClient > 0 && c.connsByIP[ip] >= c.limits.MaxConnectionsPerClient:
-		c.mu.Unlock()
-		c.m.ConnectionsRefused.WithLabelValues(LimitMaxConnectionsPerClient).Inc()
-		return nil
+	switch limit := c.fullLimit(ip); limit {
+	case "":
+	default:
+		if evicted = c.idlest(ip, limit == LimitMaxConnectionsPerClient); evicted == nil {
+			c.mu.Unlock()
+			c.m.ConnectionsRefused.WithLabelValues(limit).Inc()
+			return nil
+		}
+		c.forget(evicted)
+		c.m.ConnectionsEvicted.WithLabelValues(limit).Inc()
 	}
-	tc := &trackedConn{Conn: conn, c: c, ip: ip}
+	tc := &trackedConn{Conn: conn, c: c, ip: ip, idleSince: c.now()}
 	tc.addr = &remoteAddr{Addr: conn.RemoteAddr(), text: remote, conn: tc}
 	c.conns[tc] = struct{}{}
 	c.connsByIP[ip]++
 	c.m.Connections.Set(float64(len(c.conns)))
 	c.mu.Unlock()
+	if evicted != nil {
+		// Idle: no RPC is lost, and a gRPC client reconnects when it next
+		// needs the connection.
+		evicted.Conn.Close()
+	}
 	return tc
+}
+
+// fullLimit is the connection limit a new connection from ip would exceed,
+// "" if none. Called with c.mu held.
+func (c *Controller) fullLimit(ip string) string {
+	switch {
+	case c.limits.MaxConnectionsPerClient > 0 && c.connsByIP[ip] >= c.limits.MaxConnectionsPerClient:
+		return LimitMaxConnectionsPerClient
+	case c.limits.MaxConnections > 0 && len(c.conns) >= c.limits.MaxConnections:
+		return LimitMaxConnections
+	}
+	return ""
+}
+
+// idlest is the connection a newcomer from ip may take the place of: one
+// with no RPC in flight for minIdle at least, from ip alone when sameIP,
+// else from the address holding the most connections; the one idle
+// longest among them. nil if none. Called with c.mu held.
+func (c *Controller) idlest(ip string, sameIP bool) *trackedConn {
+	cutoff := c.now().Add(-minIdle)
+	var best *trackedConn
+	for tc := range c.conns {
+		if tc.calls > 0 || tc.idleSince.After(cutoff) || (sameIP && tc.ip != ip) {
+			continue
+		}
+		if best == nil {
+			best = tc
+			continue
+		}
+		if held, bestHeld := c.connsByIP[tc.ip], c.connsByIP[best.ip]; held > bestHeld ||
+			(held == bestHeld && tc.idleSince.Before(best.idleSince)) {
+			best = tc
+		}
+	}
+	return best
+}
+
+// forget stops counting tc, once. Called with c.mu held.
+func (c *Controller) forget(tc *trackedConn) {
+	if tc.gone {
+		return
+	}
+	tc.gone = true
+	delete(c.conns, tc)
+	if c.connsByIP[tc.ip]--; c.connsByIP[tc.ip] <= 0 {
+		delete(c.connsByIP, tc.ip)
+	}
+	c.m.Connections.Set(float64(len(c.conns)))
 }
 
 type trackedConn struct {
@@ -62,8 +122,11 @@ type trackedConn struct {
 	c    *Controller
 	ip   string
 	addr *remoteAddr
-	key  string // the client's, once an RPC has asked (clientKey)
-	once sync.Once
+	// Guarded by c.mu:
+	key       string    // the client's, once an RPC has asked (clientKey)
+	calls     int       // RPCs in flight, refused ones included
+	idleSince time.Time // when calls last fell to 0, or it was accepted
+	gone      bool      // no longer counted (forget)
 }
 
 // RemoteAddr is the connection's remote address, whose String is computed
@@ -86,14 +149,8 @@ func (a *remoteAddr) String() string { return a.text }
 
 func (t *trackedConn) Close() error {
 	err := t.Conn.Close()
-	t.once.Do(func() {
-		t.c.mu.Lock()
-		delete(t.c.conns, t)
-		if t.c.connsByIP[t.ip]--; t.c.connsByIP[t.ip] <= 0 {
-			delete(t.c.connsByIP, t.ip)
-		}
-		t.c.m.Connections.Set(float64(len(t.c.conns)))
-		t.c.mu.Unlock()
-	})
+	t.c.mu.Lock()
+	t.c.forget(t)
+	t.c.mu.Unlock()
 	return err
 }

@@ -20,17 +20,24 @@ const testMethod = "/acme.greeter.v1.GreeterService/SayHelloStream"
 // what *held says.
 func newTestController(t *testing.T, budget int64, held *int64) *Controller {
 	t.Helper()
-	// Not package metrics, which imports this one.
+	services := map[string]grpc.ServiceInfo{"acme.greeter.v1.GreeterService": {Methods: []grpc.MethodInfo{{Name: "SayHelloStream", IsServerStream: true}}}}
+	c := New(Limits{MaxRPCMemory: budget}, testMetrics(), nil, services)
+	c.readMemory = func() (int64, uint64) { return *held, 0 }
+	c.baseline = 0
+	return c
+}
+
+// testMetrics are fresh, unregistered metrics (not package metrics, which
+// imports this one).
+func testMetrics() Metrics {
 	counter := func() *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"limit"})
 	}
 	gauge := func() prometheus.Gauge { return prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}) }
-	m := Metrics{counter(), counter(), counter(), gauge(), gauge(), gauge(), gauge()}
-	services := map[string]grpc.ServiceInfo{"acme.greeter.v1.GreeterService": {Methods: []grpc.MethodInfo{{Name: "SayHelloStream", IsServerStream: true}}}}
-	c := New(Limits{MaxRPCMemory: budget}, m, nil, services)
-	c.readMemory = func() (int64, uint64) { return *held, 0 }
-	c.baseline = 0
-	return c
+	return Metrics{
+		StreamsRefused: counter(), StreamsReaped: counter(), ConnectionsRefused: counter(), ConnectionsEvicted: counter(),
+		RPCMemory: gauge(), MemoryPressure: gauge(), HealthStreams: gauge(), Connections: gauge(),
+	}
 }
 
 // tapFrom runs the tap handle for an RPC from ip and returns its call.

@@ -86,9 +86,18 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 		use = &clientUse{}
 		c.clients[cl.key] = use
 	}
-	var r refusal
+	var (
+		r       refusal
+		evicted *call
+	)
 	if cl.health != notHealth {
 		r = c.admitHealth(cl.health, use)
+		if r.limit == LimitMaxHealthStreams && r.code == codes.Unavailable {
+			// Full: a held call whose request never came makes room.
+			if evicted = c.heldHealth(cl.health); evicted != nil {
+				r = refusal{}
+			}
+		}
 		if r.limit == "" {
 			c.health[cl.health]++
 			use.health[cl.health]++
@@ -102,8 +111,15 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 		c.charge(cl, use, RPCCost)
 	}
 	use.calls++
+	if cl.conn != nil {
+		cl.conn.calls++
+	}
 	c.calls[cl] = struct{}{}
 	c.mu.Unlock()
+
+	if evicted != nil {
+		c.end(evicted, LimitMaxHealthStreams, errHealthEvicted, false)
+	}
 
 	if r.limit != "" {
 		cl.refusal = r.err()
@@ -178,6 +194,33 @@ func (c *Controller) admitRPC(use *clientUse) refusal {
 		return refusal{}
 	}
 	return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: the server is short of memory and this client holds %d KiB, more than its share of %d KiB among %d clients; retry after some end", held>>10, share>>10, len(c.clients))}
+}
+
+// heldHealth is the health call of kind h to end so that another may
+// start: one whose request has not come (a probe's arrives with its
+// headers), of the client holding the most calls of that kind, the oldest;
+// its place is given back at once. nil if there is none. Called with c.mu
+// held.
+func (c *Controller) heldHealth(h healthKind) *call {
+	var (
+		victim *call
+		most   int
+	)
+	for cl := range c.calls {
+		if cl.health != h || cl.refusal != nil || cl.evicted || cl.received.Load() || cl.reaped.Load() {
+			continue
+		}
+		held := c.clients[cl.key].health[h]
+		if victim == nil || held > most || (held == most && cl.start.Before(victim.start)) {
+			victim, most = cl, held
+		}
+	}
+	if victim != nil {
+		victim.evicted = true
+		c.health[h]--
+		c.clients[victim.key].health[h]--
+	}
+	return victim
 }
 
 // held is what a client using use holds of usage: usage shared out in

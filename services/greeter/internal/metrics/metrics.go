@@ -59,6 +59,10 @@ func New() (*Metrics, error) {
 				Name: "greeter_connections_refused_total",
 				Help: "Connections closed as soon as they were accepted, by the limit they would have exceeded.",
 			}, []string{"limit"}),
+			ConnectionsEvicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "greeter_connections_evicted_total",
+				Help: "Idle connections closed to make room for a new one, from the address holding the most, by the limit that was full.",
+			}, []string{"limit"}),
 			RPCMemory: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "greeter_rpc_memory_bytes",
 				Help: "Memory the RPCs in flight hold: the Go heap and goroutine stacks over what the server held at its start, sampled every 100ms.",
@@ -87,6 +91,7 @@ func New() (*Metrics, error) {
 		m.Overload.StreamsRefused,
 		m.Overload.StreamsReaped,
 		m.Overload.ConnectionsRefused,
+		m.Overload.ConnectionsEvicted,
 		m.Overload.RPCMemory,
 		m.Overload.MemoryPressure,
 		m.Overload.HealthStreams,

@@ -1,0 +1,157 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+)
+
+// fakeConn is an accepted connection from addr.
+type fakeConn struct {
+	net.Conn
+	addr   net.Addr
+	closed bool
+}
+
+func (f *fakeConn) RemoteAddr() net.Addr { return f.addr }
+func (f *fakeConn) Close() error         { f.closed = true; return nil }
+
+func connFrom(ip string, port int) *fakeConn {
+	return &fakeConn{addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: port}}
+}
+
+// clock is a Controller's time, moved by the test.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newLimitedController(l Limits) (*Controller, *clock) {
+	services := map[string]grpc.ServiceInfo{
+		"acme.greeter.v1.GreeterService": {Methods: []grpc.MethodInfo{{Name: "SayHello"}}},
+		"grpc.health.v1.Health":          {Methods: []grpc.MethodInfo{{Name: "Check"}, {Name: "Watch", IsServerStream: true}}},
+	}
+	c := New(l, testMetrics(), nil, services)
+	clk := &clock{t: time.Unix(1e9, 0)}
+	c.now = clk.now
+	return c, clk
+}
+
+// TestConnectionEviction: at a connection limit, a newcomer takes the place
+// of the connection idle longest from its own address (at the per-address
+// limit) or from the address holding the most (at the server's), never of
+// one with an RPC in flight or one just accepted; with none idle, it is
+// refused.
+func TestConnectionEviction(t *testing.T) {
+	c, clk := newLimitedController(Limits{MaxConnections: 5, MaxConnectionsPerClient: 3})
+	admit := func(conn *fakeConn) *trackedConn {
+		tc := c.admitConn(conn)
+		clk.t = clk.t.Add(time.Millisecond)
+		return tc
+	}
+	crowd := []*fakeConn{connFrom("127.0.1.1", 1), connFrom("127.0.1.1", 2), connFrom("127.0.1.1", 3), connFrom("127.0.1.2", 1)}
+	var first *trackedConn
+	for i, conn := range crowd {
+		tc := admit(conn)
+		if tc == nil {
+			t.Fatalf("connection %d refused under the limits", i)
+		}
+		if i == 0 {
+			first = tc
+		}
+	}
+	// Just accepted, they may be about to send their first RPC.
+	if admit(connFrom("127.0.1.1", 4)) != nil {
+		t.Fatal("a newcomer took the place of a connection accepted a moment ago")
+	}
+	if got := testutil.ToFloat64(c.m.ConnectionsRefused.WithLabelValues(LimitMaxConnectionsPerClient)); got != 1 {
+		t.Errorf("refusals counted: %v, want 1", got)
+	}
+
+	clk.t = clk.t.Add(2 * minIdle)
+	// The oldest connection of 127.0.1.1 is busy.
+	if _, _, err := c.Admit(context.Background(), &peer.Peer{Addr: first.RemoteAddr()}, "/acme.greeter.v1.GreeterService/SayHello"); err != nil {
+		t.Fatalf("Admit: %v", err)
+	}
+	if admit(connFrom("127.0.1.1", 5)) == nil {
+		t.Fatal("a newcomer at its address's limit was refused while that address had idle connections")
+	}
+	if got := closed(crowd); len(got) != 1 || got[0] != "127.0.1.1:2" {
+		t.Errorf("evicted %v, want [127.0.1.1:2]: the idle-longest of its own address, not the busy one", got)
+	}
+	if admit(connFrom("127.0.2.1", 1)) == nil || len(closed(crowd)) != 1 {
+		t.Fatal("under the server's limit, a newcomer evicted or was refused")
+	}
+	// The server's limit: the address holding the most (127.0.1.1, three)
+	// gives way, its connection idle longest (:3; :1 is busy, :5 new).
+	if admit(connFrom("127.0.2.2", 1)) == nil {
+		t.Fatal("a newcomer was refused while idle connections held every place")
+	}
+	if got := closed(crowd); len(got) != 2 || got[1] != "127.0.1.1:3" {
+		t.Errorf("evicted %v, want 127.0.1.1:3 next", got)
+	}
+	for limit, want := range map[string]float64{LimitMaxConnectionsPerClient: 1, LimitMaxConnections: 1} {
+		if got := testutil.ToFloat64(c.m.ConnectionsEvicted.WithLabelValues(limit)); got != want {
+			t.Errorf("evictions at %s: %v, want %v", limit, got, want)
+		}
+	}
+	c.mu.Lock()
+	n := len(c.conns)
+	c.mu.Unlock()
+	if n != 5 {
+		t.Errorf("%d connections counted, want 5", n)
+	}
+}
+
+func closed(conns []*fakeConn) []string {
+	var out []string
+	for _, c := range conns {
+		if c.closed {
+			out = append(out, c.addr.String())
+		}
+	}
+	return out
+}
+
+// TestHealthEviction: at the health limit, a probe takes the place of a
+// held health call whose request never came, from the client holding the
+// most; calls whose request came are never ended for it.
+func TestHealthEviction(t *testing.T) {
+	c, _ := newLimitedController(Limits{MaxHealthStreams: 3, MaxHealthPerClient: 2})
+	check := func(ip string) (context.Context, error) {
+		ctx, _, err := c.Admit(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}}, "/grpc.health.v1.Health/Check")
+		return ctx, err
+	}
+	heldA1, _ := check("127.0.1.1")
+	heldA2, _ := check("127.0.1.1")
+	answered, _ := check("127.0.1.2")
+	answered.Value(callKey{}).(*call).received.Store(true)
+	probe, err := check("127.0.0.9")
+	if err != nil {
+		t.Fatalf("a probe was refused while a crowd held health calls: %v", err)
+	}
+	if heldA1.Err() == nil || !errors.Is(context.Cause(heldA1), errHealthEvicted) {
+		t.Errorf("the oldest held call of the client holding the most: %v, want ended (%v)", context.Cause(heldA1), errHealthEvicted)
+	}
+	if heldA2.Err() != nil || answered.Err() != nil || probe.Err() != nil {
+		t.Errorf("ended beyond the one: %v %v %v", heldA2.Err(), answered.Err(), probe.Err())
+	}
+	// The counts stay within the limit: the evicted call's place was given back.
+	c.mu.Lock()
+	n := c.health[healthCheck]
+	c.mu.Unlock()
+	if n != 3 {
+		t.Errorf("health checks counted: %d, want 3", n)
+	}
+	// Every remaining call answered or a probe: the next is refused.
+	probe.Value(callKey{}).(*call).received.Store(true)
+	heldA2.Value(callKey{}).(*call).received.Store(true)
+	if _, err := check("127.0.0.10"); err == nil {
+		t.Error("admitted with every health call's request arrived: want refused")
+	}
+}

@@ -1,0 +1,146 @@
+package overload_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/test/harness/h2client"
+)
+
+// TestIdleCrowd: connections that complete the HTTP/2 handshake and open no
+// stream, from one address past --max-connections-per-client and from many
+// past --max-connections, never shut the door. A newcomer takes the place of
+// the connection idle longest (at its address's limit, of its own address;
+// at the server's, of the address holding the most); the count never passes
+// the limit; a well-behaved client, established or new, and health probes
+// on fresh connections are served throughout.
+func TestIdleCrowd(t *testing.T) {
+	srv := start(t)
+	polite := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", srv.Addr))
+	if _, err := polite.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, srv)
+	maxConns := int(m.Sum("greeter_limit", map[string]string{"limit": "max-connections"}))
+	perClient := int(m.Sum("greeter_limit", map[string]string{"limit": "max-connections-per-client"}))
+	if maxConns == 0 || perClient == 0 {
+		t.Fatalf("limits max-connections %d, per client %d", maxConns, perClient)
+	}
+	open := func(ip string, n int) (ok, refused int) {
+		for range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(ip))
+			cancel()
+			if err != nil {
+				refused++
+				continue
+			}
+			t.Cleanup(func() { c.Close() })
+			ok++
+		}
+		return ok, refused
+	}
+	byLimit := func(metric, limit string) float64 {
+		return scrape(t, srv).Sum(metric, map[string]string{"limit": limit})
+	}
+
+	// One address past its limit: each extra connection takes the place
+	// of one of its own idle a second or more, or, none being idle that
+	// long yet, is refused.
+	_, refused := open(attackerIP, perClient+20)
+	evictedOwn := byLimit("greeter_connections_evicted_total", "max-connections-per-client")
+	if refusedOwn := byLimit("greeter_connections_refused_total", "max-connections-per-client"); evictedOwn+refusedOwn != 20 || float64(refused) != refusedOwn {
+		t.Errorf("one address, %d past its limit: %v evicted and %v refused (%d dials failed); want 20 in all", 20, evictedOwn, refusedOwn, refused)
+	}
+
+	// Fill the server from other addresses, then let every connection idle.
+	total := int(scrape(t, srv).Sum("greeter_connections", nil))
+	for i := 10; total < maxConns; i++ {
+		ok, _ := open(fmt.Sprintf("127.0.0.%d", i), min(perClient, maxConns-total))
+		total += ok
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	// Newcomers are served: a new address's connections, a fresh client,
+	// probes on fresh connections a second apart.
+	if ok, refused := open("127.0.0.99", 10); ok != 10 || refused != 0 {
+		t.Errorf("server full of idle connections: %d new connections served, %d refused; want 10 and 0", ok, refused)
+	}
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wellBehavedBound)
+		resp, err := healthgrpc.NewHealthClient(dialFrom(t, "127.0.0.1", srv.Addr)).Check(ctx, &healthgrpc.HealthCheckRequest{})
+		cancel()
+		if err != nil || resp.GetStatus() != healthgrpc.HealthCheckResponse_SERVING {
+			t.Errorf("probe %d on a fresh connection, server full of idle connections: %v, %v", i+1, resp, err)
+		}
+	}
+	begin := time.Now()
+	if _, err := polite.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
+		t.Errorf("the established well-behaved client: %v", err)
+	}
+	if took := time.Since(begin); took > wellBehavedBound {
+		t.Errorf("SayHello on the established connection took %s", took)
+	}
+	m = scrape(t, srv)
+	if got := int(m.Sum("greeter_connections", nil)); got != maxConns {
+		t.Errorf("greeter_connections = %d, want the limit %d: evicting keeps the count", got, maxConns)
+	}
+	evicted := m.Sum("greeter_connections_evicted_total", map[string]string{"limit": "max-connections"})
+	if evicted < 13 {
+		t.Errorf("evicted at max-connections: %v, want at least 13 (10 connections, 3 probes)", evicted)
+	}
+	t.Logf("limits: %d connections, %d per client; one address past its own: %v evicted, %d refused; server full: %v evicted for newcomers",
+		maxConns, perClient, evictedOwn, refused, evicted)
+}
+
+// TestHealthCrowd: health calls held open with their headers only, Check and
+// Watch, 8 per address (the per-client limit) from 10 addresses each, more
+// than --max-health-streams admits of either, never fail a probe: a probe
+// takes the place of a held call whose request never came, from the client
+// holding the most, and the crowd's calls are ended and counted.
+func TestHealthCrowd(t *testing.T) {
+	srv := start(t)
+	ctx := context.Background()
+	for a := range 10 {
+		c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(fmt.Sprintf("127.0.1.%d", a+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		for _, method := range []string{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"} {
+			for range 8 {
+				if _, err := c.OpenStream(method); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	failed := 0
+	for i := range 10 {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		hctx, cancel := context.WithTimeout(ctx, wellBehavedBound)
+		resp, err := healthgrpc.NewHealthClient(dialFrom(t, healthIP, srv.Addr)).Check(hctx, &healthgrpc.HealthCheckRequest{})
+		cancel()
+		if err != nil || resp.GetStatus() != healthgrpc.HealthCheckResponse_SERVING {
+			failed++
+			t.Logf("probe %d: %v, %v", i+1, resp, err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of 10 probes on fresh connections failed while a crowd held health calls", failed)
+	}
+	m := scrape(t, srv)
+	if got := m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "max-health-streams"}); got < 10 {
+		t.Errorf("held health calls ended for the probes: %v, want at least 10", got)
+	}
+}
