@@ -71,6 +71,16 @@ func Log(w io.Writer, r Result, annotate bool) {
 	fmt.Fprintf(w, "%s: %s\n", c.Title, verdict(c, r))
 }
 
+// Warn writes message to the job's log, w: with annotate (in GitHub
+// Actions) a warning annotation titled title, otherwise a line.
+func Warn(w io.Writer, title, message string, annotate bool) {
+	if annotate {
+		fmt.Fprintf(w, "::warning title=%s::%s\n", escapeProperty(title), escapeData(message))
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", title, message)
+}
+
 // annotation is f as a GitHub Actions annotation of level (error,
 // warning).
 func annotation(level string, c Check, f protocheck.Finding) string {
@@ -148,7 +158,10 @@ var marks = map[Status]string{Passed: "✅", Failed: "❌", Skipped: "⏭️", E
 // says the breaking check was skipped, and why, when it was; then the
 // verdict, a table of the checks (every check, "not run" for one without
 // a result) and each failed check's findings.
-func Summary(results []Result) string {
+func Summary(results []Result) string { return summary(results, maxSummaryFindings) }
+
+// summary is Summary listing at most max findings of each check.
+func summary(results []Result, max int) string {
 	byName := map[string]Result{}
 	for _, r := range results {
 		byName[r.Check] = r
@@ -215,7 +228,7 @@ func Summary(results []Result) string {
 		}
 		fmt.Fprintf(&b, "\n<details><summary>%s: %s</summary>\n\n", c.Title, counted(r.Findings))
 		for i, f := range r.Findings {
-			if i == maxSummaryFindings {
+			if i == max {
 				fmt.Fprintf(&b, "- and %d more: see the step's log\n", len(r.Findings)-i)
 				break
 			}
