@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,7 +17,8 @@ import (
 
 // TestContractChecks keeps buf.yml in step with contractci: every check a
 // step of its own (GitHub shows ten error annotations a step) that runs
-// whatever the steps before it found, then the summary; and the label
+// whatever the steps before it found, then the summary and the comment;
+// and the label
 // "buf skip breaking" runs the workflow again when it is added or taken
 // off.
 func TestContractChecks(t *testing.T) {
@@ -71,7 +73,7 @@ func TestContractChecks(t *testing.T) {
 	for _, c := range contractci.Checks {
 		want = append(want, c.Name)
 	}
-	if want = append(want, "summary"); !slices.Equal(runs, want) {
+	if want = append(want, "summary", "comment"); !slices.Equal(runs, want) {
 		t.Errorf("buf.yml runs contractci %q, want %q in that order", runs, want)
 	}
 }
@@ -191,5 +193,85 @@ func TestReleaseRefusesBreak(t *testing.T) {
 	}
 	if released < 0 || dist < 0 || released > dist {
 		t.Errorf("release-api.yml runs `go tool contractci released` at step %d and `make dist` at step %d: the check must come first", released, dist)
+	}
+}
+
+// TestForkComment: a fork's pull request gets its comment from
+// buf-comment.yml, started when its run of buf.yml completes, which runs
+// main's code (never the fork's) with the least a comment needs; buf.yml
+// leaves it the results.
+func TestForkComment(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		If   string         `yaml:"if"`
+		Uses string         `yaml:"uses"`
+		With map[string]any `yaml:"with"`
+		Run  string         `yaml:"run"`
+	}
+	type job struct {
+		If          string            `yaml:"if"`
+		Permissions map[string]string `yaml:"permissions"`
+		Steps       []step            `yaml:"steps"`
+	}
+	var buf, comment struct {
+		Name string `yaml:"name"`
+		On   map[string]struct {
+			Workflows []string `yaml:"workflows"`
+			Types     []string `yaml:"types"`
+		} `yaml:"on"`
+		Permissions map[string]string `yaml:"permissions"`
+		Jobs        map[string]job    `yaml:"jobs"`
+	}
+	root := repo.TestRoot(t)
+	for file, w := range map[string]any{"buf.yml": &buf, "buf-comment.yml": &comment} {
+		data, err := os.ReadFile(filepath.Join(root, ".github", "workflows", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, w); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if file == "buf-comment.yml" && strings.Contains(string(data), "head_sha") {
+			t.Error("buf-comment.yml names the fork's commit: it must run main's code only")
+		}
+	}
+	run, ok := comment.On["workflow_run"]
+	if len(comment.On) != 1 || !ok || !slices.Equal(run.Workflows, []string{buf.Name}) || !slices.Equal(run.Types, []string{"completed"}) {
+		t.Errorf("buf-comment.yml runs on %+v, want only the completed runs of %q", comment.On, buf.Name)
+	}
+	if len(comment.Permissions) != 0 {
+		t.Errorf("buf-comment.yml's default permissions are %v, want none", comment.Permissions)
+	}
+	j := comment.Jobs["comment"]
+	if want := map[string]string{"contents": "read", "actions": "read", "pull-requests": "write"}; !maps.Equal(j.Permissions, want) {
+		t.Errorf("buf-comment.yml's job may %v, want exactly %v", j.Permissions, want)
+	}
+	if !strings.Contains(j.If, "head_repository.full_name != github.repository") || !strings.Contains(j.If, "event == 'pull_request'") {
+		t.Errorf("buf-comment.yml's job runs if %q: only for a fork's pull request", j.If)
+	}
+	var downloads, comments int
+	for _, s := range j.Steps {
+		switch {
+		case strings.HasPrefix(s.Uses, "actions/checkout@") && (s.With["ref"] != nil || s.With["repository"] != nil):
+			t.Errorf("buf-comment.yml checks out %v: only main, the default", s.With)
+		case strings.HasPrefix(s.Uses, "actions/download-artifact@") && s.With["name"] == "contractci":
+			downloads++
+		case s.Run == "go tool contractci comment":
+			comments++
+		}
+	}
+	if downloads != 1 || comments != 1 {
+		t.Errorf("buf-comment.yml downloads the results %d times and comments %d times, want once each", downloads, comments)
+	}
+	b := buf.Jobs["buf"]
+	if want := map[string]string{"contents": "read", "pull-requests": "write"}; !maps.Equal(b.Permissions, want) {
+		t.Errorf("buf.yml's job may %v, want exactly %v", b.Permissions, want)
+	}
+	uploads := slices.IndexFunc(b.Steps, func(s step) bool {
+		return strings.HasPrefix(s.Uses, "actions/upload-artifact@") && s.With["name"] == "contractci" &&
+			strings.Contains(s.If, "github.event.pull_request.head.repo.full_name != github.repository")
+	})
+	if uploads < 0 {
+		t.Error("buf.yml uploads no results named contractci for a fork's pull request")
 	}
 }
