@@ -1,8 +1,12 @@
 // Package contractci runs the contract checks of a pull request or a push
-// as people who use buf-action expect to see them on GitHub: every finding
-// an annotation at its file and line, a table of the checks in the job
-// summary, the breaking check skipped only for a pull request labelled
-// "buf skip breaking", and for a push a baseline that exists.
+// as people who use buf-action expect to see them on GitHub, and more:
+// every finding an annotation at its file and line, a table of the checks
+// in the job summary and in the pull request's one comment, the change
+// classified, a break let through only for a pull request labelled "buf
+// skip breaking" and only where no release holds the package, the last
+// release a baseline beside the pull request's base (or for a push, a
+// commit before it that exists), and a CHANGELOG line for every contract
+// change.
 //
 // The decisions live here, and the workflow (.github/workflows/buf.yml)
 // only calls `go tool contractci CHECK`, because a workflow cannot run
