@@ -95,7 +95,10 @@ func runReleased(ctx context.Context, repoDir string, ev Event, git Git) Result 
 	r := Result{Check: "released"}
 	rel, ok := LatestRelease(git, ev)
 	if !ok {
-		r.Status, r.Note = Skipped, "no contract release (api/vX.Y.Z tag) before this one in the clone: nothing released to compare against"
+		r.Status, r.Note = Skipped, "no contract release (api/vX.Y.Z tag) in the clone: nothing released to compare against"
+		if ev.Push != nil && strings.HasPrefix(ev.Push.Ref, "refs/tags/"+ContractTagPrefix) {
+			r.Note = fmt.Sprintf("no contract release before %s in the clone: it is the first, nothing released to compare against", strings.TrimPrefix(ev.Push.Ref, "refs/tags/"))
+		}
 		return r
 	}
 	r.Against = rel.Tag + ", the last contract release"

@@ -3,6 +3,7 @@ package contractci_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/acme/greeter/tools/internal/contractci"
@@ -97,6 +98,12 @@ func TestReleases(t *testing.T) {
 				t.Errorf("HeldBy(%s) = %q, %v; want %q", dir, r.Tag, ok, want)
 			}
 		})
+	}
+	// The first release has nothing to be compared with: the check skips,
+	// and says why, without running buf.
+	r := contractci.Run(context.Background(), "released", c.dir, tagPush("api/v1.0.0"), g)
+	if want := "no contract release before api/v1.0.0 in the clone: it is the first"; r.Status != contractci.Skipped || !strings.Contains(r.Note, want) {
+		t.Errorf("released for the first release: %s %q, want skipped saying %q", r.Status, r.Note, want)
 	}
 	guard := contractci.GuardLabel(g, []string{v1, v3, v4})
 	if want := []string{v1 + " (released in api/v1.1.0-rc.1)", v3 + " (released in gen/go/v1.2.0)"}; !slices.Equal(guard.Refused, want) {
