@@ -94,7 +94,7 @@ func Comment(ctx context.Context, ev Event, dir string, gh *GitHub, runURL strin
 		}
 		var rec pullRequestRecord
 		if err := json.Unmarshal(data, &rec); err != nil || rec.Number <= 0 {
-			return "", fmt.Errorf("the run's %s names no pull request: %q", PullRequestFile, data)
+			return "", fmt.Errorf("the run's %s names no pull request: %.200q", PullRequestFile, data)
 		}
 		head, err := gh.PullRequestHead(ctx, ev.Repository, rec.Number)
 		if err != nil {

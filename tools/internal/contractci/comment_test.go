@@ -33,6 +33,9 @@ type fakeGitHub struct {
 type fakeComment struct {
 	ID   int64  `json:"id"`
 	Body string `json:"body"`
+	User struct {
+		Type string `json:"type"`
+	} `json:"user"`
 }
 
 const token = "ghs_test"
@@ -85,6 +88,7 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			f.nextID++
 			c := fakeComment{ID: f.nextID, Body: body.Body}
+			c.User.Type = "Bot"
 			f.comments[n] = append(f.comments[n], c)
 			answer(http.StatusCreated, c)
 			return
@@ -139,6 +143,9 @@ func TestComment(t *testing.T) {
 	t.Parallel()
 	const forkHead = "e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4"
 	marked := fakeComment{ID: 120, Body: contractci.CommentMarker + "\nan old summary"}
+	marked.User.Type = "Bot"
+	quoted := fakeComment{ID: 7, Body: "> " + contractci.CommentMarker + "\nwhy does this fail?"}
+	quoted.User.Type = "User"
 	tests := map[string]struct {
 		event, file string
 		// existing, heads and failWith set up the fake API.
@@ -164,6 +171,12 @@ func TestComment(t *testing.T) {
 			existing: map[int][]fakeComment{42: append(append(others(110), marked), others(30)...)},
 			want:     "updated the comment on pull request #42", on: 42, comments: 141,
 			calls: []string{"GET /repos/acme/greeter/issues/42/comments", "GET /repos/acme/greeter/issues/42/comments", "PATCH /repos/acme/greeter/issues/comments/120"},
+		},
+		"a person's comment quoting the marker: left alone": {
+			event: "pull_request", file: "pull_request.json",
+			existing: map[int][]fakeComment{42: {quoted}},
+			want:     "created the comment on pull request #42", on: 42, comments: 2,
+			calls: []string{"GET /repos/acme/greeter/issues/42/comments", "POST /repos/acme/greeter/issues/42/comments"},
 		},
 		"a fork's pull request: left to buf-comment.yml": {
 			event: "pull_request", file: "pull_request_fork.json",
@@ -234,7 +247,7 @@ func TestComment(t *testing.T) {
 			}
 			var ours []fakeComment
 			for _, c := range fake.comments[tc.on] {
-				if strings.Contains(c.Body, contractci.CommentMarker) {
+				if strings.Contains(c.Body, contractci.CommentMarker) && c.User.Type == "Bot" {
 					ours = append(ours, c)
 				}
 			}

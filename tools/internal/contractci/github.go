@@ -112,6 +112,9 @@ func (g *GitHub) call(ctx context.Context, method, path string, in, out any) err
 type issueComment struct {
 	ID   int64  `json:"id"`
 	Body string `json:"body"`
+	User struct {
+		Type string `json:"type"`
+	} `json:"user"`
 }
 
 // commentsPerPage is the most GitHub lists a page; maxCommentPages bounds
@@ -121,8 +124,10 @@ const (
 	maxCommentPages = 100
 )
 
-// findComment is the first comment of pull request number in repo whose
-// body holds marker; false when there is none.
+// findComment is the first comment of pull request number in repo that a
+// bot wrote (the workflow's token comments as github-actions[bot]) and
+// whose body holds marker; false when there is none. A person's comment
+// that quotes the marker is not the one to update, and could not be.
 func (g *GitHub) findComment(ctx context.Context, repo string, number int, marker string) (issueComment, bool, error) {
 	for page := 1; page <= maxCommentPages; page++ {
 		var comments []issueComment
@@ -131,7 +136,7 @@ func (g *GitHub) findComment(ctx context.Context, repo string, number int, marke
 			return issueComment{}, false, err
 		}
 		for _, c := range comments {
-			if strings.Contains(c.Body, marker) {
+			if c.User.Type == "Bot" && strings.Contains(c.Body, marker) {
 				return c, true, nil
 			}
 		}
