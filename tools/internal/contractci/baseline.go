@@ -16,6 +16,15 @@ type Git interface {
 	FirstParent(commit string) (string, bool)
 	// IsAncestor reports whether commit a is b or an ancestor of b.
 	IsAncestor(a, b string) bool
+	// Tags are the clone's tags that match the glob pattern.
+	Tags(pattern string) []string
+	// Files are the files of the tree of rev below dir.
+	Files(rev, dir string) []string
+	// Changed are the files below dir that the working tree changed, added
+	// (untracked ones too) or removed since commit.
+	Changed(commit, dir string) []string
+	// Show is the file at path in the tree of rev; false when it has none.
+	Show(rev, path string) (string, bool)
 }
 
 // Baseline is what the breaking check compares the tree against, or why it
@@ -30,13 +39,17 @@ type Baseline struct {
 	// Note says why the baseline is not the event's own (a push whose
 	// "before" the clone cannot use); empty when it is.
 	Note string
+	// Labelled says the pull request is labelled SkipBreakingLabel; empty
+	// when it is not. The check still runs: GuardLabel decides whether the
+	// label may let its break land.
+	Labelled string
 }
 
 // ChooseBaseline decides what the breaking check of ev compares against:
 //
 //   - a pull request: its base commit, the tip of the branch it merges
 //     into (the merge commit that Actions checks out has it as first
-//     parent); skipped when it is labelled SkipBreakingLabel.
+//     parent); Labelled says so when it is labelled SkipBreakingLabel.
 //   - a push: the ref's commit before the push. When the push created the
 //     ref (before is all zeros) or rewrote it (before is not in the clone,
 //     or not an ancestor of the pushed commit), the pushed commit's first
@@ -51,14 +64,15 @@ func ChooseBaseline(ev Event, git Git) (Baseline, error) {
 	switch {
 	case ev.PullRequest != nil:
 		pr := ev.PullRequest
-		if pr.labelled(SkipBreakingLabel) {
-			return Baseline{Skip: fmt.Sprintf("pull request #%d is labelled %q: an intended break (RELEASING.md, \"Breaking changes\", says when one is allowed)", pr.Number, SkipBreakingLabel)}, nil
-		}
 		commit, ok := git.Commit(pr.BaseSHA)
 		if !ok {
 			return Baseline{}, fmt.Errorf("the base of pull request #%d, %s (%s), is not in the clone: check out with fetch-depth: 0", pr.Number, short(pr.BaseSHA), pr.BaseRef)
 		}
-		return Baseline{Commit: commit, What: fmt.Sprintf("%s, the tip of %s that pull request #%d merges into", short(commit), pr.BaseRef, pr.Number)}, nil
+		b := Baseline{Commit: commit, What: fmt.Sprintf("%s, the tip of %s that pull request #%d merges into", short(commit), pr.BaseRef, pr.Number)}
+		if pr.labelled(SkipBreakingLabel) {
+			b.Labelled = fmt.Sprintf("pull request #%d is labelled %q", pr.Number, SkipBreakingLabel)
+		}
+		return b, nil
 	case ev.Push != nil:
 		return pushBaseline(ev.Push, git), nil
 	}
@@ -141,4 +155,38 @@ func (g cloneGit) FirstParent(commit string) (string, bool) {
 func (g cloneGit) IsAncestor(a, b string) bool {
 	_, ok := g.git("merge-base", "--is-ancestor", a, b)
 	return ok
+}
+
+func (g cloneGit) Tags(pattern string) []string {
+	out, _ := g.git("tag", "--list", "--end-of-options", pattern)
+	return lines(out)
+}
+
+func (g cloneGit) Files(rev, dir string) []string {
+	out, ok := g.git("ls-tree", "-r", "--name-only", "--end-of-options", rev, "--", dir)
+	if !ok {
+		return nil
+	}
+	return lines(out)
+}
+
+func (g cloneGit) Changed(commit, dir string) []string {
+	changed, _ := g.git("diff", "--name-only", "--no-renames", commit, "--", dir)
+	untracked, _ := g.git("ls-files", "--others", "--exclude-standard", "--", dir)
+	return append(lines(changed), lines(untracked)...)
+}
+
+// lines are the lines of git's output, none for none.
+func lines(out string) []string {
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
+}
+
+func (g cloneGit) Show(rev, path string) (string, bool) {
+	cmd := exec.CommandContext(g.ctx, "git", "show", "--end-of-options", rev+":"+path)
+	cmd.Dir = g.dir
+	out, err := cmd.Output()
+	return string(out), err == nil
 }

@@ -17,6 +17,8 @@ var Checks = []Check{
 	{Name: "format", Title: "buf format", Fix: "run `make format`"},
 	{Name: "lint", Title: "buf lint", Fix: "fix what it reports; `make lint` runs it locally"},
 	{Name: "breaking", Title: "buf breaking", Fix: "a break of a released package is a new major package (README.md, \"How to change the contract\")"},
+	{Name: "released", Title: "buf breaking (last release)", Fix: "a released package never breaks, whatever the label: make the change in a new major package (README.md, \"How to change the contract\")"},
+	{Name: "changelog", Title: "CHANGELOG entry", Fix: "add a line under \"## Unreleased\" of sdk/CHANGELOG.md saying what changed"},
 	{Name: "drift", Title: "generated code", Fix: "run `make generate` and commit the result"},
 }
 
@@ -63,10 +65,12 @@ type Result struct {
 	// Note is why the check was skipped, why its baseline was a fallback,
 	// why it failed without findings, or why it could not run.
 	Note string `json:"note,omitempty"`
+	// Change is, for the breaking check, how it classifies the change.
+	Change *Change `json:"change,omitempty"`
 }
 
 // Run runs the check called name on the repository at repoDir; ev and git
-// choose the breaking check's baseline.
+// choose the baselines of the checks that compare.
 func Run(ctx context.Context, name, repoDir string, ev Event, git Git) Result {
 	r := Result{Check: name}
 	var err error
@@ -76,21 +80,22 @@ func Run(ctx context.Context, name, repoDir string, ev Event, git Git) Result {
 	case "lint":
 		err = protocheck.Lint(ctx, repoDir)
 	case "breaking":
-		var b Baseline
-		b, err = ChooseBaseline(ev, git)
-		if err == nil && b.Skip != "" {
-			r.Status, r.Note = Skipped, b.Skip
-			return r
-		}
-		if err == nil {
-			r.Against, r.Note = b.What, b.Note
-			err = breaking(ctx, repoDir, b.Commit)
-		}
+		return runBreaking(ctx, repoDir, ev, git)
+	case "released":
+		return runReleased(ctx, repoDir, ev, git)
+	case "changelog":
+		return runChangelog(repoDir, ev, git)
 	case "drift":
 		err = protocheck.Drift(ctx, repoDir)
 	default:
 		err = fmt.Errorf("no check is called %q", name)
 	}
+	return r.ended(err)
+}
+
+// ended is r ended by err: passed (nil), failed (a *protocheck.Error,
+// with its findings) or errored.
+func (r Result) ended(err error) Result {
 	var checkErr *protocheck.Error
 	switch {
 	case err == nil:
@@ -104,15 +109,6 @@ func Run(ctx context.Context, name, repoDir string, ev Event, git Git) Result {
 		r.Status, r.Note = Errored, err.Error()
 	}
 	return r
-}
-
-func breaking(ctx context.Context, repoDir, commit string) error {
-	dir, cleanup, err := protocheck.Baseline(ctx, repoDir, commit)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	return protocheck.Breaking(ctx, repoDir, dir)
 }
 
 // Save writes r into dir, for Load.

@@ -18,7 +18,8 @@ const maxSummaryFindings = 50
 
 // Log writes r to the job's log, w. With annotate (in GitHub Actions) each
 // finding is an error annotation at its file and line, which GitHub shows
-// on the pull request's diff; otherwise it is a line as buf prints it.
+// on the pull request's diff (a warning, for a break the label allowed);
+// otherwise it is a line as buf prints it.
 func Log(w io.Writer, r Result, annotate bool) {
 	c, _ := LookupCheck(r.Check)
 	if r.Against != "" {
@@ -29,7 +30,10 @@ func Log(w io.Writer, r Result, annotate bool) {
 	failedBare := r.Status == Failed && len(r.Findings) == 0 || r.Status == Errored
 	if r.Note != "" && !failedBare {
 		level, title := "notice", c.Title
-		if r.Status == Skipped {
+		switch {
+		case r.Status == Skipped && len(r.Findings) > 0:
+			level, title = "warning", c.Title+" allowed"
+		case r.Status == Skipped:
 			level, title = "warning", c.Title+" skipped"
 		}
 		if annotate {
@@ -38,17 +42,24 @@ func Log(w io.Writer, r Result, annotate bool) {
 			fmt.Fprintf(w, "%s: %s\n", c.Title, r.Note)
 		}
 	}
+	level := "error"
+	if r.Status == Skipped {
+		level = "warning"
+	}
 	for i, f := range r.Findings {
 		switch {
 		case !annotate || i >= maxAnnotations:
 			fmt.Fprintln(w, strings.ReplaceAll(f.String(), "\n", "\n    "))
 		case i == maxAnnotations-1 && len(r.Findings) > maxAnnotations:
-			fmt.Fprintf(w, "::error title=%s::%s\n", escapeProperty(c.Title), escapeData(fmt.Sprintf(
+			fmt.Fprintf(w, "::%s title=%s::%s\n", level, escapeProperty(c.Title), escapeData(fmt.Sprintf(
 				"%d more findings than GitHub shows as annotations: this step's log and the job summary list them all", len(r.Findings)-i)))
 			fmt.Fprintln(w, strings.ReplaceAll(f.String(), "\n", "\n    "))
 		default:
-			fmt.Fprintln(w, annotation(c, f))
+			fmt.Fprintln(w, annotation(level, c, f))
 		}
+	}
+	if r.Change != nil {
+		fmt.Fprintf(w, "%s: the change: %s\n", c.Title, r.Change)
 	}
 	if failedBare {
 		if annotate {
@@ -60,8 +71,19 @@ func Log(w io.Writer, r Result, annotate bool) {
 	fmt.Fprintf(w, "%s: %s\n", c.Title, verdict(c, r))
 }
 
-// annotation is f as a GitHub Actions error annotation.
-func annotation(c Check, f protocheck.Finding) string {
+// Warn writes message to the job's log, w: with annotate (in GitHub
+// Actions) a warning annotation titled title, otherwise a line.
+func Warn(w io.Writer, title, message string, annotate bool) {
+	if annotate {
+		fmt.Fprintf(w, "::warning title=%s::%s\n", escapeProperty(title), escapeData(message))
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", title, message)
+}
+
+// annotation is f as a GitHub Actions annotation of level (error,
+// warning).
+func annotation(level string, c Check, f protocheck.Finding) string {
 	props := []string{"file=" + escapeProperty(f.Path)}
 	if f.StartLine > 0 {
 		props = append(props, fmt.Sprintf("line=%d", f.StartLine))
@@ -80,7 +102,7 @@ func annotation(c Check, f protocheck.Finding) string {
 		title += " " + f.Type
 	}
 	props = append(props, "title="+escapeProperty(title))
-	return "::error " + strings.Join(props, ",") + "::" + escapeData(f.Message)
+	return "::" + level + " " + strings.Join(props, ",") + "::" + escapeData(f.Message)
 }
 
 // escapeData and escapeProperty escape a workflow command's message and
@@ -104,6 +126,9 @@ func verdict(c Check, r Result) string {
 		}
 		return "failed: " + counted(r.Findings) + "; " + c.Fix
 	case Skipped:
+		if len(r.Findings) > 0 {
+			return "allowed: " + counted(r.Findings) + "; " + r.Note
+		}
 		return "skipped: " + r.Note
 	case Errored:
 		return "could not run"
@@ -133,14 +158,21 @@ var marks = map[Status]string{Passed: "✅", Failed: "❌", Skipped: "⏭️", E
 // says the breaking check was skipped, and why, when it was; then the
 // verdict, a table of the checks (every check, "not run" for one without
 // a result) and each failed check's findings.
-func Summary(results []Result) string {
+func Summary(results []Result) string { return summary(results, maxSummaryFindings) }
+
+// summary is Summary listing at most max findings of each check.
+func summary(results []Result, max int) string {
 	byName := map[string]Result{}
 	for _, r := range results {
 		byName[r.Check] = r
 	}
 	var b strings.Builder
 	if r, ok := byName["breaking"]; ok && r.Status == Skipped {
-		fmt.Fprintf(&b, "### %s buf breaking skipped: %s\n\n", marks[Skipped], cell(r.Note))
+		what := "buf breaking skipped"
+		if len(r.Findings) > 0 {
+			what = "buf breaking" // the note says the label allowed the break
+		}
+		fmt.Fprintf(&b, "### %s %s: %s\n\n", marks[Skipped], what, cell(r.Note))
 	}
 	var failed, notRun []string
 	for _, c := range Checks {
@@ -160,6 +192,9 @@ func Summary(results []Result) string {
 	default:
 		fmt.Fprintf(&b, "### %s Contract checks passed\n\n", marks[Passed])
 	}
+	if r, ok := byName["breaking"]; ok && r.Change != nil {
+		fmt.Fprintf(&b, "**The change:** %s\n\n", escapeHTML(r.Change.String()))
+	}
 	b.WriteString("| Check | Result | Findings | Details |\n| --- | --- | --- | --- |\n")
 	for _, c := range Checks {
 		r, ok := byName[c.Name]
@@ -168,7 +203,7 @@ func Summary(results []Result) string {
 			continue
 		}
 		findings := "–"
-		if r.Status == Passed || r.Status == Failed {
+		if r.Status == Passed || r.Status == Failed || len(r.Findings) > 0 {
 			findings = "0"
 			if len(r.Findings) > 0 {
 				findings = counted(r.Findings)
@@ -193,7 +228,7 @@ func Summary(results []Result) string {
 		}
 		fmt.Fprintf(&b, "\n<details><summary>%s: %s</summary>\n\n", c.Title, counted(r.Findings))
 		for i, f := range r.Findings {
-			if i == maxSummaryFindings {
+			if i == max {
 				fmt.Fprintf(&b, "- and %d more: see the step's log\n", len(r.Findings)-i)
 				break
 			}

@@ -61,6 +61,18 @@ buf breaking: failed: 1 finding in 1 file; a break of a released package is a ne
 buf breaking: skipped: pull request #42 is labelled "buf skip breaking": an intended break
 `,
 		},
+		"a break the label allowed: warnings, and the change": {
+			result: contractci.Result{Check: "breaking", Status: contractci.Skipped, Findings: renamed, Against: "8b6dbd3, the tip of main that pull request #42 merges into",
+				Note:   `pull request #42 is labelled "buf skip breaking": an intended break of api/acme/greeter/v1, which no release holds, allowed`,
+				Change: &contractci.Change{Kind: contractci.UnreleasedBreak, Packages: []string{"api/acme/greeter/v1"}}},
+			annotate: true,
+			want: `buf breaking: against 8b6dbd3, the tip of main that pull request #42 merges into
+::warning title=buf breaking allowed::pull request #42 is labelled "buf skip breaking": an intended break of api/acme/greeter/v1, which no release holds, allowed
+::warning file=api/acme/greeter/v1/greeter.proto,line=62,col=10,endLine=62,endColumn=19,title=buf breaking FIELD_SAME_NAME::Field "1" on message "SayHelloRequest" changed name from "name" to "full_name".
+buf breaking: the change: breaking in api/acme/greeter/v1, which no release holds (allowed only with the label "buf skip breaking")
+buf breaking: allowed: 1 finding in 1 file; pull request #42 is labelled "buf skip breaking": an intended break of api/acme/greeter/v1, which no release holds, allowed
+`,
+		},
 		"a fallback baseline: a notice": {
 			result:   contractci.Result{Check: "breaking", Status: contractci.Passed, Against: "9d1e3f5, the first parent of 0c2d4e6", Note: "the commit before the push, 9b1c3d5, is not in the clone (a force push replaced it): comparing against the pushed commit's first parent instead"},
 			annotate: true,
@@ -138,7 +150,10 @@ func TestLogAnnotationLimit(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	t.Parallel()
-	skipped := contractci.Result{Check: "breaking", Status: contractci.Skipped, Note: `pull request #42 is labelled "buf skip breaking": an intended break`}
+	allowed := contractci.Result{Check: "breaking", Status: contractci.Skipped, Against: "8b6dbd3, the tip of main that pull request #42 merges into",
+		Findings: []protocheck.Finding{{Path: "api/acme/greeter/v2/greeter.proto", StartLine: 12, StartColumn: 3, Type: "FIELD_SAME_NAME", Message: `Field "1" on message "SayHelloRequest" changed name from "name" to "full_name".`}},
+		Note:     `pull request #42 is labelled "buf skip breaking": an intended break of api/acme/greeter/v2, which no release holds, allowed (RELEASING.md, "Breaking changes")`,
+		Change:   &contractci.Change{Kind: contractci.UnreleasedBreak, Packages: []string{"api/acme/greeter/v2"}}}
 	tests := map[string]struct {
 		results []contractci.Result
 		want    string
@@ -147,19 +162,32 @@ func TestSummary(t *testing.T) {
 			results: []contractci.Result{
 				{Check: "format", Status: contractci.Passed},
 				{Check: "lint", Status: contractci.Passed},
-				{Check: "breaking", Status: contractci.Failed, Findings: renamed, Against: "8b6dbd3, the tip of main that pull request #42 merges into"},
+				{Check: "breaking", Status: contractci.Failed, Findings: renamed, Against: "8b6dbd3, the tip of main that pull request #42 merges into",
+					Change: &contractci.Change{Kind: contractci.ReleasedBreak, Packages: []string{"api/acme/greeter/v1 (released in api/v1.0.0)"}}},
+				{Check: "released", Status: contractci.Failed, Findings: renamed, Against: "api/v1.0.0, the last contract release"},
+				{Check: "changelog", Status: contractci.Passed, Against: "8b6dbd3, the tip of main that pull request #42 merges into"},
 				{Check: "drift", Status: contractci.Failed, Findings: []protocheck.Finding{{Path: "gen/go/acme/greeter/v1/greeter.pb.go", Type: protocheck.DriftDiffers, Message: "not what buf generate writes"}}},
 			},
-			want: `### ❌ Contract checks failed: buf breaking, generated code
+			want: `### ❌ Contract checks failed: buf breaking, buf breaking (last release), generated code
+
+**The change:** breaking in api/acme/greeter/v1 (released in api/v1.0.0): never allowed; make the change in a new major package
 
 | Check | Result | Findings | Details |
 | --- | --- | --- | --- |
 | buf format | ✅ passed | 0 |  |
 | buf lint | ✅ passed | 0 |  |
 | buf breaking | ❌ failed | 1 finding in 1 file | against 8b6dbd3, the tip of main that pull request #42 merges into; a break of a released package is a new major package (README.md, "How to change the contract") |
+| buf breaking (last release) | ❌ failed | 1 finding in 1 file | against api/v1.0.0, the last contract release; a released package never breaks, whatever the label: make the change in a new major package (README.md, "How to change the contract") |
+| CHANGELOG entry | ✅ passed | 0 | against 8b6dbd3, the tip of main that pull request #42 merges into |
 | generated code | ❌ failed | 1 finding in 1 file | run ` + "`make generate`" + ` and commit the result |
 
 <details><summary>buf breaking: 1 finding in 1 file</summary>
+
+- <code>api/acme/greeter/v1/greeter.proto:62</code> Field "1" on message "SayHelloRequest" changed name from "name" to "full_name".
+
+</details>
+
+<details><summary>buf breaking (last release): 1 finding in 1 file</summary>
 
 - <code>api/acme/greeter/v1/greeter.proto:62</code> Field "1" on message "SayHelloRequest" changed name from "name" to "full_name".
 
@@ -172,23 +200,35 @@ func TestSummary(t *testing.T) {
 </details>
 `,
 		},
-		"an intended break: the first line says so": {
+		"an intended break the label allowed: the first line says so": {
 			results: []contractci.Result{
 				{Check: "format", Status: contractci.Passed},
 				{Check: "lint", Status: contractci.Passed},
-				skipped,
+				allowed,
+				{Check: "released", Status: contractci.Passed, Against: "api/v1.0.0, the last contract release"},
+				{Check: "changelog", Status: contractci.Passed, Against: "8b6dbd3, the tip of main that pull request #42 merges into"},
 				{Check: "drift", Status: contractci.Passed},
 			},
-			want: `### ⏭️ buf breaking skipped: pull request #42 is labelled "buf skip breaking": an intended break
+			want: `### ⏭️ buf breaking: pull request #42 is labelled "buf skip breaking": an intended break of api/acme/greeter/v2, which no release holds, allowed (RELEASING.md, "Breaking changes")
 
 ### ✅ Contract checks passed
+
+**The change:** breaking in api/acme/greeter/v2, which no release holds (allowed only with the label "buf skip breaking")
 
 | Check | Result | Findings | Details |
 | --- | --- | --- | --- |
 | buf format | ✅ passed | 0 |  |
 | buf lint | ✅ passed | 0 |  |
-| buf breaking | ⏭️ skipped | – | pull request #42 is labelled "buf skip breaking": an intended break |
+| buf breaking | ⏭️ skipped | 1 finding in 1 file | against 8b6dbd3, the tip of main that pull request #42 merges into; pull request #42 is labelled "buf skip breaking": an intended break of api/acme/greeter/v2, which no release holds, allowed (RELEASING.md, "Breaking changes") |
+| buf breaking (last release) | ✅ passed | 0 | against api/v1.0.0, the last contract release |
+| CHANGELOG entry | ✅ passed | 0 | against 8b6dbd3, the tip of main that pull request #42 merges into |
 | generated code | ✅ passed | 0 |  |
+
+<details><summary>buf breaking: 1 finding in 1 file</summary>
+
+- <code>api/acme/greeter/v2/greeter.proto:12</code> Field "1" on message "SayHelloRequest" changed name from "name" to "full_name".
+
+</details>
 `,
 		},
 		"a step that did not run": {
@@ -197,13 +237,15 @@ func TestSummary(t *testing.T) {
 				{Check: "lint", Status: contractci.Passed},
 				{Check: "breaking", Status: contractci.Passed, Against: "2b4c6d8, the tip of main before the push"},
 			},
-			want: `### ⚠️ Contract checks incomplete: generated code did not run
+			want: `### ⚠️ Contract checks incomplete: buf breaking (last release), CHANGELOG entry, generated code did not run
 
 | Check | Result | Findings | Details |
 | --- | --- | --- | --- |
 | buf format | ✅ passed | 0 |  |
 | buf lint | ✅ passed | 0 |  |
 | buf breaking | ✅ passed | 0 | against 2b4c6d8, the tip of main before the push |
+| buf breaking (last release) | not run | – | its step did not run: an earlier step failed |
+| CHANGELOG entry | not run | – | its step did not run: an earlier step failed |
 | generated code | not run | – | its step did not run: an earlier step failed |
 `,
 		},

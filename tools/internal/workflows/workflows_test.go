@@ -12,7 +12,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/acme/greeter/tools/internal/contractci"
 	"github.com/acme/greeter/tools/internal/repo"
 )
 
@@ -219,67 +218,5 @@ func TestEveryPackageReleases(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "scripts/publish-api.sh --dry-run") {
 		t.Error("api-dist.yml does not run the publish step with --dry-run")
-	}
-}
-
-// TestContractChecks keeps buf.yml in step with contractci: every check a
-// step of its own (GitHub shows ten error annotations a step) that runs
-// whatever the steps before it found, then the summary; and the label that
-// skips the breaking check runs the workflow again when it is added or
-// taken off.
-func TestContractChecks(t *testing.T) {
-	t.Parallel()
-	data, err := os.ReadFile(filepath.Join(repo.TestRoot(t), ".github", "workflows", "buf.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w struct {
-		On struct {
-			PullRequest struct {
-				Types []string `yaml:"types"`
-			} `yaml:"pull_request"`
-			Push struct {
-				Branches []string `yaml:"branches"`
-			} `yaml:"push"`
-		} `yaml:"on"`
-		Env  map[string]string `yaml:"env"`
-		Jobs map[string]struct {
-			Steps []struct {
-				If  string `yaml:"if"`
-				Run string `yaml:"run"`
-			} `yaml:"steps"`
-		} `yaml:"jobs"`
-	}
-	if err := yaml.Unmarshal(data, &w); err != nil {
-		t.Fatal(err)
-	}
-	for _, typ := range []string{"opened", "synchronize", "reopened", "labeled", "unlabeled"} {
-		if !slices.Contains(w.On.PullRequest.Types, typ) {
-			t.Errorf("buf.yml does not run on pull_request %s", typ)
-		}
-	}
-	if w.Env["GOWORK"] != "${{ github.workspace }}/"+repo.ToolchainWork {
-		t.Errorf("buf.yml's GOWORK is %q: go tool contractci runs in the toolchain's workspace, %s", w.Env["GOWORK"], repo.ToolchainWork)
-	}
-	if !slices.Equal(w.On.Push.Branches, []string{"main"}) {
-		t.Errorf("buf.yml runs on pushes to %q, want main", w.On.Push.Branches)
-	}
-	var runs []string
-	for _, step := range w.Jobs["buf"].Steps {
-		cmd, ok := strings.CutPrefix(step.Run, "go tool contractci ")
-		if !ok {
-			continue
-		}
-		runs = append(runs, cmd)
-		if !strings.Contains(step.If, "!cancelled()") {
-			t.Errorf("the step of contractci %s runs only when every step before it passed: its if is %q", cmd, step.If)
-		}
-	}
-	var want []string
-	for _, c := range contractci.Checks {
-		want = append(want, c.Name)
-	}
-	if want = append(want, "summary"); !slices.Equal(runs, want) {
-		t.Errorf("buf.yml runs contractci %q, want %q in that order", runs, want)
 	}
 }
