@@ -227,17 +227,17 @@ func drain(cfg config.Config, logger *slog.Logger, srv *server.Server, tracer *t
 }
 
 // planMemory decides the memory limit the server plans for (--memory-limit,
-// else the cgroup's) and sets GOMEMLIMIT from it. Without either, the
-// server's limits are sized for server.DefaultMemoryLimit and the runtime's
-// own memory limit is left alone.
+// else the cgroup's, else server.DefaultMemoryLimit) and sets GOMEMLIMIT
+// from it: the server's limits are sized for that memory, so the garbage
+// collector must keep the heap within it too, or a burst's garbage (GOGC
+// is 400) takes the process past what its limits planned for.
 func planMemory(cfg config.Config, logger *slog.Logger) (int64, error) {
 	limit, source, err := memlimit.Limit(cfg.MemoryLimit, memlimit.FromCgroup, server.DefaultMemoryLimit)
 	if err != nil {
 		logger.Warn("memory limit unknown, planning for the default", "memory_limit", limit, "error", err)
 	}
 	if source == memlimit.SourceDefault {
-		logger.Info("no memory limit set or found in the cgroup", "planned_for", limit)
-		return limit, nil
+		logger.Info("no memory limit set or found in the cgroup: planning for the default", "memory_limit", limit)
 	}
 	goLimit, err := memlimit.SetGoMemLimit(limit)
 	if err != nil {

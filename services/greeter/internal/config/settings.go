@@ -119,7 +119,7 @@ var settings = []setting{
 	// The server is given the memory limit main plans for (this one, else
 	// the cgroup's), not this setting: see main's planMemory.
 	declare(flagMemoryLimit, func(c *Config) *int64 { return &c.MemoryLimit }, 0,
-		fmt.Sprintf("memory the server plans for, in `bytes`: GOMEMLIMIT is set to %.0f%% of it and the limits left at 0 are derived from it; 0 reads the container's cgroup limit, and without one plans for %d (%s) and leaves GOMEMLIMIT alone",
+		fmt.Sprintf("memory the server plans for, in `bytes`: GOMEMLIMIT is set to %.0f%% of it and the limits left at 0 are derived from it; 0 reads the container's cgroup limit, and without one plans for %d (%s)",
 			memlimit.GoMemLimitRatio*100, server.DefaultMemoryLimit, quantity(server.DefaultMemoryLimit))).
 		within(memoryLimit),
 	declare(flagMaxRPCMemory, func(c *Config) *int64 { return &c.MaxRPCMemory }, 0,
