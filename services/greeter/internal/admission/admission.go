@@ -8,6 +8,11 @@
 //     also charged an estimate of what it holds (RPCCost, and StalledCost
 //     more while a send waits for a client that reads nothing), which
 //     attributes the memory to clients;
+//   - RPCs waiting for their first request message are counted apart
+//     (Limits.MaxWaiting, a quarter of the budget at RPCCost each): once
+//     that many wait, a client waiting on more than its share is refused,
+//     so a crowd opening streams and sending nothing holds a bounded part
+//     of the budget, whatever its size;
 //   - a client's share adapts to how many clients hold RPCs: while the
 //     server has room, a lone client may use all of it; once it is short,
 //     a client within its fair share (the budget over the clients holding
@@ -91,8 +96,15 @@ type Limits struct {
 	MaxHealthPerClient      int
 	MaxConnections          int
 	MaxConnectionsPerClient int
-	FirstMessageTimeout     time.Duration
-	SendStallTimeout        time.Duration
+	// MaxWaiting, if not 0, is how many admitted RPCs may wait for their
+	// first request message at once before a client waiting on more than
+	// its share (MaxWaiting over the clients holding RPCs) is refused: a
+	// well-behaved client sends its request with its headers, so many
+	// calls waiting are a crowd holding streams open, and each holds a
+	// goroutine in its handler.
+	MaxWaiting          int
+	FirstMessageTimeout time.Duration
+	SendStallTimeout    time.Duration
 }
 
 // Metrics are where a Controller counts what it refused and reaped.
@@ -118,6 +130,9 @@ const (
 	LimitMaxConnectionsPerClient = "max-connections-per-client"
 	LimitFirstMessageTimeout     = "first-message-timeout"
 	LimitSendStallTimeout        = "send-stall-timeout"
+	// LimitWaiting is Limits.MaxWaiting's: derived from --max-rpc-memory,
+	// not a flag of its own.
+	LimitWaiting = "waiting-for-request"
 )
 
 // RetryAfter is the delay a client over its share is told to wait

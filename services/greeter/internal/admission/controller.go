@@ -27,7 +27,10 @@ type Controller struct {
 	baseline   int64 // held when the Controller was built
 	// rpcMemory is what RPCs held at the last sample: held - baseline.
 	rpcMemory atomic.Int64
-	events    events
+	// waiting counts the admitted RPCs whose first request message has not
+	// arrived (Limits.MaxWaiting).
+	waiting atomic.Int64
+	events  events
 	// shedUnread are the RPCs shed before their request was read, to be
 	// cancelled at the next reap (shed); only Run touches it.
 	shedUnread []*call
@@ -68,6 +71,10 @@ type clientUse struct {
 	charge int64
 	health [healthKinds]int
 	calls  int
+	// waiting counts its admitted RPCs whose first request message has
+	// not arrived (Limits.MaxWaiting); atomic, as the request's arrival is
+	// noted without the Controller's lock.
+	waiting atomic.Int64
 }
 
 // call is one RPC the tap handle has seen: admitted, or refused and not yet
@@ -81,6 +88,8 @@ type call struct {
 	// first interceptor.
 	refusal      error
 	received     atomic.Bool  // its first request message arrived
+	waiting      atomic.Bool  // counted in its client's and the Controller's waiting
+	use          *clientUse   // its client's, for as long as it is counted there
 	sendingSince atomic.Int64 // UnixNano when a blocked send began, 0 if none
 	stalled      bool         // charged StalledCost; guarded by Controller.mu
 	reaped       atomic.Bool  // cancelled by the reaper (any reason)
@@ -140,11 +149,26 @@ func (c *Controller) charge(cl *call, use *clientUse, cost int64) {
 	c.charged += cost
 }
 
+// receivedRequest notes that cl's first request message arrived.
+func (c *Controller) receivedRequest(cl *call) {
+	cl.received.Store(true)
+	c.stopWaiting(cl)
+}
+
+// stopWaiting takes cl out of the waiting counts, once.
+func (c *Controller) stopWaiting(cl *call) {
+	if cl.waiting.CompareAndSwap(true, false) {
+		cl.use.waiting.Add(-1)
+		c.waiting.Add(-1)
+	}
+}
+
 // release gives back what cl was charged or counted, once.
 func (c *Controller) release(cl *call) {
 	if !cl.released.CompareAndSwap(false, true) {
 		return
 	}
+	c.stopWaiting(cl)
 	c.mu.Lock()
 	delete(c.calls, cl)
 	use := c.clients[cl.key]
@@ -178,7 +202,7 @@ func (c *Controller) InFlight() int {
 // counters are a metric's children by limit, looked up once.
 func counters(v *prometheus.CounterVec) map[string]prometheus.Counter {
 	out := map[string]prometheus.Counter{}
-	for _, l := range []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout} {
+	for _, l := range []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout, LimitWaiting} {
 		out[l] = v.WithLabelValues(l)
 	}
 	return out

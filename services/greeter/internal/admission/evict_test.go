@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // fakeConn is an accepted connection from addr.
@@ -153,5 +156,41 @@ func TestHealthEviction(t *testing.T) {
 	heldA2.Value(callKey{}).(*call).received.Store(true)
 	if _, err := check("127.0.0.10"); err == nil {
 		t.Error("admitted with every health call's request arrived: want refused")
+	}
+}
+
+// TestWaitingShare: once Limits.MaxWaiting RPCs wait for their request, a
+// client waiting on its share or more is refused RESOURCE_EXHAUSTED, while
+// another client, and the same client once its requests arrive, are
+// admitted.
+func TestWaitingShare(t *testing.T) {
+	c, _ := newLimitedController(Limits{MaxWaiting: 4})
+	admit := func(ip string) (context.Context, error) {
+		ctx, _, err := c.Admit(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}}, "/acme.greeter.v1.GreeterService/SayHello")
+		return ctx, err
+	}
+	var held []context.Context
+	for i := range 4 {
+		ctx, err := admit("127.0.1.1")
+		if err != nil {
+			t.Fatalf("call %d, under MaxWaiting: %v", i, err)
+		}
+		held = append(held, ctx)
+	}
+	if _, err := admit("127.0.1.1"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "request has not arrived") {
+		t.Errorf("a fifth waiting call from the one client: %v, want RESOURCE_EXHAUSTED naming the requests that have not arrived", err)
+	}
+	if _, err := admit("127.0.1.2"); err != nil {
+		t.Errorf("another client, waiting on none: %v", err)
+	}
+	// Two clients now: a share of 2. The first's requests arrive.
+	for _, ctx := range held[:3] {
+		c.receivedRequest(ctx.Value(callKey{}).(*call))
+	}
+	if _, err := admit("127.0.1.1"); err != nil {
+		t.Errorf("the first client once its requests arrived: %v", err)
+	}
+	if got := c.waiting.Load(); got != 3 {
+		t.Errorf("%d calls counted waiting, want 3", got)
 	}
 }

@@ -204,7 +204,7 @@ func TestShedBeforeRead(t *testing.T) {
 					cl.shed.Store(true)
 				}
 				return nil
-			}}, call: cl, now: time.Now}
+			}}, c: c, call: cl, now: time.Now}
 			if !tc.shedAfter {
 				cl.shed.Store(true)
 			}

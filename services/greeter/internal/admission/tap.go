@@ -109,6 +109,12 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 		// flooding refused calls that never send their request holds a
 		// goroutine for each, and is the biggest holder for it.
 		c.charge(cl, use, RPCCost)
+		if r.limit == "" {
+			cl.use = use
+			cl.waiting.Store(true)
+			use.waiting.Add(1)
+			c.waiting.Add(1)
+		}
 	}
 	use.calls++
 	if cl.conn != nil {
@@ -174,6 +180,11 @@ func (c *Controller) admitRPC(use *clientUse) refusal {
 	l := c.limits
 	if l.MaxRPCMemoryPerClient > 0 && use.charge+RPCCost > l.MaxRPCMemoryPerClient {
 		return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: this client holds %d KiB in RPCs in flight, its limit is %d KiB; retry after some end", use.charge>>10, l.MaxRPCMemoryPerClient>>10)}
+	}
+	if l.MaxWaiting > 0 && c.waiting.Load() >= int64(l.MaxWaiting) {
+		if share, w := int64(max(1, l.MaxWaiting/len(c.clients))), use.waiting.Load(); w >= share {
+			return refusal{LimitWaiting, codes.ResourceExhausted, fmt.Sprintf("greeter: this client has %d calls whose request has not arrived, more than its share of %d among %d clients; send each call's request with it, or retry after some end", w, share, len(c.clients))}
+		}
 	}
 	budget := l.MaxRPCMemory
 	if budget <= 0 {

@@ -31,7 +31,7 @@ func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryS
 	if cl.refusal != nil {
 		return nil, cl.refusal
 	}
-	cl.received.Store(true)
+	c.receivedRequest(cl)
 	if cl.shed.Load() {
 		// Shed while grpc-go read its request (shed waits a tick for it).
 		return nil, shedStatus
@@ -61,7 +61,7 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.Stre
 	if cl.refusal != nil {
 		return cl.refusal
 	}
-	err := handler(srv, &watchedStream{ServerStream: ss, call: cl, now: c.now})
+	err := handler(srv, &watchedStream{ServerStream: ss, c: c, call: cl, now: c.now})
 	if err != nil && cl.shed.Load() {
 		return shedStatus
 	}
@@ -76,6 +76,7 @@ var shedStatus = refusal{LimitMaxRPCMemory, codes.ResourceExhausted, "greeter: t
 
 type watchedStream struct {
 	grpc.ServerStream
+	c    *Controller
 	call *call
 	now  func() time.Time
 }
@@ -88,7 +89,7 @@ func (s *watchedStream) RecvMsg(m any) error {
 		return shedStatus
 	}
 	err := s.ServerStream.RecvMsg(m)
-	s.call.received.Store(true)
+	s.c.receivedRequest(s.call)
 	if err == nil && s.call.shed.Load() {
 		return shedStatus
 	}

@@ -175,6 +175,9 @@ func (o *options) admissionLimits() (admission.Limits, error) {
 	if l.MaxConnectionsPerClient == 0 {
 		l.MaxConnectionsPerClient = max(1, l.MaxConnections/4)
 	}
+	// A quarter of the RPC budget, at what an RPC holds, for the RPCs
+	// waiting for their request.
+	l.MaxWaiting = int(max(1, l.MaxRPCMemory/4/admission.RPCCost))
 	var errs []error
 	if l.MaxRPCMemory < minRPCMemory || (l.MaxRPCMemoryPerClient != 0 && l.MaxRPCMemoryPerClient < minRPCMemory) {
 		errs = append(errs, fmt.Errorf("WithMaxRPCMemory(%d) / WithMaxRPCMemoryPerClient(%d): want at least %d (1 MiB + 16 KiB), room for a stalled response stream", l.MaxRPCMemory, l.MaxRPCMemoryPerClient, minRPCMemory))

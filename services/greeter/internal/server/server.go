@@ -279,6 +279,7 @@ func (s *Server) exportLimits() {
 		admission.LimitMaxConnectionsPerClient: float64(l.MaxConnectionsPerClient),
 		admission.LimitFirstMessageTimeout:     l.FirstMessageTimeout.Seconds(),
 		admission.LimitSendStallTimeout:        l.SendStallTimeout.Seconds(),
+		admission.LimitWaiting:                 float64(l.MaxWaiting),
 		"max-concurrent-streams":               float64(s.opts.maxStreams),
 		"max-recv-msg-size":                    float64(s.opts.maxRecvMsgSize),
 	} {
@@ -287,7 +288,7 @@ func (s *Server) exportLimits() {
 	s.opts.logger.Info("overload limits",
 		"memory_limit", s.opts.overload.memoryLimit,
 		"max_rpc_memory", l.MaxRPCMemory, "max_rpc_memory_per_client", l.MaxRPCMemoryPerClient,
-		"max_health_streams", l.MaxHealthStreams,
+		"max_health_streams", l.MaxHealthStreams, "max_waiting_for_request", l.MaxWaiting,
 		"max_connections", l.MaxConnections, "max_connections_per_client", l.MaxConnectionsPerClient,
 		"max_concurrent_streams", s.opts.maxStreams, "max_recv_msg_size", s.opts.maxRecvMsgSize,
 		"first_message_timeout", l.FirstMessageTimeout, "send_stall_timeout", l.SendStallTimeout)
