@@ -41,6 +41,13 @@ type options struct {
 	unary          []grpc.UnaryServerInterceptor
 	stream         []grpc.StreamServerInterceptor
 	statsHandlers  []stats.Handler
+	extra          []extraService // WithService's
+}
+
+// extraService is a service WithService adds.
+type extraService struct {
+	desc *grpc.ServiceDesc
+	impl any
 }
 
 // OptionError is the error New returns for an option given a value it
@@ -337,6 +344,22 @@ func WithStatsHandler(h stats.Handler) Option {
 		if h != nil {
 			o.statsHandlers = append(o.statsHandlers, h)
 		}
+		return nil
+	}
+}
+
+// WithService serves one more service on both ports, registered as the
+// greeter's own services are: behind the same interceptor chain, admission
+// (which knows its methods as it knows theirs), limits, TLS and metrics.
+// For programs that prove the server's protocols with a service of their
+// own (the conformance server, package conformance); the greeter binary
+// adds none. desc and impl must not be nil. Each use adds one service.
+func WithService(desc *grpc.ServiceDesc, impl any) Option {
+	return func(o *options) error {
+		if desc == nil || impl == nil {
+			return &OptionError{"WithService", desc, "needs a service description and its implementation"}
+		}
+		o.extra = append(o.extra, extraService{desc, impl})
 		return nil
 	}
 }

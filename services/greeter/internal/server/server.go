@@ -99,7 +99,7 @@ func New(opts ...Option) (*Server, error) {
 		health:    health.NewServer(),
 		opts:      o,
 		limits:    limits,
-		admission: admission.New(limits, o.metrics.Overload, o.logger, serviceInfo(serviceDescs(o.reflection))),
+		admission: admission.New(limits, o.metrics.Overload, o.logger, serviceInfo(append(serviceDescs(o.reflection), o.serviceDescs()...))),
 	}
 	s.chain = interceptorChain(&o, validator, s.admission, limiter)
 	s.grpc = grpc.NewServer(s.serverOptions()...)
@@ -117,6 +117,9 @@ func New(opts ...Option) (*Server, error) {
 		draining: &s.draining,
 		released: released,
 	})
+	for _, svc := range o.extra {
+		both.RegisterService(svc.desc, svc.impl)
+	}
 	if o.reflection {
 		reflection.Register(s.grpc)
 	}
