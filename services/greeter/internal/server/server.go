@@ -16,6 +16,11 @@ import (
 	"github.com/acme/greeter/gen/go/helloworld"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	// gzip, which every gRPC implementation offers, for requests and the
+	// responses to them: grpc-go decompresses only what is registered, and
+	// answers other requests UNIMPLEMENTED. A decompressed message is held
+	// to WithMaxRecvMsgSize as any other.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
