@@ -50,6 +50,7 @@ type Server struct {
 
 type methodInfo struct {
 	clientStreams bool
+	bidi          bool
 	handler       http.Handler // connect-go's
 }
 
@@ -97,7 +98,7 @@ func New(services []Service, opts ...Option) (*Server, error) {
 		names = append(names, svc.Desc.ServiceName)
 		for _, st := range svc.Desc.Streams {
 			path := "/" + svc.Desc.ServiceName + "/" + st.StreamName
-			s.methods[path] = methodInfo{clientStreams: st.ClientStreams, handler: handlers[path]}
+			s.methods[path] = methodInfo{clientStreams: st.ClientStreams, bidi: st.ClientStreams && st.ServerStreams, handler: handlers[path]}
 		}
 		for _, md := range svc.Desc.Methods {
 			path := "/" + svc.Desc.ServiceName + "/" + md.MethodName
