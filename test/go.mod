@@ -30,10 +30,12 @@ require (
 
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
+	// The conformance runner's protoyaml asks for v0.11.0, which does not
+	// build against the protovalidate Go protos linked here; v1.4.0 (the
+	// server's) does. protoyaml stays the runner's v0.7.0: v0.8.0 reads the
+	// suite's own test cases differently and the runner refuses them.
 	buf.build/go/protovalidate v1.4.0 // indirect
-	// The conformance runner asks for v0.7.0, which needs protovalidate v0.x:
-	// that does not build against the protovalidate Go protos linked here.
-	buf.build/go/protoyaml v0.8.0 // indirect
+	buf.build/go/protoyaml v0.7.0 // indirect
 	cel.dev/cel-go v0.33.2 // indirect
 	cel.dev/expr v0.25.3 // indirect
 	cloud.google.com/go/compute/metadata v0.9.0 // indirect
