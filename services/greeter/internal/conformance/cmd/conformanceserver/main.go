@@ -14,8 +14,9 @@
 // HTTP port's Connect, gRPC-Web and gRPC; grpc, the gRPC port. The greeter's
 // own flags (greeter --help) configure the server as they would a
 // deployment; TLS comes from the runner's request, and so does the message
-// size limit when the request sets one. The addresses flags are ignored:
-// both ports listen on 127.0.0.1, on ports the kernel picks.
+// size limit when the request sets one. The address flags are ignored:
+// both ports listen on 127.0.0.1, on ports the kernel picks. --memory-limit
+// sizes the derived limits, as in the binary, but GOMEMLIMIT is left alone.
 package main
 
 import (
