@@ -10,6 +10,7 @@
 #   make test       every check and every module's tests (what CI runs)
 #   make generate   regenerate gen/go, the TypeScript and Python SDKs and docs/api from api/
 #   make dist       the contract's release artifacts in dist/ (VERSION=X.Y.Z for a release)
+#   make conformance  connectrpc's conformance suite against both ports (part of make test)
 #   make bench      load benchmark: greeter vs bare grpc-go, writes docs/performance.md
 #   make build      bin/greeter and bin/greetctl, built in the root workspace
 #   make buf ARGS='breaking --against ../other'   buf by hand, the pinned version
@@ -47,8 +48,11 @@ NPM_PROJECTS := sdk/ts test/e2e/sdk/node test/e2e/web/browser
 # test/e2e/sdk runs on its own and verbosely, so the log names each client
 # that ran (Node, Python, the consuming team).
 SDK_TESTS := github.com/acme/greeter/test/e2e/sdk
+# test/conformance runs on its own and verbosely too, so the log shows each
+# port's count from connectrpc's conformance runner.
+CONFORMANCE_TESTS := github.com/acme/greeter/test/conformance
 
-.PHONY: all demo test buf check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest bench-smoke bench bench-tracing build tidy clean
+.PHONY: all demo test buf check protodeps npm-deps sdk-tools generate dist lint format format-check breaking drift vet gotest conformance bench-smoke bench bench-tracing build tidy clean
 
 all: test
 
@@ -110,10 +114,18 @@ vet:
 # each module's tests ran; then every micro-benchmark once, so they keep
 # working (the load benchmark has its own short test in test/bench).
 gotest: protodeps npm-deps
-	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race $$($(GO) list ./... | grep -vx '$(SDK_TESTS)')) || exit 1; done
+	@for m in $(MODULES); do echo "== go test -race: $$m"; (cd $$m && $(GO) test -race $$($(GO) list ./... | grep -vx -e '$(SDK_TESTS)' -e '$(CONFORMANCE_TESTS)')) || exit 1; done
 	@echo "== go test -race -v: test/e2e/sdk (the SDKs in Node and Python clients of the real greeter, a consuming team, the publish dry run)"
 	cd test && $(GO) test -race -v ./e2e/sdk
+	@$(MAKE) --no-print-directory conformance
 	@$(MAKE) --no-print-directory bench-smoke
+
+# connectrpc's conformance suite (the runner test/go.mod pins) against both
+# ports of the greeter's server, every case of test/conformance's configs;
+# the log shows each port's "N passed, 0 failed". About a minute.
+conformance:
+	@echo "== go test -race -v: test/conformance (connectrpc's conformance suite against the HTTP and gRPC ports)"
+	cd test && $(GO) test -race -count=1 -v ./conformance
 
 bench-smoke:
 	@echo "== micro-benchmarks, one iteration each: services/greeter"

@@ -159,7 +159,7 @@ func TestHTTPBadInput(t *testing.T) {
 		{"missing Connect-Protocol-Version", call{"POST", sayHello, map[string]string{"Content-Type": "application/json"}, []byte(`{"name":"Ada"}`)}, 400, `set Connect-Protocol-Version to \"1\"`, ""},
 		{"wrong Connect-Protocol-Version", call{"POST", sayHello, map[string]string{"Content-Type": "application/json", "Connect-Protocol-Version": "7"}, []byte(`{"name":"Ada"}`)}, 400, `Connect-Protocol-Version must be \"1\"`, ""},
 		{"body over the limit", call{"POST", sayHello, connectJSON, []byte(`{"name":"` + strings.Repeat("a", 70<<10) + `"}`)}, 429, "--max-recv-msg-size", "too-large"},
-		{"unknown method", call{"POST", "/acme.greeter.v1.GreeterService/SayGoodbye", connectJSON, []byte(`{}`)}, 501, "unimplemented", "unknown-method"},
+		{"unknown method", call{"POST", "/acme.greeter.v1.GreeterService/SayGoodbye", connectJSON, []byte(`{}`)}, 404, "unimplemented", "unknown-method"},
 		{"disallowed origin", call{"POST", sayHello, map[string]string{"Content-Type": "application/json", "Connect-Protocol-Version": "1", "Origin": "https://evil.example"}, []byte(`{"name":"Ada"}`)}, 403, "--cors-allowed-origins", "origin"},
 	}
 	for _, tt := range tests {

@@ -1,5 +1,6 @@
-// Command protodeps materialises the third-party protos the buf workspace
-// imports (protovalidate) from the Go module pinned in tools/go.mod.
+// Command protodeps materialises the third-party protos the repository
+// generates from or imports (protovalidate, connectrpc's conformance suite)
+// from the Go modules that pin them (tools/go.mod, test/go.mod).
 //
 // Run it from the repository root: go tool protodeps
 package main
@@ -7,15 +8,18 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/acme/greeter/tools/internal/protodeps"
 )
 
 func main() {
-	version, err := protodeps.Materialise(".", "tools", protodeps.Protovalidate)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "protodeps:", err)
-		os.Exit(1)
+	for _, dep := range protodeps.All {
+		version, err := protodeps.Materialise(".", filepath.FromSlash(dep.PinnedBy), dep)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "protodeps:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("protodeps: %s@%s -> %s\n", dep.Module, version, dep.Dest)
 	}
-	fmt.Printf("protodeps: %s@%s -> %s\n", protodeps.Protovalidate.Module, version, protodeps.Protovalidate.Dest)
 }

@@ -257,13 +257,16 @@ type Generated struct {
 }
 
 // Trees are the generated trees of the repository, each reproduced by
-// Drift: the Go module, the TypeScript and Python SDKs and the API
-// reference. `make generate` writes them all.
+// Drift: the Go module, the TypeScript and Python SDKs, the API reference,
+// and connectrpc's ConformanceService for the greeter's conformance server
+// (from the protos protodeps.Conformance materialises). `make generate`
+// writes them all.
 var Trees = []Generated{
 	{Template: "buf.gen.yaml", Dir: GenDir, Suffixes: []string{".pb.go"}},
 	{Template: "buf.gen.ts.yaml", Dir: "sdk/ts/gen", Suffixes: []string{"_pb.js", "_pb.d.ts"}},
 	{Template: "buf.gen.python.yaml", Dir: "sdk/python/src", Suffixes: []string{"_pb2.py", "_pb2.pyi", "_pb2_grpc.py"}},
 	{Template: "buf.gen.docs.yaml", Dir: "docs/api", Suffixes: []string{".md"}},
+	{Template: "buf.gen.conformance.yaml", Dir: "services/greeter/internal/conformance/gen", Suffixes: []string{".pb.go"}},
 }
 
 // The Finding types of the drift check.

@@ -37,30 +37,43 @@ func TestProtovalidatePinned(t *testing.T) {
 		"`go -C tools get %s@<version>`", protodeps.Protovalidate.Module, protodeps.Protovalidate.Module)
 }
 
+// repoRoot is the repository, where each Dep's PinnedBy is.
+const repoRoot = "../../.."
+
 func TestMaterialise(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	stale := filepath.Join(root, protodeps.Protovalidate.Dest, "stale.proto")
-	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
-		t.Fatal(err)
+	// A file each must materialise, by import path.
+	want := map[string]string{
+		protodeps.Protovalidate.Module: "buf/validate/validate.proto",
+		protodeps.Conformance.Module:   "connectrpc/conformance/v1/service.proto",
 	}
-	if err := os.WriteFile(stale, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // the second run replaces the first's read-write copy
-		version, err := protodeps.Materialise(root, toolsDir, protodeps.Protovalidate)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if version == "" {
-			t.Error("no version reported")
-		}
-	}
-	if _, err := os.Stat(filepath.Join(root, protodeps.Protovalidate.Dest, "buf/validate/validate.proto")); err != nil {
-		t.Errorf("validate.proto not materialised: %v", err)
-	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Errorf("a file left from before survived: %v", err)
+	for _, dep := range protodeps.All {
+		t.Run(dep.Module, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			stale := filepath.Join(root, dep.Dest, "stale.proto")
+			if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(stale, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the second run replaces the first's read-write copy
+				version, err := protodeps.Materialise(root, filepath.Join(repoRoot, dep.PinnedBy), dep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if version == "" {
+					t.Error("no version reported")
+				}
+			}
+			if _, err := os.Stat(filepath.Join(root, dep.Dest, want[dep.Module])); err != nil {
+				t.Errorf("%s not materialised: %v", want[dep.Module], err)
+			}
+			if _, err := os.Stat(stale); !os.IsNotExist(err) {
+				t.Errorf("a file left from before survived: %v", err)
+			}
+		})
 	}
 }
 

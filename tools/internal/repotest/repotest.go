@@ -5,6 +5,7 @@ package repotest
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,13 +28,19 @@ func Copy(tb testing.TB) string {
 		tb.Fatalf("git ls-files: %v", err)
 	}
 	files := strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
-	third, err := filepath.Glob(filepath.Join(root, "third_party", "*", "buf", "validate", "*.proto"))
-	if err != nil || len(third) == 0 {
+	if _, err := os.Stat(filepath.Join(root, "third_party", "protovalidate", "buf", "validate", "validate.proto")); err != nil {
 		tb.Fatalf("materialised protovalidate protos are missing (run `go tool protodeps`): %v", err)
 	}
-	for _, f := range third {
-		rel, _ := filepath.Rel(root, f)
+	err = filepath.WalkDir(filepath.Join(root, "third_party"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".proto" {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
 		files = append(files, rel)
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
 	dst := tb.TempDir()
 	for _, rel := range files {

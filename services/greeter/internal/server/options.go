@@ -45,6 +45,13 @@ type options struct {
 	statsHandlers  []stats.Handler
 	allowedOrigins []string
 	settingNames   web.SettingNames
+	extra          []extraService // WithService's
+}
+
+// extraService is a service WithService adds.
+type extraService struct {
+	desc *grpc.ServiceDesc
+	impl any
 }
 
 // OptionError is the error New returns for an option given a value it
@@ -360,6 +367,22 @@ func WithAllowedOrigins(origins ...string) Option {
 			return &OptionError{"WithAllowedOrigins", origins, "an origin must not be empty"}
 		}
 		o.allowedOrigins = append(o.allowedOrigins, origins...)
+		return nil
+	}
+}
+
+// WithService serves one more service on both ports, registered as the
+// greeter's own services are: behind the same interceptor chain, admission
+// (which knows its methods as it knows theirs), limits, TLS and metrics.
+// For programs that prove the server's protocols with a service of their
+// own (the conformance server, package conformance); the greeter binary
+// adds none. desc and impl must not be nil. Each use adds one service.
+func WithService(desc *grpc.ServiceDesc, impl any) Option {
+	return func(o *options) error {
+		if desc == nil || impl == nil {
+			return &OptionError{"WithService", desc, "needs a service description and its implementation"}
+		}
+		o.extra = append(o.extra, extraService{desc, impl})
 		return nil
 	}
 }

@@ -15,6 +15,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	// gzip, which every gRPC implementation offers, for requests and the
+	// responses to them: grpc-go decompresses only what is registered, and
+	// answers other requests UNIMPLEMENTED. A decompressed message is held
+	// to WithMaxRecvMsgSize as any other.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -101,7 +106,7 @@ func New(opts ...Option) (*Server, error) {
 		health:    health.NewServer(),
 		opts:      o,
 		limits:    limits,
-		admission: admission.New(limits, o.metrics.Overload, o.logger, serviceInfo(serviceDescs(o.reflection))),
+		admission: admission.New(limits, o.metrics.Overload, o.logger, serviceInfo(append(serviceDescs(o.reflection), o.serviceDescs()...))),
 	}
 	s.chain = interceptorChain(&o, validator, s.admission, limiter)
 	s.grpc = grpc.NewServer(s.serverOptions()...)
@@ -119,6 +124,9 @@ func New(opts ...Option) (*Server, error) {
 		draining: &s.draining,
 		released: released,
 	})
+	for _, svc := range o.extra {
+		both.RegisterService(svc.desc, svc.impl)
+	}
 	if o.reflection {
 		reflection.Register(s.grpc)
 	}

@@ -10,7 +10,8 @@ import (
 )
 
 // serviceDescs are the services New registers: both greeting contracts,
-// health, and, when on, reflection v1 and v1alpha (reflection.Register's).
+// health, and, when on, reflection v1 and v1alpha (reflection.Register's);
+// then those of WithService (options.serviceDescs).
 // TestServiceDescsAreRegistered holds them to what the server serves.
 func serviceDescs(reflection bool) []*grpc.ServiceDesc {
 	descs := []*grpc.ServiceDesc{
@@ -20,6 +21,15 @@ func serviceDescs(reflection bool) []*grpc.ServiceDesc {
 	}
 	if reflection {
 		descs = append(descs, &reflectionv1.ServerReflection_ServiceDesc, &reflectionv1alpha.ServerReflection_ServiceDesc)
+	}
+	return descs
+}
+
+// serviceDescs are the services WithService adds.
+func (o *options) serviceDescs() []*grpc.ServiceDesc {
+	descs := make([]*grpc.ServiceDesc, len(o.extra))
+	for i, svc := range o.extra {
+		descs[i] = svc.desc
 	}
 	return descs
 }

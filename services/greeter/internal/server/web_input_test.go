@@ -53,13 +53,13 @@ func TestWebBadInput(t *testing.T) {
 		{"GET without an encoding", "GET", sayHello + `?connect=v1&message={"name":"Ada"}`, nil, "", 400, "encoding=json or encoding=proto", "protocol"},
 		{"GET without connect=v1", "GET", sayHello + `?encoding=json&message={"name":"Ada"}`, nil, "", 400, `set connect to \"v1\"`, ""},
 		{"body over the limit", "POST", sayHello, jsonHeaders, `{"name":"` + strings.Repeat("a", 2000) + `"}`, 429, "largest message, 1024 bytes", "too-large"},
-		{"unknown method", "POST", "/acme.greeter.v1.GreeterService/SayGoodbye", jsonHeaders, `{}`, 501, "acme.greeter.v1.GreeterService, grpc.health.v1.Health, helloworld.Greeter", "unknown-method"},
-		{"unknown service", "POST", "/acme.greeter.v2.GreeterService/SayHello", jsonHeaders, `{}`, 501, "no method", "unknown-method"},
+		{"unknown method", "POST", "/acme.greeter.v1.GreeterService/SayGoodbye", jsonHeaders, `{}`, 404, "acme.greeter.v1.GreeterService, grpc.health.v1.Health, helloworld.Greeter", "unknown-method"},
+		{"unknown service", "POST", "/acme.greeter.v2.GreeterService/SayHello", jsonHeaders, `{}`, 404, "no method", "unknown-method"},
 		{"reflection not served", "POST", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", map[string]string{"Content-Type": "application/connect+json"}, "", 200, `"code":"unimplemented"`, "unknown-method"},
 		{"disallowed origin", "POST", sayHello, with(map[string]string{"Origin": "https://evil.example"}), `{"name":"Ada"}`, 403, "--cors-allowed-origins", "origin"},
 		{"disallowed origin's preflight", "OPTIONS", sayHello, map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, "", 403, "--cors-allowed-origins", "origin"},
 		{"bad gRPC-Web text", "POST", sayHello, map[string]string{"Content-Type": "application/grpc-web-text"}, "not base64!", 200, "Grpc-Status:[3]", "protocol"},
-		{"PUT", "PUT", sayHello, jsonHeaders, `{"name":"Ada"}`, 415, "call with POST", "protocol"},
+		{"PUT", "PUT", sayHello, jsonHeaders, `{"name":"Ada"}`, 405, "Allow:[GET, POST]", "protocol"},
 	}
 	hc := httpClient(t, false, "")
 	for _, tt := range tests {

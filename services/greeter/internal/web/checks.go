@@ -27,6 +27,12 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 		s.refuse(w, r, req, reasonOrigin, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
 			"CORS preflight from origin %q: the server allows no cross-origin calls; list the origin in its allowed origins%s", r.Header.Get("Origin"), hint(s.cfg.Names.AllowedOrigins))))
 		return
+	case r.Method != http.MethodPost && r.Method != http.MethodGet:
+		// connect-go answers it before any of its body is read: 405 Method
+		// Not Allowed, with the Allow header naming the method's verbs.
+		s.noteRefusal(r, req, reasonProtocol, connect.NewError(connect.CodeUnknown, fmt.Errorf("HTTP method %s not allowed", r.Method)))
+		m.handler.ServeHTTP(w, r)
+		return
 	case req.protocol == protocolUnknown:
 		s.refuse(w, r, req, reasonProtocol, connect.NewError(connect.CodeUnknown, fmt.Errorf(
 			"%s %s with Content-Type %q: call with POST and application/json or application/proto (Connect; with the header Connect-Protocol-Version: 1), "+
@@ -95,7 +101,25 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 		defer tw.close()
 		w = tw
 	}
+	if m.bidi && r.ProtoMajor == 1 {
+		r = bidiOverHTTP1(r, rc)
+	}
 	m.handler.ServeHTTP(w, r)
+}
+
+// bidiOverHTTP1 is r, a bidi call over HTTP/1.1, as connect-go serves it.
+// connect-go refuses every bidi call over HTTP/1.1 (505), for clients that
+// expect full duplex there; Connect and gRPC-Web allow a half-duplex one
+// (every request, then every response), which HTTP/1.1 carries. ProtoMajor
+// is all connect-go reads it for, so the call is handed over as HTTP/2; and
+// the body stays readable once the response has started (net/http would
+// discard the rest of it), for handlers that answer each request as it
+// comes.
+func bidiOverHTTP1(r *http.Request, rc *http.ResponseController) *http.Request {
+	_ = rc.EnableFullDuplex()
+	h2 := *r
+	h2.ProtoMajor, h2.ProtoMinor = 2, 0
+	return &h2
 }
 
 // bodyLimit is the largest body of a call that sends one message: the
@@ -109,6 +133,14 @@ func (s *Server) bodyLimit(req request) int64 {
 }
 
 func (s *Server) unknownMethod(w http.ResponseWriter, r *http.Request, req request) {
+	if req.connectUnary || req.protocol == protocolConnectGet {
+		// To a Connect unary call, a path where nothing is served is HTTP's
+		// 404, as a router answers it; connect-go's error writer would give
+		// the code its status for an RPC, 501. Clients read 404 as
+		// unimplemented. (A streaming call's error is in its body, after
+		// 200.)
+		w = notFound{w}
+	}
 	s.refuse(w, r, req, reasonUnknownMethod, connect.NewError(connect.CodeUnimplemented, fmt.Errorf(
 		"no method %s %s here: the path is /<package>.<Service>/<Method> of one of %s", r.Method, r.URL.Path, s.served)))
 }
@@ -127,10 +159,7 @@ const (
 // error format where it has one, else as plain text with the HTTP status
 // the Connect protocol gives the code.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, req request, reason string, err *connect.Error) {
-	s.metrics.refused.WithLabelValues(reason).Inc()
-	s.cfg.Logger.InfoContext(r.Context(), "HTTP request refused", "reason", reason, "protocol", req.protocol,
-		"method", r.Method, "path", r.URL.Path, "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"),
-		"code", err.Code().String(), "error", err.Message())
+	s.noteRefusal(r, req, reason, err)
 	if req.protocol == protocolGRPCWebText {
 		// connect-go's ErrorWriter does not know the text form: a
 		// trailers-only response, as grpc-go sends.
@@ -150,6 +179,21 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, req request, rea
 	w.WriteHeader(httpStatus(err.Code()))
 	io.WriteString(w, err.Message()+"\n")
 }
+
+// noteRefusal counts and logs a request refused for reason with err.
+func (s *Server) noteRefusal(r *http.Request, req request, reason string, err *connect.Error) {
+	s.metrics.refused.WithLabelValues(reason).Inc()
+	s.cfg.Logger.InfoContext(r.Context(), "HTTP request refused", "reason", reason, "protocol", req.protocol,
+		"method", r.Method, "path", r.URL.Path, "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"),
+		"code", err.Code().String(), "error", err.Message())
+}
+
+// notFound is a ResponseWriter that answers 404 Not Found whatever status
+// it is given.
+type notFound struct{ http.ResponseWriter }
+
+func (w notFound) WriteHeader(int)             { w.ResponseWriter.WriteHeader(http.StatusNotFound) }
+func (w notFound) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // peerOf is the client of r as the gRPC port shows its clients to the
 // interceptors: the connection's remote address (the admission listener's,

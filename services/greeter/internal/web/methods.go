@@ -23,6 +23,7 @@ type Service struct {
 // methodInfo is what serveCall needs of a method.
 type methodInfo struct {
 	clientStreams bool
+	bidi          bool
 	handler       http.Handler // connect-go's
 }
 
@@ -49,7 +50,7 @@ func (s *Server) register(services []Service) (map[string]methodInfo, error) {
 			opts := s.handlerOptions(sd.Methods().ByName(protoreflect.Name(sd2.StreamName)))
 			c := &streamCall{s: s, impl: svc.Impl, handler: sd2.Handler,
 				info: &grpc.StreamServerInfo{FullMethod: path, IsClientStream: sd2.ClientStreams, IsServerStream: sd2.ServerStreams}}
-			m := methodInfo{clientStreams: sd2.ClientStreams}
+			m := methodInfo{clientStreams: sd2.ClientStreams, bidi: sd2.ClientStreams && sd2.ServerStreams}
 			switch {
 			case sd2.ClientStreams && sd2.ServerStreams:
 				m.handler = connect.NewBidiStreamHandler(path, c.bidi, opts...)

@@ -27,6 +27,9 @@ const (
 type request struct {
 	protocol string
 	codec    string
+	// connectUnary is a Connect unary POST: to it, a path where nothing
+	// is served is HTTP's 404.
+	connectUnary bool
 }
 
 // classify reads a request's protocol and codec as the Connect, gRPC-Web and
@@ -68,9 +71,9 @@ func classify(r *http.Request) request {
 	}
 	switch ct {
 	case "application/json":
-		return request{protocol: protocolConnect, codec: codecJSON}
+		return request{protocol: protocolConnect, codec: codecJSON, connectUnary: true}
 	case "application/proto":
-		return request{protocol: protocolConnect, codec: codecProto}
+		return request{protocol: protocolConnect, codec: codecProto, connectUnary: true}
 	}
 	return request{protocol: protocolUnknown, codec: codecUnknown}
 }

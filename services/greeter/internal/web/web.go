@@ -1,7 +1,7 @@
 // Package web serves gRPC services to browsers and plain HTTP callers: the
-// Connect protocol (JSON and binary; unary and server streaming over
-// HTTP/1.1 and HTTP/2, client and bidi streaming over HTTP/2, GET for
-// methods marked NO_SIDE_EFFECTS), gRPC-Web (binary and text) and gRPC, on
+// Connect protocol (JSON and binary; every kind of call over HTTP/1.1 and
+// HTTP/2, bidi over HTTP/1.1 half duplex; GET for methods marked
+// NO_SIDE_EFFECTS), gRPC-Web (binary and text) and gRPC, on
 // one HTTP port (HTTP/1.1, and HTTP/2 as h2c or over TLS).
 //
 // Every method is a connect-go handler (connectrpc.com/connect, which
