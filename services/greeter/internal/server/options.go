@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,12 +45,6 @@ type options struct {
 	allowedOrigins []string
 	settingNames   web.SettingNames
 	extra          []extraService // WithService's
-}
-
-// extraService is a service WithService adds.
-type extraService struct {
-	desc *grpc.ServiceDesc
-	impl any
 }
 
 // OptionError is the error New returns for an option given a value it
@@ -352,51 +345,6 @@ func WithStatsHandler(h stats.Handler) Option {
 		}
 		return nil
 	}
-}
-
-// WithAllowedOrigins sets the origins ("https://app.example.com") whose
-// pages may call the HTTP port from a browser (CORS); "*" allows any. A
-// request with an Origin outside the list is refused with
-// PERMISSION_DENIED. The default, no origin, sends no CORS headers and
-// refuses nothing: a page served from the same origin as the API (behind
-// one proxy) needs none. Each use adds to the previous ones; an origin
-// must not be empty.
-func WithAllowedOrigins(origins ...string) Option {
-	return func(o *options) error {
-		if slices.Contains(origins, "") {
-			return &OptionError{"WithAllowedOrigins", origins, "an origin must not be empty"}
-		}
-		o.allowedOrigins = append(o.allowedOrigins, origins...)
-		return nil
-	}
-}
-
-// WithService serves one more service on both ports, registered as the
-// greeter's own services are: behind the same interceptor chain, admission
-// (which knows its methods as it knows theirs), limits, TLS and metrics.
-// For programs that prove the server's protocols with a service of their
-// own (the conformance server, package conformance); the greeter binary
-// adds none. desc and impl must not be nil. Each use adds one service.
-func WithService(desc *grpc.ServiceDesc, impl any) Option {
-	return func(o *options) error {
-		if desc == nil || impl == nil {
-			return &OptionError{"WithService", desc, "needs a service description and its implementation"}
-		}
-		o.extra = append(o.extra, extraService{desc, impl})
-		return nil
-	}
-}
-
-// SettingNames are the names an operator knows settings by, as
-// WithSettingNames takes them.
-type SettingNames = web.SettingNames
-
-// WithSettingNames names the settings behind refused calls as the operator
-// sets them (main passes the binary's flags, "--max-recv-msg-size"), so
-// that the answer to a refused call points to the one to change. The
-// default names none.
-func WithSettingNames(n SettingNames) Option {
-	return func(o *options) error { o.settingNames = n; return nil }
 }
 
 // rateLimiter is the limiter the options ask for, nil for none. Settings

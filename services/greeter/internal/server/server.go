@@ -66,8 +66,8 @@ type Server struct {
 }
 
 // New builds a Server with every service registered on both ports and
-// health SERVING; it accepts RPCs once Serve is called. It returns an error naming each option
-// given a value it cannot honour.
+// health SERVING; it accepts RPCs once Serve is called. It returns an error
+// naming each option given a value it cannot honour.
 func New(opts ...Option) (*Server, error) {
 	o := defaultOptions()
 	var errs []error

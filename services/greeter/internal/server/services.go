@@ -1,12 +1,13 @@
 package server
 
 import (
-	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
-	"github.com/acme/greeter/gen/go/helloworld"
 	"google.golang.org/grpc"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+
+	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/gen/go/helloworld"
 )
 
 // serviceDescs are the services New registers: both greeting contracts,
@@ -49,4 +50,26 @@ func serviceInfo(descs []*grpc.ServiceDesc) map[string]grpc.ServiceInfo {
 		info[d.ServiceName] = grpc.ServiceInfo{Methods: methods, Metadata: d.Metadata}
 	}
 	return info
+}
+
+// extraService is a service WithService adds.
+type extraService struct {
+	desc *grpc.ServiceDesc
+	impl any
+}
+
+// WithService serves one more service on both ports, registered as the
+// greeter's own services are: behind the same interceptor chain, admission
+// (which knows its methods as it knows theirs), limits, TLS and metrics.
+// For programs that prove the server's protocols with a service of their
+// own (the conformance server, package conformance); the greeter binary
+// adds none. desc and impl must not be nil. Each use adds one service.
+func WithService(desc *grpc.ServiceDesc, impl any) Option {
+	return func(o *options) error {
+		if desc == nil || impl == nil {
+			return &OptionError{"WithService", desc, "needs a service description and its implementation"}
+		}
+		o.extra = append(o.extra, extraService{desc, impl})
+		return nil
+	}
 }
