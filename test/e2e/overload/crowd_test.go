@@ -3,13 +3,18 @@ package overload_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
 	"github.com/acme/greeter/test/harness/h2client"
+	"github.com/acme/greeter/test/harness/process"
 )
 
 // TestIdleCrowd: connections that complete the HTTP/2 handshake and open no
@@ -143,4 +148,64 @@ func TestHealthCrowd(t *testing.T) {
 	if got := m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "max-health-streams"}); got < 10 {
 		t.Errorf("held health calls ended for the probes: %v, want at least 10", got)
 	}
+}
+
+// TestHTTPHolders: 50 addresses × 20 HTTP/1.1 client-streaming calls
+// (SayHelloToAll, a chunked body that never comes), more than
+// --max-connections: while they hold every connection, Connect calls from
+// another address are served (a newcomer takes the place of a connection
+// whose every call has waited a second or more for its request), and once
+// the first-message timeout has passed, none is held.
+func TestHTTPHolders(t *testing.T) {
+	httpAddr, err := process.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, "--http-addr", httpAddr)
+	held := 0
+	for a := range 50 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", a+1))}, Timeout: 5 * time.Second}
+		for range 20 {
+			conn, err := d.Dial("tcp", httpAddr)
+			if err != nil {
+				continue
+			}
+			t.Cleanup(func() { conn.Close() })
+			if _, err := io.WriteString(conn, "POST /acme.greeter.v1.GreeterService/SayHelloToAll HTTP/1.1\r\nHost: greeter\r\n"+
+				"Content-Type: application/connect+json\r\nTransfer-Encoding: chunked\r\n\r\n"); err == nil {
+				held++
+			}
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	m := scrape(t, srv)
+	t.Logf("%d holders sent their headers; %v connections open", held, m.Sum("greeter_connections", nil))
+
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}}).DialContext, DisableKeepAlives: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](&http.Client{Transport: tr, Timeout: wellBehavedBound},
+		"http://"+httpAddr+"/acme.greeter.v1.GreeterService/SayHello", connect.WithProtoJSON())
+	failed := 0
+	for i := range 15 {
+		if _, err := client.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {
+			failed++
+			t.Logf("Connect call %d: %v", i+1, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if failed > 0 {
+		t.Errorf("%d of 15 Connect calls failed while HTTP/1.1 holders held the connections", failed)
+	}
+	// The first-message timeout (10 s, shorter as memory fills) ends every
+	// holder's call, and net/http closes its connection.
+	deadline := time.Now().Add(25 * time.Second)
+	for scrape(t, srv).Sum("greeter_connections", nil) > 0 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	m = scrape(t, srv)
+	if open := m.Sum("greeter_connections", nil); open > 0 {
+		t.Errorf("%v connections still open 25 s after the holders' headers", open)
+	}
+	t.Logf("evicted %v, reaped %v (first-message timeout)", m.Sum("greeter_connections_evicted_total", nil),
+		m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "first-message-timeout"}))
 }

@@ -31,10 +31,12 @@
 //     open cannot fail a probe;
 //   - at Limits.MaxConnections, or at Limits.MaxConnectionsPerClient from
 //     one IP address, a new connection takes the place of the connection
-//     idle longest (no RPC in flight) of the address holding the most, or
-//     of its own address; only when none is idle is it closed as soon as
-//     it is accepted (listener.go). A crowd of idle connections never
-//     shuts the door on a newcomer;
+//     idle longest (no RPC in flight), or holding longest (every RPC on it
+//     waiting a second or more for its request), of the address holding
+//     the most, or of its own address; only when there is none is the new
+//     one closed as soon as it is accepted (listener.go). A crowd of idle connections,
+//     or of connections holding calls open, never shuts the door on a
+//     newcomer;
 //   - an RPC whose first request message has not arrived within
 //     Limits.FirstMessageTimeout is cancelled, and a connection on which a
 //     send has waited on flow control for Limits.SendStallTimeout is closed;

@@ -160,6 +160,9 @@ func (c *Controller) stopWaiting(cl *call) {
 	if cl.waiting.CompareAndSwap(true, false) {
 		cl.use.waiting.Add(-1)
 		c.waiting.Add(-1)
+		if cl.conn != nil {
+			cl.conn.waiting.Add(-1)
+		}
 	}
 }
 

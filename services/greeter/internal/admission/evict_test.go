@@ -194,3 +194,33 @@ func TestWaitingShare(t *testing.T) {
 		t.Errorf("%d calls counted waiting, want 3", got)
 	}
 }
+
+// TestHolderEviction: at a connection limit, a connection whose every RPC
+// has waited a second or more for its request gives way to a newcomer as
+// an idle one does; one with an RPC whose request came, or one whose RPC
+// started a moment ago, does not.
+func TestHolderEviction(t *testing.T) {
+	c, clk := newLimitedController(Limits{MaxConnections: 3})
+	conns := []*fakeConn{connFrom("127.0.1.1", 1), connFrom("127.0.1.2", 1), connFrom("127.0.1.3", 1)}
+	var calls []*call
+	for _, conn := range conns {
+		tc := c.admitConn(conn)
+		ctx, _, err := c.Admit(context.Background(), &peer.Peer{Addr: tc.RemoteAddr()}, "/acme.greeter.v1.GreeterService/SayHello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, ctx.Value(callKey{}).(*call))
+	}
+	// The first connection's request came; the others' never does.
+	c.receivedRequest(calls[0])
+	if c.admitConn(connFrom("127.0.2.1", 1)) != nil {
+		t.Fatal("a newcomer took the place of a connection whose RPC started a moment ago")
+	}
+	clk.t = clk.t.Add(2 * minIdle)
+	if c.admitConn(connFrom("127.0.2.1", 2)) == nil {
+		t.Fatal("a newcomer was refused while connections held RPCs whose request never came")
+	}
+	if got := closed(conns); len(got) != 1 || got[0] == "127.0.1.1:1" {
+		t.Errorf("evicted %v, want one holder, never 127.0.1.1:1, whose request came", got)
+	}
+}

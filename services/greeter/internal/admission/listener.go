@@ -2,6 +2,7 @@ package admission
 
 import (
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,24 +82,39 @@ func (c *Controller) fullLimit(ip string) string {
 	return ""
 }
 
-// idlest is the connection a newcomer from ip may take the place of: one
-// with no RPC in flight for minIdle at least, from ip alone when sameIP,
-// else from the address holding the most connections; the one idle
-// longest among them. nil if none. Called with c.mu held.
+// idlest is the connection a newcomer from ip may take the place of, from
+// ip alone when sameIP, else from the address holding the most
+// connections: one with no RPC in flight for minIdle at least, or one
+// whose every RPC still waits for its request with none started for
+// minIdle (a holder: a well-behaved client's request comes with its
+// headers); the one idle or holding longest among them. nil if none.
+// Called with c.mu held.
 func (c *Controller) idlest(ip string, sameIP bool) *trackedConn {
 	cutoff := c.now().Add(-minIdle)
-	var best *trackedConn
+	var (
+		best      *trackedConn
+		bestSince time.Time
+	)
 	for tc := range c.conns {
-		if tc.calls > 0 || tc.idleSince.After(cutoff) || (sameIP && tc.ip != ip) {
+		if sameIP && tc.ip != ip {
+			continue
+		}
+		var since time.Time
+		switch {
+		case tc.calls == 0 && !tc.idleSince.After(cutoff):
+			since = tc.idleSince
+		case tc.calls > 0 && int64(tc.calls) == tc.waiting.Load() && !tc.lastCall.After(cutoff):
+			since = tc.lastCall
+		default:
 			continue
 		}
 		if best == nil {
-			best = tc
+			best, bestSince = tc, since
 			continue
 		}
 		if held, bestHeld := c.connsByIP[tc.ip], c.connsByIP[best.ip]; held > bestHeld ||
-			(held == bestHeld && tc.idleSince.Before(best.idleSince)) {
-			best = tc
+			(held == bestHeld && since.Before(bestSince)) {
+			best, bestSince = tc, since
 		}
 	}
 	return best
@@ -122,10 +138,13 @@ type trackedConn struct {
 	c    *Controller
 	ip   string
 	addr *remoteAddr
+	// waiting counts its RPCs waiting for their first request message.
+	waiting atomic.Int64
 	// Guarded by c.mu:
 	key       string    // the client's, once an RPC has asked (clientKey)
 	calls     int       // RPCs in flight, refused ones included
 	idleSince time.Time // when calls last fell to 0, or it was accepted
+	lastCall  time.Time // when its newest RPC started
 	gone      bool      // no longer counted (forget)
 }
 

@@ -114,11 +114,15 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 			cl.waiting.Store(true)
 			use.waiting.Add(1)
 			c.waiting.Add(1)
+			if cl.conn != nil {
+				cl.conn.waiting.Add(1)
+			}
 		}
 	}
 	use.calls++
 	if cl.conn != nil {
 		cl.conn.calls++
+		cl.conn.lastCall = cl.start
 	}
 	c.calls[cl] = struct{}{}
 	c.mu.Unlock()
