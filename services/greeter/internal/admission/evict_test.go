@@ -125,8 +125,9 @@ func closed(conns []*fakeConn) []string {
 // held health call whose request never came, from the client holding the
 // most; calls whose request came are never ended for it.
 func TestHealthEviction(t *testing.T) {
-	c, _ := newLimitedController(Limits{MaxHealthStreams: 3, MaxHealthPerClient: 2})
+	c, clk := newLimitedController(Limits{MaxHealthStreams: 3, MaxHealthPerClient: 2})
 	check := func(ip string) (context.Context, error) {
+		clk.t = clk.t.Add(time.Millisecond) // "oldest" is the order of the calls
 		ctx, _, err := c.Admit(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}}, "/grpc.health.v1.Health/Check")
 		return ctx, err
 	}
