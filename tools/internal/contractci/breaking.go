@@ -19,13 +19,9 @@ const LabelRefused = "LABEL_REFUSED"
 // one no release holds, and refused otherwise.
 func runBreaking(ctx context.Context, repoDir string, ev Event, git Git) Result {
 	r := Result{Check: "breaking"}
-	b, err := ChooseBaseline(ev, git)
-	if err != nil {
-		return r.ended(err)
-	}
-	if b.Skip != "" {
-		r.Status, r.Note = Skipped, b.Skip
-		return r
+	b, done, ok := r.baseline(ev, git)
+	if !ok {
+		return done
 	}
 	r.Against, r.Note = b.What, b.Note
 	return Judge(r.ended(breaking(ctx, repoDir, b.Commit)), b, git)

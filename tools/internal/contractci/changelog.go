@@ -26,13 +26,9 @@ const ChangelogMissing = "CHANGELOG_ENTRY"
 // Unreleased" section of Changelog gained no line.
 func runChangelog(repoDir string, ev Event, git Git) Result {
 	r := Result{Check: "changelog"}
-	b, err := ChooseBaseline(ev, git)
-	if err != nil {
-		return r.ended(err)
-	}
-	if b.Skip != "" {
-		r.Status, r.Note = Skipped, b.Skip
-		return r
+	b, done, ok := r.baseline(ev, git)
+	if !ok {
+		return done
 	}
 	r.Against = b.What
 	protos := protosIn(git.Changed(b.Commit, protocheck.ContractPath))

@@ -93,6 +93,21 @@ func Run(ctx context.Context, name, repoDir string, ev Event, git Git) Result {
 	return r.ended(err)
 }
 
+// baseline is the event's baseline for r's check (ChooseBaseline); when
+// there is none to compare with, ok is false and done is r finished:
+// errored, or skipped with the reason.
+func (r Result) baseline(ev Event, git Git) (b Baseline, done Result, ok bool) {
+	b, err := ChooseBaseline(ev, git)
+	if err != nil {
+		return b, r.ended(err), false
+	}
+	if b.Skip != "" {
+		r.Status, r.Note = Skipped, b.Skip
+		return b, r, false
+	}
+	return b, r, true
+}
+
 // ended is r ended by err: passed (nil), failed (a *protocheck.Error,
 // with its findings) or errored.
 func (r Result) ended(err error) Result {
