@@ -3,7 +3,7 @@ module github.com/acme/greeter/test
 go 1.26.7
 
 require (
-	connectrpc.com/connect v1.19.1
+	connectrpc.com/connect v1.21.1
 	github.com/acme/greeter/gen/go v1.0.0
 	github.com/moby/buildkit v0.33.0
 	github.com/moby/patternmatcher v0.6.1

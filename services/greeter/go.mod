@@ -5,7 +5,7 @@ go 1.26.7
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2
 	buf.build/go/protovalidate v1.4.0
-	connectrpc.com/connect v1.19.1
+	connectrpc.com/connect v1.21.1
 	connectrpc.com/cors v0.1.0
 	github.com/KimMachineGun/automemlimit v1.0.2
 	github.com/acme/greeter/gen/go v1.0.0
