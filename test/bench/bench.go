@@ -30,7 +30,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -74,6 +76,9 @@ type Config struct {
 	// port's rows (h2load, greeter vs bare connect-go); none leaves them
 	// out.
 	HTTPConcurrency []int
+	// HTTPScenarios names the HTTP rows to measure (HTTPScenarioKeys);
+	// none measures them all.
+	HTTPScenarios []string
 	// GreeterArgs are extra flags for the greeter; none means production
 	// defaults, planned for a pod of benchMemoryLimit.
 	GreeterArgs []string
@@ -134,6 +139,11 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 	capacityOnly := len(cfg.Scenarios) == 0 && (len(cfg.Capacity) > 0 || cfg.Crowd)
 	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Rounds < 1 || len(cfg.Concurrency) == 0 || len(cfg.Generators) == 0 || (len(cfg.Scenarios) == 0 && !capacityOnly) {
 		return "", errors.New("bench: need a duration, rounds, concurrency levels, generators and scenarios (or capacity rows only)")
+	}
+	for _, s := range cfg.HTTPScenarios {
+		if !slices.Contains(HTTPScenarioKeys(), s) {
+			return "", fmt.Errorf("bench: unknown HTTP scenario %q (known: %s)", s, strings.Join(HTTPScenarioKeys(), ", "))
+		}
 	}
 	for _, s := range cfg.Scenarios {
 		if _, ok := ghzCalls[s]; !ok {

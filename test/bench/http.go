@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,10 +36,12 @@ const H2load Generator = "h2load"
 
 // httpScenario is one shape of HTTP call.
 type httpScenario struct {
+	key         string // its name in -http-scenarios
 	name        load.Scenario
 	path        string
 	contentType string
 	connect     bool // unary Connect: Connect-Protocol-Version: 1
+	grpcWeb     bool // the status is in the body's trailer frame
 	h1          bool
 	body        []byte
 	perCall     int64 // operations per call: greetings for a stream
@@ -53,15 +56,30 @@ func httpScenarios() ([]httpScenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	enveloped := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(stream)))
-	enveloped = append(enveloped, stream...)
+	envelope := func(msg []byte) []byte {
+		return append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg))), msg...)
+	}
 	const sayHello = "/acme.greeter.v1.GreeterService/SayHello"
 	return []httpScenario{
-		{name: "connect-json unary h2c", path: sayHello, contentType: "application/json", connect: true, body: []byte(`{"name":"h2load"}`), perCall: 1},
-		{name: "connect-proto unary h2c", path: sayHello, contentType: "application/proto", connect: true, body: unary, perCall: 1},
-		{name: "connect-json unary HTTP/1.1", path: sayHello, contentType: "application/json", connect: true, h1: true, body: []byte(`{"name":"h2load"}`), perCall: 1},
-		{name: "connect-proto server stream h2c", path: "/acme.greeter.v1.GreeterService/SayHelloStream", contentType: "application/connect+proto", body: enveloped, perCall: streamLength},
+		{key: "connect-json-h2c", name: "connect-json unary h2c", path: sayHello, contentType: "application/json", connect: true, body: []byte(`{"name":"h2load"}`), perCall: 1},
+		{key: "connect-proto-h2c", name: "connect-proto unary h2c", path: sayHello, contentType: "application/proto", connect: true, body: unary, perCall: 1},
+		{key: "connect-json-h1", name: "connect-json unary HTTP/1.1", path: sayHello, contentType: "application/json", connect: true, h1: true, body: []byte(`{"name":"h2load"}`), perCall: 1},
+		{key: "connect-proto-h1", name: "connect-proto unary HTTP/1.1", path: sayHello, contentType: "application/proto", connect: true, h1: true, body: unary, perCall: 1},
+		{key: "grpcweb-h2c", name: "grpc-web-proto unary h2c", path: sayHello, contentType: "application/grpc-web+proto", grpcWeb: true, body: envelope(unary), perCall: 1},
+		{key: "grpcweb-h1", name: "grpc-web-proto unary HTTP/1.1", path: sayHello, contentType: "application/grpc-web+proto", grpcWeb: true, h1: true, body: envelope(unary), perCall: 1},
+		{key: "connect-stream-h2c", name: "connect-proto server stream h2c", path: "/acme.greeter.v1.GreeterService/SayHelloStream", contentType: "application/connect+proto", body: envelope(stream), perCall: streamLength},
+		{key: "grpcweb-stream-h2c", name: "grpc-web-proto server stream h2c", path: "/acme.greeter.v1.GreeterService/SayHelloStream", contentType: "application/grpc-web+proto", grpcWeb: true, body: envelope(stream), perCall: streamLength},
 	}, nil
+}
+
+// HTTPScenarioKeys lists the HTTP rows' names for Config.HTTPScenarios.
+func HTTPScenarioKeys() []string {
+	scenarios, _ := httpScenarios()
+	keys := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		keys[i] = s.key
+	}
+	return keys
 }
 
 // httpRows measures every HTTP scenario at every concurrency of
@@ -73,6 +91,9 @@ func (b *bench) httpRows(ctx context.Context, dir string) ([]row, error) {
 	scenarios, err := httpScenarios()
 	if err != nil {
 		return nil, err
+	}
+	if len(b.cfg.HTTPScenarios) > 0 {
+		scenarios = slices.DeleteFunc(scenarios, func(s httpScenario) bool { return !slices.Contains(b.cfg.HTTPScenarios, s.key) })
 	}
 	var targets []target
 	stop := func() {
@@ -149,7 +170,11 @@ func checkHTTPCall(ctx context.Context, addr string, s httpScenario) error {
 	if err != nil {
 		return err
 	}
-	if res.StatusCode != http.StatusOK || bytes.Contains(got, []byte(`"error"`)) || !bytes.Contains(got, []byte("Hello, h2load!")) {
+	failed := bytes.Contains(got, []byte(`"error"`))
+	if s.grpcWeb {
+		failed = !bytes.Contains(bytes.ToLower(got), []byte("grpc-status: 0"))
+	}
+	if res.StatusCode != http.StatusOK || failed || !bytes.Contains(got, []byte("Hello, h2load!")) {
 		return fmt.Errorf("a check call answered %d %q", res.StatusCode, got)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,21 +72,26 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// cpuRatio is greeter/bare CPU per operation over the whole row, and the
-// lowest and highest ratio of one round.
-func (r row) cpuRatio() (all, lo, hi float64) {
+// cpuRatio is the median of the per-round ratios of greeter to bare CPU
+// per operation, and the lowest and highest of them. A round's two runs
+// share the machine's state of the moment, so the median of their ratios
+// resists one disturbed round better than the ratio of the row's totals.
+func (r row) cpuRatio() (median, lo, hi float64) {
 	g, b := sum(r.runs[0]), sum(r.runs[1])
-	all = ratio(g.cpuPerOp(), b.cpuPerOp())
+	var ratios []float64
 	for i := range min(len(g.roundCPUPerOps), len(b.roundCPUPerOps)) {
-		x := ratio(g.roundCPUPerOps[i], b.roundCPUPerOps[i])
-		if i == 0 || x < lo {
-			lo = x
-		}
-		if i == 0 || x > hi {
-			hi = x
-		}
+		ratios = append(ratios, ratio(g.roundCPUPerOps[i], b.roundCPUPerOps[i]))
 	}
-	return all, lo, hi
+	if len(ratios) == 0 {
+		return ratio(g.cpuPerOp(), b.cpuPerOp()), 0, 0
+	}
+	slices.Sort(ratios)
+	n := len(ratios)
+	median = ratios[n/2]
+	if n%2 == 0 {
+		median = (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	return median, ratios[0], ratios[n-1]
 }
 
 // summary is the progress line of a row.
@@ -158,7 +164,7 @@ func (r *report) markdown() string {
 		"The greeter runs with its production defaults%s; the bare server is grpc-go with `grpc.NewServer()`'s defaults serving the same contracts from the same gen/go (test/cmd/bareserver). "+
 		"Each row alternates greeter and bare, %d rounds, each run a %s warm-up then %s measured, all in this one run (%s in all); greetload warms up and measures in one process and reports when its measured window begins and ends, ghz warms up in a run of its own and finishes every call it started (`--duration-stop wait`). "+
 		"**Server CPU per request** is the server process's user+system time (/proc/PID/stat) over the requests completed; for streams a request is one message (server stream: a greeting received; client stream: a name sent; bidi: a round trip), and streams carry %d messages per call. "+
-		"\"Per round\" is the lowest and highest ratio of one round: the machine's noise. "+
+		"The **ratio** is the median of the rounds' ratios (each round's greeter run over its bare run); \"per round\" is the lowest and highest of them: the machine's noise. "+
 		"p99 is per call (unary, client stream, and every ghz stream), per round trip (greetload bidi) and per gap between greetings (greetload server stream), averaged over the rounds. "+
 		"Peak RSS is the server's highest resident memory during the row's measured runs. "+
 		"Targets (issue 13): server CPU per request ≤ %.2f× bare, p99 ≤ %.1f× bare.\n\n",

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,7 +27,14 @@ func main() {
 	addr := flag.String("grpc-addr", "127.0.0.1:50051", "`address` to listen on")
 	flag.String("metrics-addr", "", "ignored: the bare server has no metrics")
 	httpAddr := flag.String("http-addr", "", "`address` of a bare connect-go server of the HTTP port's benchmark methods (HTTP/1.1 and h2c); empty for none")
+	pprofAddr := flag.String("pprof-addr", "", "`address` to serve Go profiles on (/debug/pprof/), to compare the ceiling's profile with the greeter's; empty for none")
 	flag.Parse()
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { _ = http.ListenAndServe(*pprofAddr, mux) }()
+	}
 
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -43,7 +43,7 @@ func main() {
 
 func run() error {
 	cfg := bench.Config{Progress: os.Stderr}
-	var conc, scen, gens, through, idle, capacity, extra, out, httpConc string
+	var conc, scen, gens, through, idle, capacity, extra, out, httpConc, httpScen string
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "how long each measured run drives one server (at most 5m)")
 	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "how long each server is driven, unmeasured, before each measured run")
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "how many times each row alternates greeter and bare (1 to 20)")
@@ -55,6 +55,7 @@ func run() error {
 	flag.StringVar(&capacity, "capacity", "10000", "comma-separated numbers of well-behaved slow streams held at once for the capacity rows, against the greeter at its default 256 MiB plan; empty for none")
 	flag.BoolVar(&cfg.Crowd, "crowd", true, "add the crowd-of-holders capacity row (50 addresses × 1,000 streams that send HEADERS only, for 10s)")
 	flag.StringVar(&httpConc, "http-concurrency", "1,16,64", "comma-separated numbers of calls in flight for the HTTP port's rows (h2load: greeter vs bare connect-go); empty for none")
+	flag.StringVar(&httpScen, "http-scenarios", strings.Join(bench.HTTPScenarioKeys(), ","), "comma-separated HTTP rows")
 	flag.StringVar(&extra, "greeter-args", "", "extra space-separated flags for the greeter (default none: production defaults)")
 	flag.StringVar(&cfg.GreeterBin, "greeter-bin", "", "greeter `binary` to measure instead of building services/greeter (an earlier build, to compare)")
 	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+marker+" is replaced; empty prints only")
@@ -80,6 +81,11 @@ func run() error {
 	if strings.TrimSpace(httpConc) != "" {
 		if cfg.HTTPConcurrency, err = ints(httpConc); err != nil {
 			return fmt.Errorf("-http-concurrency: %w", err)
+		}
+	}
+	for _, s := range strings.Split(httpScen, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.HTTPScenarios = append(cfg.HTTPScenarios, s)
 		}
 	}
 	for _, g := range strings.Split(gens, ",") {
