@@ -23,10 +23,13 @@ import (
 // after the interceptors have released it; or, for a refused call, the
 // status to answer it with, its charge already released.
 //
+// The admitted context carries client as its peer (peer.NewContext).
+//
 // A transport that reads a call's headers before its body (the HTTP port)
 // answers the refusal itself. grpc-go's tap handle cannot: see TapHandle.
 func (c *Controller) Admit(ctx context.Context, client *peer.Peer, method string) (admitted context.Context, release func(), err error) {
-	cl := c.enter(peer.NewContext(ctx, client), method)
+	ctx = peer.NewContext(ctx, client)
+	cl := c.enter(ctx, method)
 	if cl == nil {
 		return ctx, func() {}, nil
 	}

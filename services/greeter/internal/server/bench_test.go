@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -226,4 +229,37 @@ func benchConn(b *testing.B, s *grpc.Server) *grpc.ClientConn {
 	}
 	b.Cleanup(func() { conn.Close(); s.Stop() })
 	return conn
+}
+
+// BenchmarkWebSayHello is one Connect unary call through the HTTP port's
+// handler, in process and without a connection: its allocations are the
+// bridge's, connect-go's and the chain's, which the HTTP rows of `make
+// bench` pay per call. Its time is not the server's cost (that is measured
+// from outside: test/bench).
+func BenchmarkWebSayHello(b *testing.B) {
+	for _, tc := range []struct {
+		name, contentType string
+		body              []byte
+	}{
+		{"connect-proto", "application/proto", []byte("\n\x03Ada")},
+		{"connect-json", "application/json", []byte(`{"name":"Ada"}`)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv, err := New(WithLogger(discardLogger(slog.LevelInfo)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, "/acme.greeter.v1.GreeterService/SayHello", bytes.NewReader(tc.body))
+				r.Header.Set("Content-Type", tc.contentType)
+				r.Header.Set("Connect-Protocol-Version", "1")
+				w := httptest.NewRecorder()
+				srv.web.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("answered %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
 }

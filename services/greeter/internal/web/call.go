@@ -21,8 +21,8 @@ import (
 type call struct {
 	s     *Server
 	ctx   context.Context
-	tr    *transportStream
-	begin time.Time
+	tr    transportStream
+	begin time.Time // for the stats handlers; zero without them
 }
 
 // begin starts a call of method: its incoming metadata from header, its
@@ -30,10 +30,11 @@ type call struct {
 // trace context the client sent joins the call's span).
 func (s *Server) begin(ctx context.Context, method string, header http.Header, clientStream, serverStream bool) *call {
 	md := incomingMetadata(header)
-	c := &call{s: s, tr: &transportStream{method: method}, begin: time.Now()}
+	c := &call{s: s, tr: transportStream{method: method}}
 	ctx = metadata.NewIncomingContext(ctx, md)
-	ctx = grpc.NewContextWithServerTransportStream(ctx, c.tr)
+	ctx = grpc.NewContextWithServerTransportStream(ctx, &c.tr)
 	if hs := s.cfg.StatsHandlers; len(hs) > 0 {
+		c.begin = time.Now()
 		for _, h := range hs {
 			ctx = h.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
 		}
@@ -51,8 +52,11 @@ func (s *Server) begin(ctx context.Context, method string, header http.Header, c
 }
 
 func (c *call) received(msg any, size int) {
-	for _, h := range c.s.cfg.StatsHandlers {
-		h.HandleRPC(c.ctx, &stats.InPayload{Payload: msg, Length: size, CompressedLength: size, WireLength: size + 5, RecvTime: time.Now()})
+	if hs := c.s.cfg.StatsHandlers; len(hs) > 0 {
+		in := &stats.InPayload{Payload: msg, Length: size, CompressedLength: size, WireLength: size + 5, RecvTime: time.Now()}
+		for _, h := range hs {
+			h.HandleRPC(c.ctx, in)
+		}
 	}
 }
 
@@ -71,8 +75,11 @@ func (c *call) end(err error) error {
 	if err != nil && c.s.cutoff.Err() != nil && status.Code(err) == codes.Canceled {
 		err = status.Error(codes.Unavailable, "the server is shutting down and cut the call off at the end of its drain: retry")
 	}
-	for _, h := range c.s.cfg.StatsHandlers {
-		h.HandleRPC(c.ctx, &stats.End{BeginTime: c.begin, EndTime: time.Now(), Error: err, Trailer: c.tr.trailerMD()})
+	if hs := c.s.cfg.StatsHandlers; len(hs) > 0 {
+		end := &stats.End{BeginTime: c.begin, EndTime: time.Now(), Error: err, Trailer: c.tr.trailerMD()}
+		for _, h := range hs {
+			h.HandleRPC(c.ctx, end)
+		}
 	}
 	return err
 }

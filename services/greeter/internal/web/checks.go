@@ -56,7 +56,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 		return
 	}
 	client := s.peerOf(r)
-	ctx := interceptors.WithProtocol(peer.NewContext(r.Context(), client), req.protocol)
+	ctx := interceptors.WithProtocol(r.Context(), req.protocol)
 	if s.cfg.Admission != nil {
 		admitted, release, err := s.cfg.Admission.Admit(ctx, client, r.URL.Path)
 		if err != nil {
@@ -65,28 +65,29 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 		}
 		defer release()
 		ctx = admitted
+	} else {
+		ctx = peer.NewContext(ctx, client)
 	}
 	// A copy: net/http looks at its own request's Body once the handler
 	// returns, to close an HTTP/1 connection whose body was not read whole.
 	r = r.WithContext(ctx)
-	rc := http.NewResponseController(w)
 	switch {
 	case !m.clientStreams:
 		// A message larger than the limit is refused by connect-go as soon
 		// as it has that much; this bounds the whole body too.
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if t := s.cfg.FirstMessageTimeout; t > 0 && r.Method == http.MethodPost {
-			body := newTimedBody(r.Body, rc, t, s.cfg.Names.FirstMessageTimeout)
+			body := newTimedBody(r.Body, w, t, s.cfg.Names.FirstMessageTimeout)
 			defer body.stop()
 			r.Body = body
 		}
 	case s.cfg.Admission != nil:
-		body := newStreamBody(ctx, r.Body, rc)
+		body := newStreamBody(ctx, r.Body, w)
 		defer body.stop()
 		r.Body = body
 	}
 	if s.cfg.SendStallTimeout > 0 {
-		sw := &stallWriter{ResponseWriter: w, rc: rc, timeout: s.cfg.SendStallTimeout}
+		sw := &stallWriter{ResponseWriter: w, timeout: s.cfg.SendStallTimeout}
 		defer sw.end()
 		w = sw
 	}
@@ -102,7 +103,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 		w = tw
 	}
 	if m.bidi && r.ProtoMajor == 1 {
-		r = bidiOverHTTP1(r, rc)
+		r = bidiOverHTTP1(r, http.NewResponseController(w))
 	}
 	m.handler.ServeHTTP(w, r)
 }

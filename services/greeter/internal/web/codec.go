@@ -22,6 +22,9 @@ import (
 type inbound struct {
 	data []byte
 	json bool
+	// wire is data as the server's codec takes it, kept here so that
+	// decoding allocates no slice for it.
+	wire [1]mem.Buffer
 }
 
 // outbound is a response message, encoded by the codec the client chose.
@@ -84,7 +87,8 @@ func (s *Server) decode(in *inbound, msg any) error {
 		return status.Errorf(codes.Internal, "decode into %T: not a protobuf message", msg)
 	}
 	if !in.json {
-		return s.cfg.Codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(in.data)}, msg)
+		in.wire[0] = mem.SliceBuffer(in.data)
+		return s.cfg.Codec.Unmarshal(in.wire[:], msg)
 	}
 	if len(in.data) == 0 {
 		// protojson would say "unexpected token"; an empty JSON request

@@ -26,7 +26,8 @@ type Admission interface {
 	// interceptors will see them. It returns the context the call
 	// must run in and release, which ends the charge once the call is over
 	// and may be called after the server has released it; or the gRPC
-	// status error that refuses the call.
+	// status error that refuses the call. The admitted context carries
+	// client as its peer (peer.NewContext).
 	Admit(ctx context.Context, client *peer.Peer, method string) (admitted context.Context, release func(), err error)
 }
 

@@ -26,7 +26,7 @@ import (
 // connection, for good.
 type timedBody struct {
 	io.ReadCloser
-	rc      *http.ResponseController
+	w       http.ResponseWriter // its controller sets the read deadline that ends the read
 	timeout time.Duration
 	setting string // the timeout's name, for the answer
 	timer   *time.Timer
@@ -44,14 +44,14 @@ const (
 	bodyExpired
 )
 
-func newTimedBody(body io.ReadCloser, rc *http.ResponseController, timeout time.Duration, setting string) *timedBody {
-	b := &timedBody{ReadCloser: body, rc: rc, timeout: timeout, setting: setting}
+func newTimedBody(body io.ReadCloser, w http.ResponseWriter, timeout time.Duration, setting string) *timedBody {
+	b := &timedBody{ReadCloser: body, w: w, timeout: timeout, setting: setting}
 	b.timer = time.AfterFunc(timeout, b.expire)
 	return b
 }
 
-func newStreamBody(ctx context.Context, body io.ReadCloser, rc *http.ResponseController) *timedBody {
-	b := &timedBody{ReadCloser: body, rc: rc, ctx: ctx}
+func newStreamBody(ctx context.Context, body io.ReadCloser, w http.ResponseWriter) *timedBody {
+	b := &timedBody{ReadCloser: body, w: w, ctx: ctx}
 	b.stopCtx = context.AfterFunc(ctx, b.expire)
 	return b
 }
@@ -66,7 +66,7 @@ func (b *timedBody) expire() {
 		return
 	}
 	b.state = bodyExpired
-	_ = b.rc.SetReadDeadline(time.Now().Add(-time.Second))
+	_ = http.NewResponseController(b.w).SetReadDeadline(time.Now().Add(-time.Second))
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
@@ -124,7 +124,7 @@ func (b *timedBody) stop() {
 // handler returns, and costs no deadline.
 type stallWriter struct {
 	http.ResponseWriter
-	rc       *http.ResponseController
+	rc       *http.ResponseController // made by the first write that needs it
 	timeout  time.Duration
 	buffered int       // bytes written since the last flush
 	deadline time.Time // zero: none set
@@ -141,7 +141,7 @@ func (w *stallWriter) arm() {
 		return
 	}
 	w.deadline = now.Add(w.timeout)
-	_ = w.rc.SetWriteDeadline(w.deadline)
+	_ = w.controller().SetWriteDeadline(w.deadline)
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
@@ -155,15 +155,22 @@ func (w *stallWriter) Write(p []byte) (int, error) {
 func (w *stallWriter) Flush() {
 	w.arm()
 	w.buffered = 0
-	_ = w.rc.Flush()
+	_ = w.controller().Flush()
 }
 
 // end clears the deadline, if one was set: on HTTP/1.1 it is the
 // connection's, and would end the next request.
 func (w *stallWriter) end() {
 	if !w.deadline.IsZero() {
-		_ = w.rc.SetWriteDeadline(time.Time{})
+		_ = w.controller().SetWriteDeadline(time.Time{})
 	}
+}
+
+func (w *stallWriter) controller() *http.ResponseController {
+	if w.rc == nil {
+		w.rc = http.NewResponseController(w.ResponseWriter)
+	}
+	return w.rc
 }
 
 func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

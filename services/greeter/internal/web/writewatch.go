@@ -16,10 +16,15 @@ import (
 // WriteByteTimeout sets the connection's write deadline before every write
 // and clears it after, two runtime timer changes per frame, which showed
 // in profiles of Connect unary calls (docs/performance.md, "HTTP port").
-// Here a write costs two atomic stores and a clock read, and
-// one goroutine looks at every connection a few times per timeout.
+// Here a write costs an atomic load and two stores: it notes the watch's
+// tick, not the time (a clock read costs more, on a VM, than the rest of
+// the write's bookkeeping), and one goroutine looks at every connection
+// a few times per timeout.
 type writeWatch struct {
 	timeout time.Duration
+	// tick counts the watch's looks; a write notes the one it began
+	// after.
+	tick    atomic.Int64
 	mu      sync.Mutex
 	conns   map[*watchedConn]struct{}
 	start   sync.Once
@@ -54,8 +59,8 @@ func (w *writeWatch) run() {
 		select {
 		case <-w.quit:
 			return
-		case now := <-t.C:
-			for _, c := range w.stalled(now) {
+		case <-t.C:
+			for _, c := range w.stalled(w.tick.Add(1)) {
 				c.Conn.Close()
 				w.onClose(c.RemoteAddr())
 			}
@@ -64,14 +69,19 @@ func (w *writeWatch) run() {
 }
 
 // stalled are the connections whose write in progress began more than the
-// timeout before now.
-func (w *writeWatch) stalled(now time.Time) []*watchedConn {
-	since := now.Add(-w.timeout).UnixNano()
+// timeout before tick: a write noted after tick k began at most a look's
+// interval after it, so one that is still in progress at tick
+// k+1+ceil(timeout/interval) has waited the timeout at least, and at most
+// an interval more.
+func (w *writeWatch) stalled(tick int64) []*watchedConn {
+	every := w.checkEvery()
+	looks := int64((w.timeout + every - 1) / every)
 	var out []*watchedConn
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for c := range w.conns {
-		if s := c.writingSince.Load(); s != 0 && s < since {
+		// writingSince is the tick a write began after, plus one.
+		if s := c.writingSince.Load(); s != 0 && tick-(s-1) >= looks+1 {
 			out = append(out, c)
 			delete(w.conns, c)
 		}
@@ -100,12 +110,12 @@ func (l *watchedListener) Accept() (net.Conn, error) {
 type watchedConn struct {
 	net.Conn
 	w            *writeWatch
-	writingSince atomic.Int64 // UnixNano; 0: not writing
+	writingSince atomic.Int64 // the watch's tick when the write began, plus one; 0: not writing
 	closed       sync.Once
 }
 
 func (c *watchedConn) Write(p []byte) (int, error) {
-	c.writingSince.Store(time.Now().UnixNano())
+	c.writingSince.Store(c.w.tick.Load() + 1)
 	n, err := c.Conn.Write(p)
 	c.writingSince.Store(0)
 	return n, err
