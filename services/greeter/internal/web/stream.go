@@ -96,7 +96,7 @@ func (sc *streamCall) clientStream(ctx context.Context, stream *connect.ClientSt
 		if res != nil {
 			return status.Error(codes.Internal, "a client-streaming method sent a second response")
 		}
-		res = out
+		res = &outbound{msg: out.msg} // out is the stream's, reused
 		return nil
 	}
 	err := sc.run(ss)
@@ -138,6 +138,7 @@ type serverStream struct {
 	header http.Header // the response's, for the first message; nil: sent with the response
 	recv   func() (*inbound, error)
 	send   func(*outbound) error
+	out    outbound
 }
 
 func (ss *serverStream) Context() context.Context        { return ss.call.ctx }
@@ -153,7 +154,12 @@ func (ss *serverStream) SendMsg(m any) error {
 	if ss.header != nil {
 		ss.call.tr.flushHeader(ss.header)
 	}
-	if err := ss.send(&outbound{msg: pm}); err != nil {
+	// One outbound for every message: connect-go encodes it before Send
+	// returns.
+	ss.out.msg = pm
+	err := ss.send(&ss.out)
+	ss.out.msg = nil
+	if err != nil {
 		return grpcError(err)
 	}
 	ss.call.sent(pm)

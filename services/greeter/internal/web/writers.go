@@ -119,15 +119,19 @@ func (b *timedBody) stop() {
 //
 // Setting a write deadline is, on HTTP/2, a message to the connection's
 // goroutine: so it is set only for a write that may block — a Flush, or one
-// past what net/http buffers — and renewed only once a tenth of it has
-// passed. A small unary response stays in net/http's buffer until the
-// handler returns, and costs no deadline.
+// past what net/http buffers — and renewed only once the write watch,
+// which looks every tenth of the timeout, has looked again (its tick; a
+// server stream flushes every message, and a clock read for each showed).
+// A small unary response stays in net/http's buffer until the handler
+// returns, and costs no deadline.
 type stallWriter struct {
 	http.ResponseWriter
 	rc       *http.ResponseController // made by the first write that needs it
 	timeout  time.Duration
-	buffered int       // bytes written since the last flush
-	deadline time.Time // zero: none set
+	watch    *writeWatch
+	buffered int   // bytes written since the last flush
+	armed    bool  // a deadline is set
+	armedAt  int64 // the watch's tick when it was
 }
 
 // handlerBuffer is what net/http buffers of a handler's response before
@@ -136,12 +140,12 @@ type stallWriter struct {
 const handlerBuffer = 2 << 10
 
 func (w *stallWriter) arm() {
-	now := time.Now()
-	if !w.deadline.IsZero() && w.deadline.Sub(now) > w.timeout*9/10 {
+	tick := w.watch.tick.Load()
+	if w.armed && tick == w.armedAt {
 		return
 	}
-	w.deadline = now.Add(w.timeout)
-	_ = w.controller().SetWriteDeadline(w.deadline)
+	w.armed, w.armedAt = true, tick
+	_ = w.controller().SetWriteDeadline(time.Now().Add(w.timeout))
 }
 
 func (w *stallWriter) Write(p []byte) (int, error) {
@@ -161,7 +165,7 @@ func (w *stallWriter) Flush() {
 // end clears the deadline, if one was set: on HTTP/1.1 it is the
 // connection's, and would end the next request.
 func (w *stallWriter) end() {
-	if !w.deadline.IsZero() {
+	if w.armed {
 		_ = w.controller().SetWriteDeadline(time.Time{})
 	}
 }
@@ -198,6 +202,10 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 func (r *statusRecorder) Flush() {
 	if r.code == 0 {
 		r.code = http.StatusOK
+	}
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush() // as net/http's writers are: a controller would cost an allocation per message of a stream
+		return
 	}
 	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }

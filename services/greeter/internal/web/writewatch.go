@@ -37,9 +37,12 @@ func newWriteWatch(timeout time.Duration, onClose func(net.Addr)) *writeWatch {
 	return &writeWatch{timeout: timeout, conns: map[*watchedConn]struct{}{}, quit: make(chan struct{}), onClose: onClose}
 }
 
+// begin starts the watch's looks, once.
+func (w *writeWatch) begin() { w.start.Do(func() { go w.run() }) }
+
 // listener watches every connection l accepts.
 func (w *writeWatch) listener(l net.Listener) net.Listener {
-	w.start.Do(func() { go w.run() })
+	w.begin()
 	return &watchedListener{Listener: l, w: w}
 }
 
