@@ -96,6 +96,11 @@ func (c *Controller) reap(p float64) {
 				cost = -cost
 			}
 			c.charge(cl, c.clients[cl.key], cost)
+			// What it queued is in the memory just sampled, not admitted
+			// since: the charge attributes it to the client, and must not
+			// count again in usage until the next sample, which would
+			// refuse everyone for a burst of stalled sends.
+			c.chargedAtSample += cost
 			cl.stalled = blocked
 		}
 		if sendStall > 0 && blockedFor > sendStall {

@@ -238,3 +238,33 @@ func TestScaled(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledChargesAreNotAdmissions: charging the sends found blocked their
+// stall cost attributes memory the last sample already measured; a burst of
+// them does not count again as admitted since, which would refuse every
+// client until the next sample.
+func TestStalledChargesAreNotAdmissions(t *testing.T) {
+	const budget = 256 * RPCCost
+	var held int64
+	c := newTestController(t, budget, &held)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	var stuck []*call
+	for range 64 {
+		cl := tapFrom(t, c, "127.0.0.2")
+		c.receivedRequest(cl)
+		stuck = append(stuck, cl)
+	}
+	held = budget / 2
+	sampleNow(c)
+	for _, cl := range stuck {
+		cl.sendingSince.Store(now.Add(-time.Second).UnixNano())
+	}
+	c.reap(0.5)
+	if !stuck[0].stalled {
+		t.Fatal("a send blocked a second was not found stalled")
+	}
+	if cl := tapFrom(t, c, "127.0.0.3"); cl.refusal != nil {
+		t.Errorf("another client, memory measured half the budget, right after the stalled sends were charged: %v", cl.refusal)
+	}
+}
