@@ -96,6 +96,7 @@ type call struct {
 	shed         atomic.Bool  // cancelled to free memory
 	released     atomic.Bool
 	conn         *trackedConn // nil if the listener is not a Controller's
+	gate         streamGate   // its part of its connection's send gate
 	// evicted: a health RPC ended to make room for another, its place
 	// given back at once; guarded by Controller.mu.
 	evicted bool
