@@ -164,4 +164,5 @@ var (
 	errSendStalled   = errors.New("the client read nothing for the send-stall timeout: connection closed")
 	errRefused       = errors.New("refused, and its request did not arrive")
 	errHealthEvicted = errors.New("ended to make room for another health call: its request did not arrive")
+	errMadeRoom      = errors.New("ended to make room, past the hard memory limit, for a client within its share: its request did not arrive")
 )

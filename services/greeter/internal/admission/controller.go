@@ -97,8 +97,8 @@ type call struct {
 	released     atomic.Bool
 	conn         *trackedConn // nil if the listener is not a Controller's
 	gate         streamGate   // its part of its connection's send gate
-	// evicted: a health RPC ended to make room for another, its place
-	// given back at once; guarded by Controller.mu.
+	// evicted: ended to make room for another, a health RPC's place
+	// given back at once (heldHealth, heldRPC); guarded by Controller.mu.
 	evicted bool
 	ctx     context.Context
 	cancel  context.CancelCauseFunc

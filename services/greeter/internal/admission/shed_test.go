@@ -2,6 +2,8 @@ package admission
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -266,5 +268,76 @@ func TestStalledChargesAreNotAdmissions(t *testing.T) {
 	}
 	if cl := tapFrom(t, c, "127.0.0.3"); cl.refusal != nil {
 		t.Errorf("another client, memory measured half the budget, right after the stalled sends were charged: %v", cl.refusal)
+	}
+}
+
+// TestHardLimitMakesRoom: past the hard limit, a client within its share
+// is admitted when a call of a client beyond its share has waited
+// makeRoomAfter for a request that has not come, and that call is ended
+// (the oldest, once); without such a call, or beyond its share, it is
+// refused UNAVAILABLE as everyone is.
+func TestHardLimitMakesRoom(t *testing.T) {
+	const budget = 64 * RPCCost
+	var held int64
+	c := newTestController(t, budget, &held)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	var crowd []*call
+	for i := range 64 {
+		cl := tapFrom(t, c, "127.0.1.1")
+		cl.start = now.Add(time.Duration(i) * time.Millisecond)
+		crowd = append(crowd, cl)
+	}
+	crowd[10].received.Store(true)
+	held = budget * 2
+	sampleNow(c)
+	tap := func(ip string, want codes.Code, why string) *call {
+		t.Helper()
+		cl := tapFrom(t, c, ip)
+		if got := status.Code(cl.refusal); got != want {
+			t.Fatalf("%s: %v, want %v", why, cl.refusal, want)
+		}
+		return cl
+	}
+	tap("127.0.0.2", codes.Unavailable, "within its share, the crowd's calls younger than makeRoomAfter")
+	now = now.Add(makeRoomAfter + 10*time.Millisecond)
+	for i, want := range []int{0, 1, 2} {
+		tap("127.0.0.2", codes.OK, fmt.Sprintf("within its share, call %d, a crowd's call waiting", i))
+		if cl := crowd[want]; !cl.reaped.Load() || !errors.Is(context.Cause(cl.ctx), errMadeRoom) {
+			t.Errorf("call %d: the crowd's call %d (the oldest left) was not ended to make room: %v", i, want, context.Cause(cl.ctx))
+		}
+	}
+	if crowd[3].reaped.Load() || crowd[10].reaped.Load() {
+		t.Errorf("more calls were ended than made room, or one whose request came")
+	}
+	tap("127.0.1.1", codes.Unavailable, "the crowd itself, beyond its share")
+	for _, cl := range crowd {
+		if !cl.reaped.Load() {
+			cl.received.Store(true)
+		}
+	}
+	tap("127.0.0.3", codes.Unavailable, "within its share, every waiting call ended or answered")
+}
+
+// TestHeldIsBoundedByCharge: the memory a crowd leaves behind for a moment
+// once its calls have ended does not fall on the clients left: a client
+// holding two calls, alone, over the budget but under the hard limit, is
+// still within its share and admitted.
+func TestHeldIsBoundedByCharge(t *testing.T) {
+	const budget = 64 * RPCCost
+	var held int64
+	c := newTestController(t, budget, &held)
+	var crowd []*call
+	for range 60 {
+		crowd = append(crowd, tapFrom(t, c, "127.0.1.1"))
+	}
+	tapFrom(t, c, "127.0.0.2")
+	for _, cl := range crowd {
+		c.release(cl)
+	}
+	held = budget * 11 / 10
+	sampleNow(c)
+	if cl := tapFrom(t, c, "127.0.0.2"); cl.refusal != nil {
+		t.Errorf("the client left after the crowd ended, memory not yet given back: %v, want admitted", cl.refusal)
 	}
 }

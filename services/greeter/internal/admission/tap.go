@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -107,7 +108,7 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 			c.m.HealthStreams.Set(float64(c.health[healthCheck] + c.health[healthWatch]))
 		}
 	} else {
-		r = c.admitRPC(use)
+		r, evicted = c.admitRPC(use)
 		// A refused RPC is charged too until it is answered: a client
 		// flooding refused calls that never send their request holds a
 		// goroutine for each, and is the biggest holder for it.
@@ -130,8 +131,11 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 	c.calls[cl] = struct{}{}
 	c.mu.Unlock()
 
-	if evicted != nil {
+	switch {
+	case evicted != nil && evicted.health != notHealth:
 		c.end(evicted, LimitMaxHealthStreams, errHealthEvicted, false)
+	case evicted != nil:
+		c.end(evicted, LimitMaxRPCMemory, errMadeRoom, false)
 	}
 
 	if r.limit != "" {
@@ -182,37 +186,82 @@ func (c *Controller) admitHealth(h healthKind, use *clientUse) refusal {
 // the most gives way (the reaper sheds its RPCs); one beyond its share is
 // refused. Past a quarter over the budget (75% of the memory limit by
 // default, short of GOMEMLIMIT's 90%), while shedding catches up, everyone
-// is.
-func (c *Controller) admitRPC(use *clientUse) refusal {
+// is, but for a client within its share when a call of a client beyond
+// its share waits for a request that has not come (heldRPC): that call is
+// ended to make room (returned, to be ended once c.mu is released). A
+// crowd opening streams it never sends on reaches the hard limit in a
+// burst, before the reaper sheds it, and refusing everyone then refused
+// the clients that hold little, for the crowd's sake.
+func (c *Controller) admitRPC(use *clientUse) (refusal, *call) {
 	l := c.limits
 	if l.MaxRPCMemoryPerClient > 0 && use.charge+RPCCost > l.MaxRPCMemoryPerClient {
-		return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: this client holds %d KiB in RPCs in flight, its limit is %d KiB; retry after some end", use.charge>>10, l.MaxRPCMemoryPerClient>>10)}
+		return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: this client holds %d KiB in RPCs in flight, its limit is %d KiB; retry after some end", use.charge>>10, l.MaxRPCMemoryPerClient>>10)}, nil
 	}
 	if l.MaxWaiting > 0 && c.waiting.Load() >= int64(l.MaxWaiting) {
 		if share, w := int64(max(1, l.MaxWaiting/len(c.clients))), use.waiting.Load(); w >= share {
-			return refusal{LimitWaiting, codes.ResourceExhausted, fmt.Sprintf("greeter: this client has %d calls whose request has not arrived, more than its share of %d among %d clients; send each call's request with it, or retry after some end", w, share, len(c.clients))}
+			return refusal{LimitWaiting, codes.ResourceExhausted, fmt.Sprintf("greeter: this client has %d calls whose request has not arrived, more than its share of %d among %d clients; send each call's request with it, or retry after some end", w, share, len(c.clients))}, nil
 		}
 	}
 	budget := l.MaxRPCMemory
 	if budget <= 0 {
-		return refusal{}
+		return refusal{}, nil
 	}
 	usage := c.usage()
 	if usage+RPCCost > budget && c.reread() {
 		usage = c.usage()
 	}
-	switch {
-	case usage+RPCCost <= budget:
-		return refusal{}
-	case usage+RPCCost > budget*HardLimitPercent/100:
-		return refusal{LimitMaxRPCMemory, codes.Unavailable, fmt.Sprintf("greeter: RPCs in flight hold %d KiB, over the server's %d KiB; retry, another replica may have room", usage>>10, budget>>10)}
+	if usage+RPCCost <= budget {
+		return refusal{}, nil
 	}
 	held, share := c.held(use, usage), c.share()
-	if held+RPCCost <= share {
-		return refusal{}
+	if usage+RPCCost > budget*HardLimitPercent/100 {
+		if held+RPCCost <= share {
+			if victim := c.heldRPC(use, usage, share); victim != nil {
+				return refusal{}, victim
+			}
+		}
+		return refusal{LimitMaxRPCMemory, codes.Unavailable, fmt.Sprintf("greeter: RPCs in flight hold %d KiB, over the server's %d KiB; retry, another replica may have room", usage>>10, budget>>10)}, nil
 	}
-	return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: the server is short of memory and this client holds %d KiB, more than its share of %d KiB among %d clients; retry after some end", held>>10, share>>10, len(c.clients))}
+	if held+RPCCost <= share {
+		return refusal{}, nil
+	}
+	return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: the server is short of memory and this client holds %d KiB, more than its share of %d KiB among %d clients; retry after some end", held>>10, share>>10, len(c.clients))}, nil
 }
+
+// heldRPC is the call to end so that a client using use, within its share,
+// may start one past the hard limit: one whose request has not come
+// within makeRoomAfter, of the client beyond its share holding the most,
+// the oldest; nil if there is none. It is marked evicted, so that it is
+// not chosen twice. Called with c.mu held.
+func (c *Controller) heldRPC(use *clientUse, usage, share int64) *call {
+	var (
+		victim *call
+		most   int64
+	)
+	now := c.now()
+	for cl := range c.calls {
+		if cl.health != notHealth || cl.refusal != nil || cl.evicted || cl.use == use ||
+			cl.received.Load() || cl.reaped.Load() || now.Sub(cl.start) < makeRoomAfter {
+			continue
+		}
+		held := c.held(c.clients[cl.key], usage)
+		if held <= share {
+			continue
+		}
+		if victim == nil || held > most || (held == most && cl.start.Before(victim.start)) {
+			victim, most = cl, held
+		}
+	}
+	if victim != nil {
+		victim.evicted = true
+	}
+	return victim
+}
+
+// makeRoomAfter is how long a call's request may take to come before the
+// call may be ended to make room past the hard limit: a client sends it
+// with the call's headers, or within milliseconds of them.
+const makeRoomAfter = 100 * time.Millisecond
 
 // heldHealth is the health call of kind h to end so that another may
 // start: one whose request has not come (a probe's arrives with its
@@ -243,13 +292,22 @@ func (c *Controller) heldHealth(h healthKind) *call {
 
 // held is what a client using use holds of usage: usage shared out in
 // proportion to the estimates, which attribute memory to clients but do
-// not add up to what is measured. Called with c.mu held.
+// not add up to what is measured; at most heldPerCharge times its own
+// estimate. Without that bound, the memory a crowd leaves behind for a
+// moment once its calls have ended (goroutines exiting, garbage) fell
+// on the clients left, a well-behaved one alone holding "all" of it and
+// refused for it. Called with c.mu held.
 func (c *Controller) held(use *clientUse, usage int64) int64 {
 	if c.charged <= 0 {
 		return use.charge
 	}
-	return int64(float64(use.charge) * float64(usage) / float64(c.charged))
+	return min(int64(float64(use.charge)*float64(usage)/float64(c.charged)), use.charge*heldPerCharge)
 }
+
+// heldPerCharge bounds what a client is taken to hold, as a multiple of
+// its estimates: a crowd's held streams measure about five times their
+// RPCCost (docs/reliability.md).
+const heldPerCharge = 8
 
 // usage is what RPCs hold: the last sample, plus the estimates of what
 // was admitted since. Called with c.mu held.
