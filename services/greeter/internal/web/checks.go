@@ -87,7 +87,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, req request) 
 		r.Body = body
 	}
 	if s.cfg.SendStallTimeout > 0 {
-		sw := &stallWriter{ResponseWriter: w, timeout: s.cfg.SendStallTimeout, watch: s.watch}
+		sw := &stallWriter{ResponseWriter: w, timeout: s.cfg.SendStallTimeout, watch: s.watch, h2: r.ProtoMajor == 2}
 		defer sw.end()
 		w = sw
 	}

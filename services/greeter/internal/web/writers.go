@@ -129,6 +129,7 @@ type stallWriter struct {
 	rc       *http.ResponseController // made by the first write that needs it
 	timeout  time.Duration
 	watch    *writeWatch
+	h2       bool  // the request is HTTP/2's: the deadline is its stream's
 	buffered int   // bytes written since the last flush
 	armed    bool  // a deadline is set
 	armedAt  int64 // the watch's tick when it was
@@ -162,10 +163,13 @@ func (w *stallWriter) Flush() {
 	_ = w.controller().Flush()
 }
 
-// end clears the deadline, if one was set: on HTTP/1.1 it is the
-// connection's, and would end the next request.
+// end clears the deadline, if one was set, on HTTP/1.1: there it is the
+// connection's, and would end the next request. An HTTP/2 stream's ends
+// with the stream, and clearing it would cost another message to the
+// connection's goroutine on every call that flushed (gRPC and gRPC-Web
+// flush each response).
 func (w *stallWriter) end() {
-	if w.armed {
+	if w.armed && !w.h2 {
 		_ = w.controller().SetWriteDeadline(time.Time{})
 	}
 }
