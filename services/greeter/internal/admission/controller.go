@@ -27,6 +27,13 @@ type Controller struct {
 	baseline   int64 // held when the Controller was built
 	// rpcMemory is what RPCs held at the last sample: held - baseline.
 	rpcMemory atomic.Int64
+	// sendClock is when the reaper last looked (UnixNano): a send notes it
+	// as its start rather than reading the clock, a cost every message of
+	// every stream would pay; reapEvery is how often it looks (Run's
+	// interval, 0 when Run does not run), by which a noted start may be
+	// early.
+	sendClock atomic.Int64
+	reapEvery time.Duration
 	// waiting counts the admitted RPCs whose first request message has not
 	// arrived (Limits.MaxWaiting).
 	waiting atomic.Int64
@@ -127,6 +134,7 @@ func New(l Limits, m Metrics, log *slog.Logger, services map[string]grpc.Service
 		connsByIP:  map[string]int{},
 	}
 	c.baseline, _ = c.readMemory()
+	c.sendClock.Store(c.now().UnixNano())
 	for name, info := range services {
 		for _, md := range info.Methods {
 			var h healthKind

@@ -23,6 +23,7 @@ func (c *Controller) Run(ctx context.Context) {
 			every = min(every, max(d/8, 10*time.Millisecond))
 		}
 	}
+	c.reapEvery = every
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var (
@@ -58,6 +59,7 @@ func (c *Controller) Run(ctx context.Context) {
 func (c *Controller) reap(p float64) {
 	c.cancelShedUnread()
 	now := c.now()
+	c.sendClock.Store(now.UnixNano())
 	firstMessage := scaled(c.limits.FirstMessageTimeout, p)
 	sendStall := scaled(c.limits.SendStallTimeout, p)
 	// A refused RPC is answered once its request arrives; one whose request
@@ -88,7 +90,9 @@ func (c *Controller) reap(p float64) {
 		}
 		blockedFor := time.Duration(0)
 		if since := cl.sendingSince.Load(); since != 0 {
-			blockedFor = now.Sub(time.Unix(0, since))
+			// The send noted the previous look: it may have begun up to
+			// reapEvery later.
+			blockedFor = now.Sub(time.Unix(0, since)) - c.reapEvery
 		}
 		if blocked := blockedFor > sampleEvery; blocked != cl.stalled && cl.health == notHealth {
 			cost := int64(StalledCost)

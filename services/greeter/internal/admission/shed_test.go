@@ -206,7 +206,7 @@ func TestShedBeforeRead(t *testing.T) {
 					cl.shed.Store(true)
 				}
 				return nil
-			}}, c: c, call: cl, now: time.Now}
+			}}, c: c, call: cl}
 			if !tc.shedAfter {
 				cl.shed.Store(true)
 			}

@@ -2,7 +2,6 @@ package admission
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -61,7 +60,7 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.Stre
 	if cl.refusal != nil {
 		return cl.refusal
 	}
-	err := handler(srv, &watchedStream{ServerStream: ss, c: c, call: cl, now: c.now})
+	err := handler(srv, &watchedStream{ServerStream: ss, c: c, call: cl})
 	if cl.conn != nil && ss.Context().Err() != nil {
 		// Reset or cancelled before its handler returned: grpc-go drops
 		// what it queued for it, unwritten.
@@ -83,7 +82,6 @@ type watchedStream struct {
 	grpc.ServerStream
 	c    *Controller
 	call *call
-	now  func() time.Time
 }
 
 // RecvMsg answers a stream shed before it reads (or while it read) with
@@ -104,7 +102,7 @@ func (s *watchedStream) RecvMsg(m any) error {
 // SendMsg waits, as a send blocked by flow control does, until the send
 // gate lets the stream queue m (waitToQueue).
 func (s *watchedStream) SendMsg(m any) error {
-	s.call.sendingSince.Store(s.now().UnixNano())
+	s.call.sendingSince.Store(s.c.sendClock.Load())
 	var (
 		conn = s.call.conn
 		wire int64
