@@ -57,8 +57,8 @@ func TestRun(t *testing.T) {
 		}
 	}
 	// Every row of both generators' tables.
-	if n := strings.Count(md, " | 2 | "); n != 2*len(load.Scenarios)+2+4 {
-		t.Errorf("%d rows at 2 in flight, want %d:\n%s", n, 2*len(load.Scenarios)+2+4, md)
+	if n := strings.Count(md, " | 2 | "); n != 2*len(load.Scenarios)+2+len(bench.HTTPScenarioKeys()) {
+		t.Errorf("%d rows at 2 in flight, want %d:\n%s", n, 2*len(load.Scenarios)+2+len(bench.HTTPScenarioKeys()), md)
 	}
 }
 
