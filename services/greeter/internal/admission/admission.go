@@ -37,12 +37,6 @@
 //     one closed as soon as it is accepted (listener.go). A crowd of idle connections,
 //     or of connections holding calls open, never shuts the door on a
 //     newcomer;
-//   - what grpc-go queues for a connection is bounded before it is queued
-//     (Limits.MaxQueuedPerConnection, sendgate.go): a stream's send waits
-//     while the responses handed to grpc-go and not yet written to the
-//     connection would take more than the connection's budget, weighed
-//     with what grpc-go holds per message, so that a burst of streams to
-//     clients that read nothing cannot outrun the memory samples;
 //   - an RPC whose first request message has not arrived within
 //     Limits.FirstMessageTimeout is cancelled, and a connection on which a
 //     send has waited on flow control for Limits.SendStallTimeout is closed;
@@ -110,14 +104,9 @@ type Limits struct {
 	// well-behaved client sends its request with its headers, so many
 	// calls waiting are a crowd holding streams open, and each holds a
 	// goroutine in its handler.
-	MaxWaiting int
-	// MaxQueuedPerConnection, if not 0, is the memory grpc-go may hold in
-	// responses queued for one connection and not yet written before its
-	// streams' sends wait (sendgate.go), at a memory pressure of half the
-	// budget or less; less as memory fills.
-	MaxQueuedPerConnection int64
-	FirstMessageTimeout    time.Duration
-	SendStallTimeout       time.Duration
+	MaxWaiting          int
+	FirstMessageTimeout time.Duration
+	SendStallTimeout    time.Duration
 }
 
 // Metrics are where a Controller counts what it refused and reaped.
@@ -146,9 +135,6 @@ const (
 	// LimitWaiting is Limits.MaxWaiting's: derived from --max-rpc-memory,
 	// not a flag of its own.
 	LimitWaiting = "waiting-for-request"
-	// LimitQueuedPerConnection is Limits.MaxQueuedPerConnection's, not a
-	// flag either.
-	LimitQueuedPerConnection = "queued-per-connection"
 )
 
 // RetryAfter is the delay a client over its share is told to wait

@@ -103,7 +103,6 @@ type call struct {
 	shed         atomic.Bool  // cancelled to free memory
 	released     atomic.Bool
 	conn         *trackedConn // nil if the listener is not a Controller's
-	gate         streamGate   // its part of its connection's send gate
 	// evicted: ended to make room for another, a health RPC's place
 	// given back at once (heldHealth, heldRPC); guarded by Controller.mu.
 	evicted bool

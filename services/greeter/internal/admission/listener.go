@@ -140,7 +140,6 @@ type trackedConn struct {
 	addr *remoteAddr
 	// waiting counts its RPCs waiting for their first request message.
 	waiting atomic.Int64
-	gate    sendGate
 	// Guarded by c.mu:
 	key       string    // the client's, once an RPC has asked (clientKey)
 	calls     int       // RPCs in flight, refused ones included
@@ -166,15 +165,6 @@ type remoteAddr struct {
 }
 
 func (a *remoteAddr) String() string { return a.text }
-
-// Write counts what is written for the send gate.
-func (t *trackedConn) Write(b []byte) (int, error) {
-	n, err := t.Conn.Write(b)
-	if n > 0 {
-		t.gate.wrote(int64(n))
-	}
-	return n, err
-}
 
 func (t *trackedConn) Close() error {
 	err := t.Conn.Close()

@@ -101,22 +101,17 @@ func (c *Controller) reread() bool {
 	return true
 }
 
-// scaled is timeout d at pressure p (shrink), so that the RPCs that hold
-// without progress go first and quickly as memory fills.
+// scaled is timeout d at pressure p: d up to half the budget, then shorter
+// in proportion, down to a tenth of d at the budget and beyond (Envoy's
+// reduce_timeouts), so that the RPCs that hold without progress go first
+// and quickly as memory fills.
 func scaled(d time.Duration, p float64) time.Duration {
-	return time.Duration(float64(d) * shrink(p))
-}
-
-// shrink is what a timeout or a budget is multiplied by at pressure p: 1 up
-// to half the budget, then less in proportion, down to a tenth at the
-// budget and beyond (Envoy's reduce_timeouts).
-func shrink(p float64) float64 {
 	const from, floor = 0.5, 0.1
 	switch {
 	case p <= from:
-		return 1
+		return d
 	case p >= 1:
-		return floor
+		return time.Duration(float64(d) * floor)
 	}
-	return 1 - (p-from)/(1-from)*(1-floor)
+	return time.Duration(float64(d) * (1 - (p-from)/(1-from)*(1-floor)))
 }

@@ -61,11 +61,6 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.Stre
 		return cl.refusal
 	}
 	err := handler(srv, &watchedStream{ServerStream: ss, c: c, call: cl})
-	if cl.conn != nil && ss.Context().Err() != nil {
-		// Reset or cancelled before its handler returned: grpc-go drops
-		// what it queued for it, unwritten.
-		cl.conn.gate.drop(min(cl.gate.handed.Load(), droppedAtMost))
-	}
 	if err != nil && cl.shed.Load() {
 		return shedStatus
 	}
@@ -99,26 +94,9 @@ func (s *watchedStream) RecvMsg(m any) error {
 	return err
 }
 
-// SendMsg waits, as a send blocked by flow control does, until the send
-// gate lets the stream queue m (waitToQueue).
 func (s *watchedStream) SendMsg(m any) error {
 	s.call.sendingSince.Store(s.c.sendClock.Load())
-	var (
-		conn = s.call.conn
-		wire int64
-	)
-	if conn != nil && s.c.limits.MaxQueuedPerConnection > 0 {
-		var err error
-		if wire, err = s.c.waitToQueue(s.ServerStream.Context(), &conn.gate, &s.call.gate, m); err != nil {
-			s.call.sendingSince.Store(0)
-			return err
-		}
-	}
 	err := s.ServerStream.SendMsg(m)
-	if err != nil && wire > 0 {
-		// Not queued.
-		conn.gate.drop(wire)
-	}
 	s.call.sendingSince.Store(0)
 	return err
 }

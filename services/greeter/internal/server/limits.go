@@ -163,7 +163,6 @@ func (o *options) admissionLimits() (admission.Limits, error) {
 		MaxHealthPerClient:      max(1, v.maxHealthStreams/8),
 		MaxConnections:          v.maxConnections,
 		MaxConnectionsPerClient: v.maxConnectionsPerClient,
-		MaxQueuedPerConnection:  admission.QueuedPerConnection,
 		FirstMessageTimeout:     v.firstMessageTimeout,
 		SendStallTimeout:        v.sendStallTimeout,
 	}

@@ -288,7 +288,6 @@ func (s *Server) exportLimits() {
 		admission.LimitFirstMessageTimeout:     l.FirstMessageTimeout.Seconds(),
 		admission.LimitSendStallTimeout:        l.SendStallTimeout.Seconds(),
 		admission.LimitWaiting:                 float64(l.MaxWaiting),
-		admission.LimitQueuedPerConnection:     float64(l.MaxQueuedPerConnection),
 		"max-concurrent-streams":               float64(s.opts.maxStreams),
 		"max-recv-msg-size":                    float64(s.opts.maxRecvMsgSize),
 	} {
