@@ -231,31 +231,16 @@ func (c *Controller) admitRPC(use *clientUse) (refusal, *call) {
 // heldRPC is the call to end so that a client using use, within its share,
 // may start one past the hard limit: one whose request has not come
 // within makeRoomAfter, of the client beyond its share holding the most,
-// the oldest; nil if there is none. It is marked evicted, so that it is
-// not chosen twice. Called with c.mu held.
+// the oldest (unreceived); nil if there is none. Called with c.mu held.
 func (c *Controller) heldRPC(use *clientUse, usage, share int64) *call {
-	var (
-		victim *call
-		most   int64
-	)
 	now := c.now()
-	for cl := range c.calls {
-		if cl.health != notHealth || cl.refusal != nil || cl.evicted || cl.use == use ||
-			cl.received.Load() || cl.reaped.Load() || now.Sub(cl.start) < makeRoomAfter {
-			continue
+	return c.unreceived(func(cl *call) (int64, bool) {
+		if cl.health != notHealth || cl.use == use || now.Sub(cl.start) < makeRoomAfter {
+			return 0, false
 		}
 		held := c.held(c.clients[cl.key], usage)
-		if held <= share {
-			continue
-		}
-		if victim == nil || held > most || (held == most && cl.start.Before(victim.start)) {
-			victim, most = cl, held
-		}
-	}
-	if victim != nil {
-		victim.evicted = true
-	}
-	return victim
+		return held, held > share
+	})
 }
 
 // makeRoomAfter is how long a call's request may take to come before the
@@ -265,27 +250,41 @@ const makeRoomAfter = 100 * time.Millisecond
 
 // heldHealth is the health call of kind h to end so that another may
 // start: one whose request has not come (a probe's arrives with its
-// headers), of the client holding the most calls of that kind, the oldest;
-// its place is given back at once. nil if there is none. Called with c.mu
-// held.
+// headers), of the client holding the most calls of that kind, the oldest
+// (unreceived); its place is given back at once. nil if there is none.
+// Called with c.mu held.
 func (c *Controller) heldHealth(h healthKind) *call {
+	victim := c.unreceived(func(cl *call) (int64, bool) {
+		return int64(c.clients[cl.key].health[h]), cl.health == h
+	})
+	if victim != nil {
+		c.health[h]--
+		c.clients[victim.key].health[h]--
+	}
+	return victim
+}
+
+// unreceived is the call to end to make room for another: of the admitted
+// calls whose request has not come and that nothing has ended yet, those
+// weigh accepts, the one of the client weighed the most, the oldest. It is
+// marked evicted, so that it is not chosen twice; nil if there is none.
+// Called with c.mu held.
+func (c *Controller) unreceived(weigh func(*call) (held int64, ok bool)) *call {
 	var (
 		victim *call
-		most   int
+		most   int64
 	)
 	for cl := range c.calls {
-		if cl.health != h || cl.refusal != nil || cl.evicted || cl.received.Load() || cl.reaped.Load() {
+		if cl.refusal != nil || cl.evicted || cl.received.Load() || cl.reaped.Load() {
 			continue
 		}
-		held := c.clients[cl.key].health[h]
-		if victim == nil || held > most || (held == most && cl.start.Before(victim.start)) {
+		held, ok := weigh(cl)
+		if ok && (victim == nil || held > most || (held == most && cl.start.Before(victim.start))) {
 			victim, most = cl, held
 		}
 	}
 	if victim != nil {
 		victim.evicted = true
-		c.health[h]--
-		c.clients[victim.key].health[h]--
 	}
 	return victim
 }
