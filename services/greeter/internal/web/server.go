@@ -70,9 +70,9 @@ func New(cfg Config) (*Server, error) {
 			cfg.Logger.Warn("HTTP connection closed: a write to it waited longer than the send-stall timeout on a client that reads nothing",
 				"peer", remote.String(), "send_stall_timeout", cfg.SendStallTimeout)
 		})
-		// Started now, not with the first listener: the calls' write
-		// deadlines (stallWriter) are renewed as its tick moves.
-		s.watch.begin()
+		// Started with the server, not its first listener: the calls'
+		// write deadlines (stallWriter) are renewed as its tick moves.
+		go s.watch.run()
 	}
 	s.cutoff, s.cut = context.WithCancel(context.Background())
 	if s.methods, err = s.register(cfg.Services); err != nil {

@@ -27,7 +27,6 @@ type writeWatch struct {
 	tick    atomic.Int64
 	mu      sync.Mutex
 	conns   map[*watchedConn]struct{}
-	start   sync.Once
 	quit    chan struct{}
 	stopped sync.Once
 	onClose func(remote net.Addr) // told of each connection closed
@@ -37,12 +36,8 @@ func newWriteWatch(timeout time.Duration, onClose func(net.Addr)) *writeWatch {
 	return &writeWatch{timeout: timeout, conns: map[*watchedConn]struct{}{}, quit: make(chan struct{}), onClose: onClose}
 }
 
-// begin starts the watch's looks, once.
-func (w *writeWatch) begin() { w.start.Do(func() { go w.run() }) }
-
 // listener watches every connection l accepts.
 func (w *writeWatch) listener(l net.Listener) net.Listener {
-	w.begin()
 	return &watchedListener{Listener: l, w: w}
 }
 
