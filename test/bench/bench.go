@@ -140,9 +140,10 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Rounds < 1 || len(cfg.Concurrency) == 0 || len(cfg.Generators) == 0 || (len(cfg.Scenarios) == 0 && !capacityOnly) {
 		return "", errors.New("bench: need a duration, rounds, concurrency levels, generators and scenarios (or capacity rows only)")
 	}
+	known := HTTPScenarioKeys()
 	for _, s := range cfg.HTTPScenarios {
-		if !slices.Contains(HTTPScenarioKeys(), s) {
-			return "", fmt.Errorf("bench: unknown HTTP scenario %q (known: %s)", s, strings.Join(HTTPScenarioKeys(), ", "))
+		if !slices.Contains(known, s) {
+			return "", fmt.Errorf("bench: unknown HTTP scenario %q (known: %s)", s, strings.Join(known, ", "))
 		}
 	}
 	for _, s := range cfg.Scenarios {
