@@ -138,6 +138,9 @@ type trackedConn struct {
 	c    *Controller
 	ip   string
 	addr *remoteAddr
+	// out follows what grpc-go writes to it, if it serves the gRPC port
+	// (Credentials); set before its first RPC.
+	out *outbound
 	// waiting counts its RPCs waiting for their first request message.
 	waiting atomic.Int64
 	// Guarded by c.mu:

@@ -51,7 +51,7 @@ func (c *Controller) InterceptUnary(ctx context.Context, req any, _ *grpc.UnaryS
 // before the handler's error comes back through the interceptors. So does
 // a client or bidi stream shed while it waits for its client's next
 // message; one shed before it read its request is answered why (shed).
-func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	cl, ok := ss.Context().Value(callKey{}).(*call)
 	if !ok {
 		return handler(srv, ss)
@@ -60,7 +60,14 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, _ *grpc.Stre
 	if cl.refusal != nil {
 		return cl.refusal
 	}
-	err := handler(srv, &watchedStream{ServerStream: ss, c: c, call: cl})
+	ws := &watchedStream{ServerStream: ss, c: c, call: cl}
+	if info.IsServerStream && cl.conn != nil && cl.conn.out != nil {
+		if id, ok := streamID(ss.Context()); ok {
+			ws.gate = cl.conn.out.register(id)
+			defer cl.conn.out.unregister(id)
+		}
+	}
+	err := handler(srv, ws)
 	if err != nil && cl.shed.Load() {
 		return shedStatus
 	}
@@ -77,6 +84,7 @@ type watchedStream struct {
 	grpc.ServerStream
 	c    *Controller
 	call *call
+	gate *sendGate // nil but for a response stream on the gRPC port
 }
 
 // RecvMsg answers a stream shed before it reads (or while it read) with
@@ -94,9 +102,20 @@ func (s *watchedStream) RecvMsg(m any) error {
 	return err
 }
 
+// SendMsg marks the send for the reaper while it waits, whether on
+// grpc-go's flow control or on the gate: to the reaper both are a client
+// not reading.
 func (s *watchedStream) SendMsg(m any) error {
 	s.call.sendingSince.Store(s.c.sendClock.Load())
-	err := s.ServerStream.SendMsg(m)
+	var err error
+	if s.gate != nil {
+		err = s.gate.wait(s.Context())
+	}
+	if err == nil {
+		if err = s.ServerStream.SendMsg(m); err == nil && s.gate != nil {
+			s.gate.handed++
+		}
+	}
 	s.call.sendingSince.Store(0)
 	return err
 }
