@@ -9,7 +9,7 @@
 // The client answers the server's PINGs and acknowledges its SETTINGS, so it
 // stays alive to keepalive like a real client, and it never sends
 // WINDOW_UPDATE: it reads nothing the server sends beyond the initial
-// 64 KiB windows.
+// 64 KiB windows, or the window WithInitialWindowSize grants.
 package h2client
 
 import (
@@ -34,12 +34,22 @@ type Option func(*config)
 type config struct {
 	localIP   string
 	authority string
+	settings  []http2.Setting
 }
 
 // WithLocalIP dials from ip, e.g. "127.0.0.2": every address of 127.0.0.0/8
 // is loopback on Linux, so tests can play several clients, each with its own
 // address, as servers key per-client limits by it.
 func WithLocalIP(ip string) Option { return func(c *config) { c.localIP = ip } }
+
+// WithInitialWindowSize grants the server a flow-control window of n bytes
+// on every stream (SETTINGS_INITIAL_WINDOW_SIZE): at 0 it may send no
+// response message at all, so whatever it sends queues on its side.
+func WithInitialWindowSize(n uint32) Option {
+	return func(c *config) {
+		c.settings = append(c.settings, http2.Setting{ID: http2.SettingInitialWindowSize, Val: n})
+	}
+}
 
 // Conn is one HTTP/2 connection (prior knowledge, no TLS).
 type Conn struct {
@@ -98,7 +108,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	if err := c.fr.WriteSettings(); err != nil {
+	if err := c.fr.WriteSettings(c.cfg.settings...); err != nil {
 		conn.Close()
 		return nil, err
 	}
