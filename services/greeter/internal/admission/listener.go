@@ -50,11 +50,11 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 	default:
 		if evicted = c.idlest(ip, limit == LimitMaxConnectionsPerClient); evicted == nil {
 			c.mu.Unlock()
-			c.m.ConnectionsRefused.WithLabelValues(limit).Inc()
+			c.events.connRefused(limit)
 			return nil
 		}
 		c.forget(evicted)
-		c.m.ConnectionsEvicted.WithLabelValues(limit).Inc()
+		c.events.connEvicted(limit)
 	}
 	tc := &trackedConn{Conn: conn, c: c, ip: ip, idleSince: c.now()}
 	tc.addr = &remoteAddr{Addr: conn.RemoteAddr(), text: remote, conn: tc}
@@ -71,13 +71,21 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 }
 
 // fullLimit is the connection limit a new connection from ip would exceed,
-// "" if none. Called with c.mu held.
+// "" if none. Past the hard memory limit (HardLimitPercent of
+// MaxRPCMemory, where every RPC is refused) the count may not grow either:
+// what a connection holds is part of the memory measured, and the hard
+// limit is what a deployment's memory arithmetic counts on (test/deploycheck),
+// so connections accepted there only take an idle one's place. Called
+// with c.mu held.
 func (c *Controller) fullLimit(ip string) string {
+	l := c.limits
 	switch {
-	case c.limits.MaxConnectionsPerClient > 0 && c.connsByIP[ip] >= c.limits.MaxConnectionsPerClient:
+	case l.MaxConnectionsPerClient > 0 && c.connsByIP[ip] >= l.MaxConnectionsPerClient:
 		return LimitMaxConnectionsPerClient
-	case c.limits.MaxConnections > 0 && len(c.conns) >= c.limits.MaxConnections:
+	case l.MaxConnections > 0 && len(c.conns) >= l.MaxConnections:
 		return LimitMaxConnections
+	case l.MaxRPCMemory > 0 && c.usage() > l.MaxRPCMemory*HardLimitPercent/100:
+		return LimitMaxRPCMemory
 	}
 	return ""
 }
