@@ -33,8 +33,12 @@
 //     one IP address, a new connection takes the place of the connection
 //     idle longest (no RPC in flight), or holding longest (every RPC on it
 //     waiting a second or more for its request), of the address holding
-//     the most, or of its own address; only when there is none is the new
-//     one closed as soon as it is accepted (listener.go). A crowd of idle connections,
+//     the most, or of its own address; at the server's limit, failing
+//     those, of a connection with no RPC in flight just accepted, from an
+//     address holding two more than the newcomer's, so that a crowd
+//     dialing faster than a second does not refuse everyone while it
+//     dials; only when there is none is the new one closed as soon as it
+//     is accepted (listener.go). A crowd of idle connections,
 //     or of connections holding calls open, never shuts the door on a
 //     newcomer. Past the hard memory limit the count does not grow: a
 //     new connection only takes an idle one's place;
