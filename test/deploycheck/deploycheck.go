@@ -640,8 +640,10 @@ func (k *deploymentCheck) memoryBudget() {
 		}
 		planned = min(m, limit)
 	}
-	// Connections' memory is part of what --max-rpc-memory measures; health
-	// RPCs are admitted by count, so they are added beside it.
+	// Connections' memory is part of what --max-rpc-memory measures, and
+	// past the hard limit their count does not grow (a new one only takes
+	// an idle one's place), so they are inside the hard limit; health RPCs
+	// are admitted by count, so they are added beside it.
 	rpc, health := intFlag("max-rpc-memory"), intFlag("max-health-streams")
 	hard := rpc * HardLimitPercent / 100
 	worst := hard + healthKinds*health*HealthCost + RuntimeReserve

@@ -300,7 +300,7 @@ func TestCheckCatchesFaults(t *testing.T) {
 			[]change{{deployment, "          ports:\n            - name: grpc\n", "          env:\n            - name: GOMEMLIMIT\n              valueFrom:\n                resourceFieldRef:\n                  resource: limits.memory\n          ports:\n            - name: grpc\n"}},
 			"GOMEMLIMIT = limits.memory leaves none"},
 		{"memory-limit flag above the container's",
-			[]change{{deployment, "--max-connections=512", "--max-connections=512\n            - --memory-limit=536870912"}},
+			[]change{{deployment, "--max-connections=2048", "--max-connections=2048\n            - --memory-limit=536870912"}},
 			"--memory-limit 536870912 exceeds resources.limits.memory"},
 		{"overlay scales below the minimum",
 			[]change{{overlay, "    count: 4", "    count: 2"}},

@@ -51,7 +51,7 @@ func run() error {
 	flag.StringVar(&scen, "scenarios", joined(load.Scenarios), "comma-separated scenarios")
 	flag.StringVar(&gens, "generators", joined(bench.Generators), "comma-separated load generators")
 	flag.StringVar(&through, "throughput", "64,256", "comma-separated numbers of streams in flight for the unpinned streaming throughput rows; empty for none")
-	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 1,024 for the benchmark's 2 GiB plan); empty for idle RSS only")
+	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 4,096 for the benchmark's 2 GiB plan); empty for idle RSS only")
 	flag.StringVar(&capacity, "capacity", "10000", "comma-separated numbers of well-behaved slow streams held at once for the capacity rows, against the greeter at its default 256 MiB plan; empty for none")
 	flag.BoolVar(&cfg.Crowd, "crowd", true, "add the crowd-of-holders capacity row (50 addresses × 1,000 streams that send HEADERS only, for 10s)")
 	flag.StringVar(&httpConc, "http-concurrency", "1,16,64", "comma-separated numbers of calls in flight for the HTTP port's rows (h2load: greeter vs bare connect-go); empty for none")

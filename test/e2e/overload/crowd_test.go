@@ -19,11 +19,12 @@ import (
 
 // TestIdleCrowd: connections that complete the HTTP/2 handshake and open no
 // stream, from one address past --max-connections-per-client and from many
-// past --max-connections, never shut the door. A newcomer takes the place of
+// up to --max-connections, never shut the door. A newcomer takes the place of
 // the connection idle longest (at its address's limit, of its own address;
-// at the server's, of the address holding the most); the count never passes
-// the limit; a well-behaved client, established or new, and health probes
-// on fresh connections are served throughout.
+// at the server's, of the address holding the most), or finds the room that
+// the idle timeout, a second at the cap, made; the count never passes the
+// limit; a well-behaved client, established or new, and health probes on
+// fresh connections are served throughout.
 func TestIdleCrowd(t *testing.T) {
 	srv := start(t)
 	polite := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", srv.Addr))
@@ -95,15 +96,16 @@ func TestIdleCrowd(t *testing.T) {
 		t.Errorf("SayHello on the established connection took %s", took)
 	}
 	m = scrape(t, srv)
-	if got := int(m.Sum("greeter_connections", nil)); got != maxConns {
-		t.Errorf("greeter_connections = %d, want the limit %d: evicting keeps the count", got, maxConns)
+	if got := int(m.Sum("greeter_connections", nil)); got > maxConns {
+		t.Errorf("greeter_connections = %d, over the limit %d", got, maxConns)
 	}
 	evicted := m.Sum("greeter_connections_evicted_total", map[string]string{"limit": "max-connections"})
-	if evicted < 13 {
-		t.Errorf("evicted at max-connections: %v, want at least 13 (10 connections, 3 probes)", evicted)
+	idled := m.Sum("greeter_connections_evicted_total", map[string]string{"limit": "idle-timeout"})
+	if evicted+idled < 13 {
+		t.Errorf("evicted at max-connections %v, closed idle %v: want at least 13 in all (10 connections, 3 probes)", evicted, idled)
 	}
-	t.Logf("limits: %d connections, %d per client; one address past its own: %v evicted, %d refused; server full: %v evicted for newcomers",
-		maxConns, perClient, evictedOwn, refused, evicted)
+	t.Logf("limits: %d connections, %d per client; one address past its own: %v evicted, %d refused; server full: %v evicted for newcomers, %v closed idle",
+		maxConns, perClient, evictedOwn, refused, evicted, idled)
 }
 
 // TestHealthCrowd: health calls held open with their headers only, Check and
@@ -152,7 +154,9 @@ func TestHealthCrowd(t *testing.T) {
 
 // TestHTTPHolders: 50 addresses × 20 HTTP/1.1 client-streaming calls
 // (SayHelloToAll, a chunked body that never comes), more than
-// --max-connections: while they hold every connection, Connect calls from
+// --max-connections (set to 512: the 2,048 of the default would need 2,500
+// holders, past the waiting budget, which would answer some of them
+// instead): while they hold every connection, Connect calls from
 // another address are served (a newcomer takes the place of a connection
 // whose every call has waited a second or more for its request), and once
 // the first-message timeout has passed, none is held.
@@ -161,7 +165,7 @@ func TestHTTPHolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := start(t, "--http-addr", httpAddr)
+	srv := start(t, "--http-addr", httpAddr, "--max-connections", "512")
 	held := 0
 	for a := range 50 {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", a+1))}, Timeout: 5 * time.Second}

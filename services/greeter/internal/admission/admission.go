@@ -33,18 +33,28 @@
 //     one IP address, a new connection takes the place of the connection
 //     idle longest (no RPC in flight), or holding longest (every RPC on it
 //     waiting a second or more for its request), of the address holding
-//     the most, or of its own address; only when there is none is the new
-//     one closed as soon as it is accepted (listener.go). A crowd of idle connections,
+//     the most, or of its own address; at the server's limit, failing
+//     those, of a connection with no RPC in flight just accepted, from an
+//     address holding two more than the newcomer's, so that a crowd
+//     dialing faster than a second does not refuse everyone while it
+//     dials; only when there is none is the new one closed as soon as it
+//     is accepted (listener.go). A crowd of idle connections,
 //     or of connections holding calls open, never shuts the door on a
-//     newcomer;
+//     newcomer. Past the hard memory limit the count does not grow: a
+//     new connection only takes an idle one's place;
+//   - from half of Limits.MaxConnections open, a connection with no RPC in
+//     flight is closed once idle for a timeout that shrinks with the
+//     count, from a minute at half to a second at the cap, the one idle
+//     longest first (idle.go), so that idle crowds give their places back
+//     before a newcomer finds the server full;
 //   - an RPC whose first request message has not arrived within
 //     Limits.FirstMessageTimeout is cancelled, and a connection on which a
 //     send has waited on flow control for Limits.SendStallTimeout is closed;
 //     both timeouts shrink as memory fills (Envoy's reduce_timeouts), down
 //     to a tenth at the budget, so that holders are shed first and quickly.
 //
-// Every refusal and shed RPC is counted (Metrics) and logged, at most one
-// line a second.
+// Every refusal, shed RPC and connection closed to make room is counted
+// (Metrics) and logged, at most one line a second.
 //
 // A client is its mTLS certificate subject, else its IP address, as for the
 // rate limit (ratelimit.ClientKey); connections are counted by IP address,
@@ -75,8 +85,12 @@ const (
 	// it, only clients beyond their share are.
 	HardLimitPercent = 125
 	// ConnectionCost is what an open connection costs without its RPCs:
-	// measured 18 KiB idle; its read and write buffers (32 KiB each) are
-	// taken from pools only while it is busy.
+	// measured from outside, RSS grows 21.3 KiB per idle connection on
+	// the gRPC port (three goroutines: reader, writer, keepalive) and
+	// 16.3 KiB on the HTTP port (h2c), rounded up with headroom
+	// (docs/reliability.md, "Measured: the idle crowd"); its read and
+	// write buffers (32 KiB each) are taken from pools only while it is
+	// busy.
 	ConnectionCost = 32 << 10
 	// HealthCost is what a health RPC may cost: a small request, and
 	// responses sent only when the status changes.
@@ -115,7 +129,8 @@ type Metrics struct {
 	StreamsReaped      *prometheus.CounterVec // by limit
 	ConnectionsRefused *prometheus.CounterVec // by limit
 	// ConnectionsEvicted counts the idle connections closed to make room
-	// for a new one, by the limit that was full.
+	// for a new one, by the limit that was full, and those closed idle
+	// past the idle timeout (LimitIdleTimeout).
 	ConnectionsEvicted *prometheus.CounterVec
 	RPCMemory          prometheus.Gauge // bytes held by RPCs (measured)
 	MemoryPressure     prometheus.Gauge // RPCMemory / MaxRPCMemory
@@ -135,6 +150,11 @@ const (
 	// LimitWaiting is Limits.MaxWaiting's: derived from --max-rpc-memory,
 	// not a flag of its own.
 	LimitWaiting = "waiting-for-request"
+	// LimitIdleTimeout counts the connections closed for having no RPC
+	// in flight for longer than the idle timeout, which shrinks as the
+	// count nears MaxConnections (idleTimeout): derived from
+	// --max-connections, not a flag of its own.
+	LimitIdleTimeout = "idle-timeout"
 )
 
 // RetryAfter is the delay a client over its share is told to wait

@@ -41,6 +41,9 @@ type Controller struct {
 	// shedUnread are the RPCs shed before their request was read, to be
 	// cancelled at the next reap (shed); only Run touches it.
 	shedUnread []*call
+	// idleConns is closeIdle's scratch, kept between passes; only Run
+	// touches it.
+	idleConns []*trackedConn
 
 	mu sync.Mutex
 	// charged is the estimate of what the RPCs in flight hold (health
@@ -210,10 +213,16 @@ func (c *Controller) InFlight() int {
 	return len(c.calls)
 }
 
+// The limit labels of the stream and the connection metrics.
+var (
+	streamLimits = []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout, LimitWaiting}
+	connLimits   = []string{LimitMaxConnections, LimitMaxConnectionsPerClient, LimitMaxRPCMemory, LimitIdleTimeout}
+)
+
 // counters are a metric's children by limit, looked up once.
-func counters(v *prometheus.CounterVec) map[string]prometheus.Counter {
+func counters(v *prometheus.CounterVec, limits []string) map[string]prometheus.Counter {
 	out := map[string]prometheus.Counter{}
-	for _, l := range []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout, LimitWaiting} {
+	for _, l := range limits {
 		out[l] = v.WithLabelValues(l)
 	}
 	return out

@@ -225,3 +225,54 @@ func TestHolderEviction(t *testing.T) {
 		t.Errorf("evicted %v, want one holder, never 127.0.1.1:1, whose request came", got)
 	}
 }
+
+// TestFreshEviction: at the server's limit with no connection idle a second,
+// a newcomer takes the place of a connection with no RPC in flight just
+// accepted, the oldest of the address holding the most, if that address
+// holds at least two more than the newcomer's: a crowd dialing faster than
+// a second does not shut the door. Never a busy one, never at the
+// per-address limit, never between addresses holding about as many.
+func TestFreshEviction(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		limits   Limits
+		crowd    []string // addresses, accepted a millisecond apart
+		busy     int      // the first busy ones: an RPC in flight
+		newcomer string
+		want     string // the connection closed for it, "" if refused
+	}{
+		{"a new address, the crowd's oldest", Limits{MaxConnections: 4}, []string{"127.0.1.1", "127.0.1.1", "127.0.1.1", "127.0.1.2"}, 0, "127.0.9.9", "127.0.1.1:1"},
+		{"the busy one is skipped", Limits{MaxConnections: 4}, []string{"127.0.1.1", "127.0.1.1", "127.0.1.1", "127.0.1.2"}, 1, "127.0.9.9", "127.0.1.1:2"},
+		{"two ahead is enough", Limits{MaxConnections: 4}, []string{"127.0.1.1", "127.0.1.1", "127.0.1.2", "127.0.1.2"}, 0, "127.0.9.9", "127.0.1.1:1"},
+		{"one ahead is not", Limits{MaxConnections: 4}, []string{"127.0.1.1", "127.0.1.1", "127.0.1.2", "127.0.1.2"}, 0, "127.0.1.2", ""},
+		{"all busy", Limits{MaxConnections: 2}, []string{"127.0.1.1", "127.0.1.1"}, 2, "127.0.9.9", ""},
+		{"at the address's own limit", Limits{MaxConnections: 10, MaxConnectionsPerClient: 2}, []string{"127.0.1.1", "127.0.1.1"}, 0, "127.0.1.1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, clk := newLimitedController(tc.limits)
+			var conns []*fakeConn
+			for i, ip := range tc.crowd {
+				conn := connFrom(ip, i+1)
+				conns = append(conns, conn)
+				tracked := c.admitConn(conn)
+				if tracked == nil {
+					t.Fatalf("connection %d refused", i)
+				}
+				if i < tc.busy {
+					if _, _, err := c.Admit(context.Background(), &peer.Peer{Addr: tracked.RemoteAddr()}, "/acme.greeter.v1.GreeterService/SayHello"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				clk.t = clk.t.Add(time.Millisecond)
+			}
+			admitted := c.admitConn(connFrom(tc.newcomer, 99)) != nil
+			got := closed(conns)
+			switch {
+			case tc.want == "" && (admitted || len(got) > 0):
+				t.Errorf("admitted %v, closed %v; want refused, none closed", admitted, got)
+			case tc.want != "" && (!admitted || len(got) != 1 || got[0] != tc.want):
+				t.Errorf("admitted %v, closed %v; want admitted in the place of %s", admitted, got, tc.want)
+			}
+		})
+	}
+}

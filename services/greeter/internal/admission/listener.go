@@ -8,7 +8,7 @@ import (
 
 // Listener limits the connections accepted on l. At MaxConnections, or at
 // MaxConnectionsPerClient from one IP address, a new connection takes the
-// place of an idle one (evict); with none idle, it is closed at once.
+// place of an idle one (idlest); with none idle, it is closed at once.
 // Refusing rather than leaving it waiting in the kernel's backlog
 // (golang.org/x/net/netutil.LimitListener) tells its client at once, so a
 // gRPC client tries another address rather than hang until a slot frees.
@@ -50,11 +50,11 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 	default:
 		if evicted = c.idlest(ip, limit == LimitMaxConnectionsPerClient); evicted == nil {
 			c.mu.Unlock()
-			c.m.ConnectionsRefused.WithLabelValues(limit).Inc()
+			c.events.connRefused(limit)
 			return nil
 		}
 		c.forget(evicted)
-		c.m.ConnectionsEvicted.WithLabelValues(limit).Inc()
+		c.events.connEvicted(limit)
 	}
 	tc := &trackedConn{Conn: conn, c: c, ip: ip, idleSince: c.now()}
 	tc.addr = &remoteAddr{Addr: conn.RemoteAddr(), text: remote, conn: tc}
@@ -71,13 +71,21 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 }
 
 // fullLimit is the connection limit a new connection from ip would exceed,
-// "" if none. Called with c.mu held.
+// "" if none. Past the hard memory limit (HardLimitPercent of
+// MaxRPCMemory, where every RPC is refused) the count may not grow either:
+// what a connection holds is part of the memory measured, and the hard
+// limit is what a deployment's memory arithmetic counts on (test/deploycheck),
+// so connections accepted there only take an idle one's place. Called
+// with c.mu held.
 func (c *Controller) fullLimit(ip string) string {
+	l := c.limits
 	switch {
-	case c.limits.MaxConnectionsPerClient > 0 && c.connsByIP[ip] >= c.limits.MaxConnectionsPerClient:
+	case l.MaxConnectionsPerClient > 0 && c.connsByIP[ip] >= l.MaxConnectionsPerClient:
 		return LimitMaxConnectionsPerClient
-	case c.limits.MaxConnections > 0 && len(c.conns) >= c.limits.MaxConnections:
+	case l.MaxConnections > 0 && len(c.conns) >= l.MaxConnections:
 		return LimitMaxConnections
+	case l.MaxRPCMemory > 0 && c.usage() > l.MaxRPCMemory*HardLimitPercent/100:
+		return LimitMaxRPCMemory
 	}
 	return ""
 }
@@ -87,35 +95,48 @@ func (c *Controller) fullLimit(ip string) string {
 // connections: one with no RPC in flight for minIdle at least, or one
 // whose every RPC still waits for its request with none started for
 // minIdle (a holder: a well-behaved client's request comes with its
-// headers); the one idle or holding longest among them. nil if none.
-// Called with c.mu held.
+// headers); the one idle or holding longest among them. Failing those,
+// at the server's limits, one with no RPC in flight however recent, from
+// an address holding at least two more than ip: a crowd that dials faster
+// than minIdle would otherwise refuse every newcomer for as long as it
+// dials, while the address it takes from keeps at least as many as ip
+// has after. nil if none. Called with c.mu held.
 func (c *Controller) idlest(ip string, sameIP bool) *trackedConn {
 	cutoff := c.now().Add(-minIdle)
 	var (
-		best      *trackedConn
-		bestSince time.Time
+		best, fresh           *trackedConn
+		bestSince, freshSince time.Time
 	)
+	// better reports whether tc, idle or holding since since, is to go
+	// before cur, since curSince.
+	better := func(tc *trackedConn, since time.Time, cur *trackedConn, curSince time.Time) bool {
+		if cur == nil {
+			return true
+		}
+		held, curHeld := c.connsByIP[tc.ip], c.connsByIP[cur.ip]
+		return held > curHeld || (held == curHeld && since.Before(curSince))
+	}
 	for tc := range c.conns {
 		if sameIP && tc.ip != ip {
 			continue
 		}
-		var since time.Time
 		switch {
 		case tc.calls == 0 && !tc.idleSince.After(cutoff):
-			since = tc.idleSince
+			if better(tc, tc.idleSince, best, bestSince) {
+				best, bestSince = tc, tc.idleSince
+			}
 		case tc.calls > 0 && int64(tc.calls) == tc.waiting.Load() && !tc.lastCall.After(cutoff):
-			since = tc.lastCall
-		default:
-			continue
+			if better(tc, tc.lastCall, best, bestSince) {
+				best, bestSince = tc, tc.lastCall
+			}
+		case best == nil && !sameIP && tc.calls == 0 && c.connsByIP[tc.ip] >= c.connsByIP[ip]+2:
+			if better(tc, tc.idleSince, fresh, freshSince) {
+				fresh, freshSince = tc, tc.idleSince
+			}
 		}
-		if best == nil {
-			best, bestSince = tc, since
-			continue
-		}
-		if held, bestHeld := c.connsByIP[tc.ip], c.connsByIP[best.ip]; held > bestHeld ||
-			(held == bestHeld && since.Before(bestSince)) {
-			best, bestSince = tc, since
-		}
+	}
+	if best == nil {
+		return fresh
 	}
 	return best
 }

@@ -41,6 +41,7 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		pressure = c.sample(&lastGC, &gcs)
 		c.reap(pressure)
+		c.closeIdle()
 		// What shed RPCs held is seen only once they have ended and the
 		// garbage collector has run: shed once per collection, or the
 		// same excess would be shed again at every tick.
@@ -256,17 +257,42 @@ func (c *Controller) cancelShedUnread() {
 	c.shedUnread = c.shedUnread[:0]
 }
 
-// events counts refusals and reaps into the metrics, and keeps the counts
-// since the last log line.
+// events counts refusals, reaps and the connections refused or closed to
+// make room into the metrics, and keeps the counts since the last log
+// line.
 type events struct {
-	refusedBy, reapedBy map[string]prometheus.Counter
-	mu                  sync.Mutex
-	refusedN, reapedN   map[string]int
+	refusedBy, reapedBy          map[string]prometheus.Counter
+	connRefusedBy, connEvictedBy map[string]prometheus.Counter
+	mu                           sync.Mutex
+	refusedN, reapedN            map[string]int
+	connRefusedN, connEvictedN   map[string]int
 }
 
 func (e *events) init(m Metrics) {
-	e.refusedBy, e.reapedBy = counters(m.StreamsRefused), counters(m.StreamsReaped)
+	e.refusedBy, e.reapedBy = counters(m.StreamsRefused, streamLimits), counters(m.StreamsReaped, streamLimits)
+	e.connRefusedBy, e.connEvictedBy = counters(m.ConnectionsRefused, connLimits), counters(m.ConnectionsEvicted, connLimits)
+	e.reset()
+}
+
+// reset starts the counts of the next log line. Called with e.mu held, or
+// before e is shared.
+func (e *events) reset() {
 	e.refusedN, e.reapedN = map[string]int{}, map[string]int{}
+	e.connRefusedN, e.connEvictedN = map[string]int{}, map[string]int{}
+}
+
+func (e *events) connRefused(limit string) {
+	e.connRefusedBy[limit].Inc()
+	e.mu.Lock()
+	e.connRefusedN[limit]++
+	e.mu.Unlock()
+}
+
+func (e *events) connEvicted(limit string) {
+	e.connEvictedBy[limit].Inc()
+	e.mu.Lock()
+	e.connEvictedN[limit]++
+	e.mu.Unlock()
 }
 
 func (e *events) refused(limit string) {
@@ -283,17 +309,19 @@ func (e *events) reaped(limit string) {
 	e.mu.Unlock()
 }
 
-// flush logs, in one line, what was refused and reaped since the last
-// line, if anything was: a flood of refusals costs one line a second.
+// flush logs, in one line, what was refused, reaped or closed since the
+// last line, if anything was: a flood of refusals or evictions costs one
+// line a second.
 func (e *events) flush(log *slog.Logger, pressure float64) {
 	e.mu.Lock()
-	refused, reaped := e.refusedN, e.reapedN
-	if len(refused) == 0 && len(reaped) == 0 {
+	refused, reaped, connRefused, connEvicted := e.refusedN, e.reapedN, e.connRefusedN, e.connEvictedN
+	if len(refused) == 0 && len(reaped) == 0 && len(connRefused) == 0 && len(connEvicted) == 0 {
 		e.mu.Unlock()
 		return
 	}
-	e.refusedN, e.reapedN = map[string]int{}, map[string]int{}
+	e.reset()
 	e.mu.Unlock()
-	log.Warn("overload: RPCs refused or ended in the last second",
-		"refused", refused, "ended", reaped, "memory_pressure", float64(int(pressure*100))/100)
+	log.Warn("overload: RPCs refused or ended, connections refused or closed to make room, in the last second",
+		"refused", refused, "ended", reaped, "connections_refused", connRefused, "connections_evicted", connEvicted,
+		"memory_pressure", float64(int(pressure*100))/100)
 }

@@ -133,7 +133,8 @@ var settings = []setting{
 		"most health Watch streams in flight, and apart most Check calls, outside "+flagMaxRPCMemory.String()+" so that probes are answered; one client may hold an eighth of each").
 		becomes(server.WithMaxHealthStreams),
 	declare(flagMaxConnections, func(c *Config) *int { return &c.MaxConnections }, 0,
-		"most open client connections; one beyond is closed when accepted; 0 is "+flagMemoryLimit.String()+" / "+quantity(server.MemoryPerConnection)).
+		fmt.Sprintf("most open client connections, both ports together; at the limit a new one takes the place of the one idle longest, and is closed when accepted only if none is idle; from half of it, idle connections are closed after a timeout shrinking from a minute at half to a second at the limit; 0 is %.0f%% of %s at %s (the measured cost of an idle connection, rounded up) each",
+			server.ConnectionMemoryShare*100, flagMemoryLimit, quantity(server.MemoryPerConnection))).
 		becomes(server.WithMaxConnections),
 	declare(flagMaxConnectionsPerClient, func(c *Config) *int { return &c.MaxConnectionsPerClient }, 0,
 		"most open connections from one IP address; 0 is a quarter of "+flagMaxConnections.String()).

@@ -17,9 +17,19 @@ const (
 	DefaultMemoryLimit = 256 << 20
 	// MinMemoryLimit is the least WithMemoryLimit accepts.
 	MinMemoryLimit = 64 << 20
-	// MemoryPerConnection is the memory limit's share per connection that
-	// WithMaxConnections's default allows.
-	MemoryPerConnection = 512 << 10
+	// MemoryPerConnection is what WithMaxConnections's default plans per
+	// connection, 32 KiB (admission.ConnectionCost): an idle connection
+	// measurably costs 21.3 KiB on the gRPC port and 16.3 KiB on the HTTP
+	// port, rounded up with headroom (docs/reliability.md, "Measured: the
+	// idle crowd"). It was a 512 KiB worst case, which capped a 256 MiB
+	// server at 512 connections, fewer than a crowd can hold idle.
+	MemoryPerConnection = admission.ConnectionCost
+	// ConnectionMemoryShare is the share of the memory limit that
+	// WithMaxConnections's default lets connections take at
+	// MemoryPerConnection each: a quarter, 64 MiB of 256 MiB. Their memory
+	// is part of what WithMaxRPCMemory measures, so a crowd at the cap
+	// leaves RPCs the rest of that budget rather than growing past it.
+	ConnectionMemoryShare = 0.25
 	// DefaultRPCMemoryShare is the share of the memory limit RPCs may hold
 	// by default (WithMaxRPCMemory): what is left is the runtime's
 	// baseline, health, and the garbage GOMEMLIMIT (90% of the limit) lets
@@ -59,7 +69,7 @@ type overloadOptions struct {
 	maxRPCMemory            int64 // 0: memoryLimit * DefaultRPCMemoryShare
 	maxRPCMemoryPerClient   int64 // 0: no fixed cap, the adaptive share
 	maxHealthStreams        int
-	maxConnections          int // 0: memoryLimit / 512 KiB
+	maxConnections          int // 0: memoryLimit / 4 / 32 KiB
 	maxConnectionsPerClient int // 0: maxConnections / 4
 	firstMessageTimeout     time.Duration
 	sendStallTimeout        time.Duration
@@ -118,9 +128,14 @@ func WithMaxHealthStreams(n int) Option {
 	return positive("WithMaxHealthStreams", n, func(o *options) { o.overload.maxHealthStreams = n })
 }
 
-// WithMaxConnections sets how many client connections may be open; one
-// beyond it is closed as soon as it is accepted. The default, 0, is the
-// memory limit / 512 KiB: 512 for 256 MiB. n must not be negative.
+// WithMaxConnections sets how many client connections may be open, on
+// both ports together. At the limit a new connection takes the place of
+// the one idle longest (no RPC in flight for a second) of the address
+// holding the most, and is closed as soon as it is accepted only if none
+// is idle; from half of it, connections idle longer than a timeout that
+// shrinks with the count (a minute at half, a second at the limit) are
+// closed. The default, 0, is ConnectionMemoryShare of the memory limit
+// at MemoryPerConnection each: 2,048 for 256 MiB. n must not be negative.
 func WithMaxConnections(n int) Option {
 	return derivable("WithMaxConnections", n, func(o *options) { o.overload.maxConnections = n })
 }
@@ -170,7 +185,7 @@ func (o *options) admissionLimits() (admission.Limits, error) {
 		l.MaxRPCMemory = int64(float64(v.memoryLimit) * DefaultRPCMemoryShare)
 	}
 	if l.MaxConnections == 0 {
-		l.MaxConnections = int(v.memoryLimit / MemoryPerConnection)
+		l.MaxConnections = int(float64(v.memoryLimit) * ConnectionMemoryShare / MemoryPerConnection)
 	}
 	if l.MaxConnectionsPerClient == 0 {
 		l.MaxConnectionsPerClient = max(1, l.MaxConnections/4)
