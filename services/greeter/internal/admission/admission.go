@@ -47,6 +47,12 @@
 //     count, from a minute at half to a second at the cap, the one idle
 //     longest first (idle.go), so that idle crowds give their places back
 //     before a newcomer finds the server full;
+//   - a response stream on the gRPC port may have QueuedPerStream messages
+//     handed to grpc-go and not yet written to its connection, more while
+//     all streams' together are fewer than QueuedShared; past that its
+//     next send waits (outbound.go), so what a client that reads nothing
+//     can make the server queue is bounded before it is queued, not found
+//     at the next memory sample;
 //   - an RPC whose first request message has not arrived within
 //     Limits.FirstMessageTimeout is cancelled, and a connection on which a
 //     send has waited on flow control for Limits.SendStallTimeout is closed;

@@ -45,6 +45,10 @@ type Controller struct {
 	// touches it.
 	idleConns []*trackedConn
 
+	// queued are the gRPC port's response streams' messages handed to
+	// grpc-go and not yet written (QueuedShared).
+	queued atomic.Int64
+
 	mu sync.Mutex
 	// charged is the estimate of what the RPCs in flight hold (health
 	// apart), chargedAtSample its value when rpcMemory was read: what was

@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"net"
 	"reflect"
 	"sync"
@@ -13,9 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// MaxQueuedMessages is how many messages a response stream on the gRPC port
-// may have handed to grpc-go and not yet written to its connection; its
-// next send waits until one is written.
+// What a response stream on the gRPC port may have handed to grpc-go and
+// not yet had written to its connection; its next send waits until one
+// is written.
 //
 // grpc-go bounds what it queues for a stream by message bytes (a write
 // quota of 64 KiB), not by the buffers each message holds: a stream of tiny
@@ -23,17 +24,27 @@ import (
 // most of a MiB, faster than any sample of the memory, and a burst of such
 // streams outran the memory budget (docs/reliability.md, "Stuck readers").
 // Counted in messages, what a stalled stream can queue is known when it is
-// admitted: at most this many messages, within grpc-go's 64 KiB of bytes.
-// A stream whose client reads keeps up to this many in flight, enough that
-// the handler rarely waits for the connection's writer.
-const MaxQueuedMessages = 32
+// admitted.
+const (
+	// QueuedPerStream is how many unwritten messages every response stream
+	// may have, whatever the others hold.
+	QueuedPerStream = 32
+	// QueuedShared is how many unwritten messages, all streams together,
+	// past which no stream may have more than QueuedPerStream. Below it a
+	// stream may queue as many as grpc-go's write quota takes, so a fast
+	// stream's handler rarely waits for the connection's writer: waiting
+	// every QueuedPerStream messages cost a lone stream a third more
+	// server CPU per message. At about 200 bytes a queued message, 6.4 MiB.
+	QueuedShared = 32 << 10
+)
 
 // Credentials wraps the gRPC port's transport credentials (for plaintext,
 // insecure.NewCredentials()) so that what grpc-go writes to a connection
 // the Controller's listener accepted, after TLS's decryption on the way in
 // and before its encryption on the way out, is seen: the HTTP/2 frames
 // tell how many of each response stream's messages have been written, and
-// InterceptStream holds a stream's sends to MaxQueuedMessages unwritten.
+// InterceptStream holds a stream's unwritten sends to QueuedPerStream, or
+// more while all streams' together are fewer than QueuedShared.
 //
 // Counting frames is the only way to see it: grpc-go neither says when a
 // message leaves its queue nor lets its write quota be set.
@@ -54,7 +65,7 @@ func (w watchedCredentials) ServerHandshake(raw net.Conn) (net.Conn, credentials
 	if !ok {
 		return conn, info, nil
 	}
-	tc.out = &outbound{streams: map[uint32]*sendGate{}}
+	tc.out = &outbound{streams: map[uint32]*sendGate{}, shared: &tc.c.queued}
 	return &outboundConn{Conn: conn, out: tc.out}, info, nil
 }
 
@@ -74,9 +85,16 @@ func (c *outboundConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+func (c *outboundConn) Close() error {
+	err := c.Conn.Close()
+	c.out.closed()
+	return err
+}
+
 // outbound follows the HTTP/2 frames written to a connection and counts
 // the gRPC messages written for each registered stream.
 type outbound struct {
+	shared  *atomic.Int64 // all streams' unwritten messages, the Controller's
 	mu      sync.Mutex
 	streams map[uint32]*sendGate
 	gates   atomic.Int32 // len(streams): no lookup while none
@@ -92,9 +110,12 @@ type outbound struct {
 }
 
 const (
-	frameData   = 0x0
-	flagPadded  = 0x8
-	frameHeader = 9
+	frameData      = 0x0
+	frameHeaders   = 0x1
+	frameRSTStream = 0x3
+	flagEndStream  = 0x1
+	flagPadded     = 0x8
+	frameHeader    = 9
 )
 
 // wrote follows p, the next bytes written to the connection.
@@ -126,12 +147,19 @@ func (o *outbound) wrote(p []byte) {
 func (o *outbound) startFrame() {
 	o.left = uint32(o.head[0])<<16 | uint32(o.head[1])<<8 | uint32(o.head[2])
 	o.gate, o.padded, o.pad = nil, false, 0
-	if o.head[3] == frameData && o.gates.Load() > 0 {
+	if o.gates.Load() > 0 {
 		id := binary.BigEndian.Uint32(o.head[5:]) & (1<<31 - 1)
-		o.mu.Lock()
-		o.gate = o.streams[id]
-		o.mu.Unlock()
-		o.padded = o.head[4]&flagPadded != 0
+		switch typ, flags := o.head[3], o.head[4]; {
+		case typ == frameData:
+			o.mu.Lock()
+			o.gate = o.streams[id]
+			o.mu.Unlock()
+			o.padded = flags&flagPadded != 0
+		case typ == frameHeaders && flags&flagEndStream != 0, typ == frameRSTStream:
+			// The stream's trailers follow all it queued; a reset drops
+			// what is left.
+			o.end(id)
+		}
 	}
 	if o.left == 0 {
 		o.headN = 0
@@ -154,7 +182,7 @@ func (o *outbound) data(b []byte) {
 
 // register starts counting stream id's messages.
 func (o *outbound) register(id uint32) *sendGate {
-	g := &sendGate{wake: make(chan struct{}, 1)}
+	g := &sendGate{wake: make(chan struct{}, 1), shared: o.shared}
 	o.mu.Lock()
 	o.streams[id] = g
 	o.gates.Store(int32(len(o.streams)))
@@ -162,20 +190,53 @@ func (o *outbound) register(id uint32) *sendGate {
 	return g
 }
 
-func (o *outbound) unregister(id uint32) {
+// end stops counting stream id's messages, if it is counted, and takes
+// those left unwritten off the shared count.
+func (o *outbound) end(id uint32) {
 	o.mu.Lock()
+	g := o.streams[id]
 	delete(o.streams, id)
 	o.gates.Store(int32(len(o.streams)))
 	o.mu.Unlock()
+	if g != nil {
+		g.end()
+	}
+}
+
+// handlerReturned is called as stream id's handler returns. What it
+// queued stays queued, and counted, until its trailers or a reset are
+// written (startFrame): grpc-go writes a finished stream's messages before
+// its trailers, and keeps them until the client reads them. Only when
+// grpc-go itself cancelled the stream's context (the client reset the
+// stream, or the connection closed) has it dropped them already.
+func (o *outbound) handlerReturned(ctx context.Context, id uint32) {
+	if ctx.Err() != nil && context.Cause(ctx) == context.Canceled {
+		o.end(id)
+	}
+}
+
+// closed stops counting every stream: the connection is closed, and
+// grpc-go drops all it queued.
+func (o *outbound) closed() {
+	o.mu.Lock()
+	streams := o.streams
+	o.streams = map[uint32]*sendGate{}
+	o.gates.Store(0)
+	o.mu.Unlock()
+	for _, g := range streams {
+		g.end()
+	}
 }
 
 // sendGate is one response stream's count of messages handed to grpc-go
 // and written to its connection.
 type sendGate struct {
-	handed  int64        // the handler's goroutine only
-	written atomic.Int64 // messages whose last byte was written
-	waiting atomic.Bool
-	wake    chan struct{}
+	// unwritten are the messages handed to grpc-go, less those whose last
+	// byte was written; gone and below once unregistered.
+	unwritten atomic.Int64
+	shared    *atomic.Int64
+	waiting   atomic.Bool
+	wake      chan struct{}
 
 	// The writer's place in the stream's gRPC framing: a 5-byte prefix
 	// (compressed flag, length) then the message. The writer's only.
@@ -206,10 +267,30 @@ func (g *sendGate) wrote(b []byte) {
 	}
 }
 
+// gone marks a sendGate unregistered: far below any count of messages.
+const gone = math.MinInt64 / 2
+
+// handed notes a message handed to grpc-go. The handler's goroutine only.
+func (g *sendGate) handed() {
+	g.unwritten.Add(1)
+	g.shared.Add(1)
+}
+
+// end takes the stream's unwritten messages off the shared count, once.
+func (g *sendGate) end() {
+	if n := g.unwritten.Swap(gone); n > gone/2 {
+		g.shared.Add(-n)
+	}
+}
+
 // message notes a message written whole.
 func (g *sendGate) message() {
 	g.prefixN, g.msgLeft = 0, 0
-	g.written.Add(1)
+	// A stream unregistered meanwhile took its unwritten messages, this
+	// one among them or not, off the shared count when it swapped in gone.
+	if g.unwritten.Add(-1) > gone/2 {
+		g.shared.Add(-1)
+	}
 	if g.waiting.Load() {
 		select {
 		case g.wake <- struct{}{}:
@@ -218,12 +299,20 @@ func (g *sendGate) message() {
 	}
 }
 
-// wait returns once fewer than MaxQueuedMessages of the stream's messages
-// are unwritten, or with the stream's status once ctx is done.
+// room reports whether the stream may hand grpc-go one more message.
+func (g *sendGate) room() bool {
+	n := g.unwritten.Load()
+	return n < QueuedPerStream || g.shared.Load() < QueuedShared
+}
+
+// wait returns once the stream has room for a message, or with the
+// stream's status once ctx is done. Its own messages written wake it: once
+// fewer than QueuedPerStream are unwritten it has room, whatever the
+// others hold.
 func (g *sendGate) wait(ctx context.Context) error {
-	for g.handed-g.written.Load() >= MaxQueuedMessages {
+	for !g.room() {
 		g.waiting.Store(true)
-		if g.handed-g.written.Load() < MaxQueuedMessages {
+		if g.room() {
 			g.waiting.Store(false)
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,18 +60,41 @@ func TestOutboundCountsMessages(t *testing.T) {
 	frames := wire.Bytes()
 
 	for _, piece := range []int{1, 2, 5, 9, 10, 100, 16393, len(frames)} {
-		o := &outbound{streams: map[uint32]*sendGate{}}
+		var shared atomic.Int64
+		o := &outbound{streams: map[uint32]*sendGate{}, shared: &shared}
 		one, five := o.register(1), o.register(5)
+		for range 5 {
+			one.handed()
+		}
+		five.handed()
 		for p := frames; len(p) > 0; {
 			n := min(piece, len(p))
 			o.wrote(p[:n])
 			p = p[n:]
 		}
-		if got := one.written.Load(); got != 4 {
-			t.Errorf("in pieces of %d: stream 1 wrote %d messages, want 4", piece, got)
+		if got := one.unwritten.Load(); got != 1 {
+			t.Errorf("in pieces of %d: stream 1 has %d of 5 messages unwritten, want 1", piece, got)
 		}
-		if got := five.written.Load(); got != 1 {
-			t.Errorf("in pieces of %d: stream 5 wrote %d messages, want 1", piece, got)
+		if got := five.unwritten.Load(); got != 0 {
+			t.Errorf("in pieces of %d: stream 5 has %d of 1 unwritten, want 0", piece, got)
+		}
+		if got := shared.Load(); got != 1 {
+			t.Errorf("in pieces of %d: %d unwritten in all, want 1", piece, got)
+		}
+		// Stream 5's trailers end it; stream 1's unwritten message stays
+		// counted until it is reset.
+		var end bytes.Buffer
+		efr := http2.NewFramer(&end, nil)
+		_ = efr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: hdr.Bytes(), EndHeaders: true, EndStream: true})
+		o.wrote(end.Bytes())
+		if got := shared.Load(); got != 1 || o.gates.Load() != 1 {
+			t.Errorf("in pieces of %d: stream 5's trailers written: %d unwritten in all, %d streams counted; want 1 and 1", piece, got, o.gates.Load())
+		}
+		end.Reset()
+		_ = efr.WriteRSTStream(1, http2.ErrCodeCancel)
+		o.wrote(end.Bytes())
+		if got := shared.Load(); got != 0 || o.gates.Load() != 0 {
+			t.Errorf("in pieces of %d: stream 1 reset: %d unwritten in all, %d streams counted; want 0 and 0", piece, got, o.gates.Load())
 		}
 	}
 }
@@ -119,24 +143,33 @@ func TestStreamIDOfEveryStream(t *testing.T) {
 	}
 }
 
-// TestSendGate: a stream's sends wait once MaxQueuedMessages are unwritten,
-// resume as they are written, and end with the stream's context.
+// TestSendGate: past QueuedPerStream unwritten, a stream's sends go on while
+// all streams' together are fewer than QueuedShared, else wait; they
+// resume as the stream's own messages are written, and end with the
+// stream's context.
 func TestSendGate(t *testing.T) {
-	o := &outbound{streams: map[uint32]*sendGate{}}
+	var shared atomic.Int64
+	o := &outbound{streams: map[uint32]*sendGate{}, shared: &shared}
 	g := o.register(1)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	for range MaxQueuedMessages {
+	for range 2 * QueuedPerStream {
 		if err := g.wait(ctx); err != nil {
 			t.Fatal(err)
 		}
-		g.handed++
+		g.handed()
+	}
+	shared.Add(QueuedShared) // the other streams'
+	for range QueuedPerStream {
+		var wire bytes.Buffer
+		_ = http2.NewFramer(&wire, nil).WriteData(1, false, grpcMessage(1))
+		o.wrote(wire.Bytes())
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- g.wait(ctx) }()
 	select {
 	case err := <-waited:
-		t.Fatalf("send %d with none written: not held (%v)", MaxQueuedMessages+1, err)
+		t.Fatalf("%d unwritten, the shared count full: send not held (%v)", g.unwritten.Load(), err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	var wire bytes.Buffer
@@ -150,11 +183,39 @@ func TestSendGate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a message written did not release the held send")
 	}
-	g.handed++
+	g.handed()
 	go func() { waited <- g.wait(ctx) }()
 	cancel()
 	if err := <-waited; status.Code(err) != codes.Canceled {
 		t.Errorf("held send, stream cancelled: %v, want CANCELED", err)
+	}
+}
+
+// TestStreamEnds: a stream's unwritten messages stay counted when its
+// handler returns (grpc-go writes them before its trailers), but not when
+// grpc-go cancelled the stream (it dropped them) or the connection closed.
+func TestStreamEnds(t *testing.T) {
+	var shared atomic.Int64
+	o := &outbound{streams: map[uint32]*sendGate{}, shared: &shared}
+	for id := uint32(1); id <= 5; id += 2 {
+		o.register(id).handed()
+	}
+	o.handlerReturned(t.Context(), 1)
+	deadline, cancel := context.WithTimeout(t.Context(), 0)
+	defer cancel()
+	o.handlerReturned(deadline, 3)
+	if got := shared.Load(); got != 3 {
+		t.Errorf("handlers returned, one past its deadline: %d unwritten in all, want 3", got)
+	}
+	reset, cancelReset := context.WithCancel(t.Context())
+	cancelReset()
+	o.handlerReturned(reset, 5)
+	if got := shared.Load(); got != 2 {
+		t.Errorf("stream reset: %d unwritten in all, want 2", got)
+	}
+	o.closed()
+	if got := shared.Load(); got != 0 || o.gates.Load() != 0 {
+		t.Errorf("connection closed: %d unwritten in all, %d streams counted; want 0 and 0", got, o.gates.Load())
 	}
 }
 

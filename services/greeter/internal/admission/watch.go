@@ -64,7 +64,7 @@ func (c *Controller) InterceptStream(srv any, ss grpc.ServerStream, info *grpc.S
 	if info.IsServerStream && cl.conn != nil && cl.conn.out != nil {
 		if id, ok := streamID(ss.Context()); ok {
 			ws.gate = cl.conn.out.register(id)
-			defer cl.conn.out.unregister(id)
+			defer cl.conn.out.handlerReturned(ss.Context(), id)
 		}
 	}
 	err := handler(srv, ws)
@@ -113,7 +113,7 @@ func (s *watchedStream) SendMsg(m any) error {
 	}
 	if err == nil {
 		if err = s.ServerStream.SendMsg(m); err == nil && s.gate != nil {
-			s.gate.handed++
+			s.gate.handed()
 		}
 	}
 	s.call.sendingSince.Store(0)
