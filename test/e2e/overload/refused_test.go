@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -35,10 +36,13 @@ const heldHeapBound = 3 << 20
 // refused stream's deadline timer, and what it referenced, for the hour.
 func TestRefusedCallsHoldNothing(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		args  []string
-		hold  func(t *testing.T, addr string) // what makes the flood refused
-		flood func(ctx context.Context, addr string, n int) (refused int64, err error)
+		name string
+		args []string
+		// hold makes the flood refused; the connection it returns, if
+		// any, is the flood's: past the hard memory limit a new
+		// connection is accepted only in an idle one's place.
+		hold  func(t *testing.T, addr string) *grpc.ClientConn
+		flood func(ctx context.Context, conn *grpc.ClientConn, addr string, n int) (refused int64, err error)
 		n     int
 		// limits are the greeter_streams_refused_total labels the
 		// refusals are counted under, none for connections.
@@ -56,7 +60,7 @@ func TestRefusedCallsHoldNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := start(t, append([]string{"--pprof"}, tc.args...)...)
-			tc.hold(t, srv.Addr)
+			conn := tc.hold(t, srv.Addr)
 			heap := func() float64 {
 				t.Helper()
 				if err := metrics.Collect(context.Background(), srv.MetricsAddr); err != nil {
@@ -68,7 +72,7 @@ func TestRefusedCallsHoldNothing(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			begin := time.Now()
-			refused, err := tc.flood(ctx, srv.Addr, tc.n)
+			refused, err := tc.flood(ctx, conn, srv.Addr, tc.n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,9 +104,10 @@ func TestRefusedCallsHoldNothing(t *testing.T) {
 // holdStreams holds up to n slow SayHelloStream calls from attackerIP for
 // the test, until the server refuses one: the client's share, or the
 // server's budget, is then taken.
-func holdStreams(n int) func(t *testing.T, addr string) {
-	return func(t *testing.T, addr string) {
-		client := greeterv1.NewGreeterServiceClient(dialFrom(t, attackerIP, addr))
+func holdStreams(n int) func(t *testing.T, addr string) *grpc.ClientConn {
+	return func(t *testing.T, addr string) *grpc.ClientConn {
+		conn := dialFrom(t, attackerIP, addr)
+		client := greeterv1.NewGreeterServiceClient(conn)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
 		for i := range n {
@@ -117,19 +122,21 @@ func holdStreams(n int) func(t *testing.T, addr string) {
 			case codes.OK:
 			case codes.ResourceExhausted, codes.Unavailable, codes.Canceled:
 				t.Logf("holding %d streams; the next ended: %v", i, err)
-				return
+				return conn
 			default:
 				t.Fatal(err)
 			}
 		}
 		t.Fatalf("%d streams held, none refused", n)
+		return nil
 	}
 }
 
 // holdWatches holds n health Watch streams from attackerIP, its limit.
-func holdWatches(n int) func(t *testing.T, addr string) {
-	return func(t *testing.T, addr string) {
-		client := healthpb.NewHealthClient(dialFrom(t, attackerIP, addr))
+func holdWatches(n int) func(t *testing.T, addr string) *grpc.ClientConn {
+	return func(t *testing.T, addr string) *grpc.ClientConn {
+		conn := dialFrom(t, attackerIP, addr)
+		client := healthpb.NewHealthClient(conn)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
 		for range n {
@@ -146,12 +153,13 @@ func holdWatches(n int) func(t *testing.T, addr string) {
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health check from a client holding %d watchers: %v, %v", n, resp, err)
 		}
+		return conn
 	}
 }
 
 // holdConns opens n connections from attackerIP, its limit.
-func holdConns(n int) func(t *testing.T, addr string) {
-	return func(t *testing.T, addr string) {
+func holdConns(n int) func(t *testing.T, addr string) *grpc.ClientConn {
+	return func(t *testing.T, addr string) *grpc.ClientConn {
 		for range n {
 			c, err := h2client.Dial(context.Background(), addr, h2client.WithLocalIP(attackerIP))
 			if err != nil {
@@ -159,6 +167,7 @@ func holdConns(n int) func(t *testing.T, addr string) {
 			}
 			t.Cleanup(func() { c.Close() })
 		}
+		return nil
 	}
 }
 
@@ -192,12 +201,7 @@ func flood(ctx context.Context, n int, call func(ctx context.Context) error) (in
 	return refused.Load(), firstErr
 }
 
-func floodUnary(ctx context.Context, addr string, n int) (int64, error) {
-	conn, err := dialFromNoT(attackerIP, addr)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
+func floodUnary(ctx context.Context, conn *grpc.ClientConn, _ string, n int) (int64, error) {
 	client := greeterv1.NewGreeterServiceClient(conn)
 	return flood(ctx, n, func(ctx context.Context) error {
 		_, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
@@ -205,12 +209,7 @@ func floodUnary(ctx context.Context, addr string, n int) (int64, error) {
 	})
 }
 
-func floodWatch(ctx context.Context, addr string, n int) (int64, error) {
-	conn, err := dialFromNoT(attackerIP, addr)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
+func floodWatch(ctx context.Context, conn *grpc.ClientConn, _ string, n int) (int64, error) {
 	client := healthpb.NewHealthClient(conn)
 	return flood(ctx, n, func(ctx context.Context) error {
 		w, err := client.Watch(ctx, &healthpb.HealthCheckRequest{})
@@ -224,7 +223,7 @@ func floodWatch(ctx context.Context, addr string, n int) (int64, error) {
 
 // floodConns opens connections past the per-client cap: each is closed as
 // soon as it is accepted, which a client sees as a failed dial.
-func floodConns(ctx context.Context, addr string, n int) (int64, error) {
+func floodConns(ctx context.Context, _ *grpc.ClientConn, addr string, n int) (int64, error) {
 	var refused int64
 	for range n {
 		c, err := h2client.Dial(ctx, addr, h2client.WithLocalIP(attackerIP))
