@@ -261,60 +261,50 @@ func (c *Controller) cancelShedUnread() {
 // make room into the metrics, and keeps the counts since the last log
 // line.
 type events struct {
-	refusedBy, reapedBy          map[string]prometheus.Counter
-	connRefusedBy, connEvictedBy map[string]prometheus.Counter
-	mu                           sync.Mutex
-	refusedN, reapedN            map[string]int
-	connRefusedN, connEvictedN   map[string]int
+	mu                                     sync.Mutex
+	refusals, reaps, connRefusals, evicted tally
+}
+
+// tally is one metric's children by limit, and its counts since the last
+// log line (guarded by events.mu).
+type tally struct {
+	by   map[string]prometheus.Counter
+	last map[string]int
 }
 
 func (e *events) init(m Metrics) {
-	e.refusedBy, e.reapedBy = counters(m.StreamsRefused, streamLimits), counters(m.StreamsReaped, streamLimits)
-	e.connRefusedBy, e.connEvictedBy = counters(m.ConnectionsRefused, connLimits), counters(m.ConnectionsEvicted, connLimits)
+	e.refusals.by, e.reaps.by = counters(m.StreamsRefused, streamLimits), counters(m.StreamsReaped, streamLimits)
+	e.connRefusals.by, e.evicted.by = counters(m.ConnectionsRefused, connLimits), counters(m.ConnectionsEvicted, connLimits)
 	e.reset()
 }
 
 // reset starts the counts of the next log line. Called with e.mu held, or
 // before e is shared.
 func (e *events) reset() {
-	e.refusedN, e.reapedN = map[string]int{}, map[string]int{}
-	e.connRefusedN, e.connEvictedN = map[string]int{}, map[string]int{}
+	for _, t := range []*tally{&e.refusals, &e.reaps, &e.connRefusals, &e.evicted} {
+		t.last = map[string]int{}
+	}
 }
 
-func (e *events) connRefused(limit string) {
-	e.connRefusedBy[limit].Inc()
+// count counts one event of t under limit.
+func (e *events) count(t *tally, limit string) {
+	t.by[limit].Inc()
 	e.mu.Lock()
-	e.connRefusedN[limit]++
+	t.last[limit]++
 	e.mu.Unlock()
 }
 
-func (e *events) connEvicted(limit string) {
-	e.connEvictedBy[limit].Inc()
-	e.mu.Lock()
-	e.connEvictedN[limit]++
-	e.mu.Unlock()
-}
-
-func (e *events) refused(limit string) {
-	e.refusedBy[limit].Inc()
-	e.mu.Lock()
-	e.refusedN[limit]++
-	e.mu.Unlock()
-}
-
-func (e *events) reaped(limit string) {
-	e.reapedBy[limit].Inc()
-	e.mu.Lock()
-	e.reapedN[limit]++
-	e.mu.Unlock()
-}
+func (e *events) refused(limit string)     { e.count(&e.refusals, limit) }
+func (e *events) reaped(limit string)      { e.count(&e.reaps, limit) }
+func (e *events) connRefused(limit string) { e.count(&e.connRefusals, limit) }
+func (e *events) connEvicted(limit string) { e.count(&e.evicted, limit) }
 
 // flush logs, in one line, what was refused, reaped or closed since the
 // last line, if anything was: a flood of refusals or evictions costs one
 // line a second.
 func (e *events) flush(log *slog.Logger, pressure float64) {
 	e.mu.Lock()
-	refused, reaped, connRefused, connEvicted := e.refusedN, e.reapedN, e.connRefusedN, e.connEvictedN
+	refused, reaped, connRefused, connEvicted := e.refusals.last, e.reaps.last, e.connRefusals.last, e.evicted.last
 	if len(refused) == 0 && len(reaped) == 0 && len(connRefused) == 0 && len(connEvicted) == 0 {
 		e.mu.Unlock()
 		return
