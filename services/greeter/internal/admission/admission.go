@@ -173,8 +173,9 @@ const RetryAfter = time.Second
 var ErrFirstMessageTimeout = errors.New("no complete request message within the first-message timeout")
 
 var (
-	errSendStalled   = errors.New("the client read nothing for the send-stall timeout: connection closed")
-	errRefused       = errors.New("refused, and its request did not arrive")
-	errHealthEvicted = errors.New("ended to make room for another health call: its request did not arrive")
-	errMadeRoom      = errors.New("ended to make room, past the hard memory limit, for a client within its share: its request did not arrive")
+	errSendStalled    = errors.New("the client read nothing for the send-stall timeout: connection closed")
+	errRefused        = errors.New("refused, and its request did not arrive")
+	errHealthEvicted  = errors.New("ended to make room for another health call: its request did not arrive")
+	errMadeRoom       = errors.New("ended to make room, past the hard memory limit, for a client within its share: its request did not arrive")
+	errWaitingEvicted = errors.New("ended to make room for a client within its share of the calls that may wait for their request: its request did not arrive")
 )

@@ -111,10 +111,13 @@ type call struct {
 	released     atomic.Bool
 	conn         *trackedConn // nil if the listener is not a Controller's
 	// evicted: ended to make room for another, a health RPC's place
-	// given back at once (heldHealth, heldRPC); guarded by Controller.mu.
-	evicted bool
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
+	// given back at once (heldHealth, heldRPC, waitingRPC); guarded by
+	// Controller.mu. madeRoomFor is the limit it made room at, if not the
+	// memory's or the health calls'.
+	evicted     bool
+	madeRoomFor string
+	ctx         context.Context
+	cancel      context.CancelCauseFunc
 }
 
 type callKey struct{}

@@ -196,6 +196,57 @@ func TestWaitingShare(t *testing.T) {
 	}
 }
 
+// TestWaitingMakesRoom: once Limits.MaxWaiting RPCs wait for their
+// request, a client within its share is admitted in the place of the
+// oldest call, waiting makeRoomAfter or more, of the client waiting on the
+// most beyond its share, so that the count stays at MaxWaiting however
+// many clients arrive; a call that started a moment ago is not ended, and
+// without one to end the newcomer is admitted as before.
+func TestWaitingMakesRoom(t *testing.T) {
+	c, clk := newLimitedController(Limits{MaxWaiting: 4})
+	admit := func(ip string) (*call, error) {
+		ctx, _, err := c.Admit(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}}, "/acme.greeter.v1.GreeterService/SayHello")
+		if err != nil {
+			return nil, err
+		}
+		return ctx.Value(callKey{}).(*call), nil
+	}
+	var crowd []*call
+	for i := range 4 {
+		cl, err := admit("127.0.1.1")
+		if err != nil {
+			t.Fatalf("call %d, under MaxWaiting: %v", i, err)
+		}
+		crowd = append(crowd, cl)
+		clk.t = clk.t.Add(time.Millisecond)
+	}
+	// A moment later: the crowd's calls may still be getting their
+	// requests, none is ended, the newcomer is admitted on top.
+	if _, err := admit("127.0.2.1"); err != nil {
+		t.Fatalf("a newcomer within its share: %v", err)
+	}
+	for i, cl := range crowd {
+		if cl.reaped.Load() {
+			t.Fatalf("crowd call %d ended %s after it started", i, time.Duration(4-i)*time.Millisecond)
+		}
+	}
+	clk.t = clk.t.Add(makeRoomAfter)
+	for i, ip := range []string{"127.0.3.1", "127.0.4.1"} {
+		if _, err := admit(ip); err != nil {
+			t.Fatalf("newcomer %d within its share: %v", i, err)
+		}
+		if cl := crowd[i]; !cl.reaped.Load() || !errors.Is(context.Cause(cl.ctx), errWaitingEvicted) {
+			t.Errorf("newcomer %d: the crowd's call %d not ended (%v), want the oldest ended for it", i, i, context.Cause(cl.ctx))
+		}
+	}
+	if got := c.waiting.Load(); got != 5 {
+		t.Errorf("%d calls counted waiting, want 5: the 4 of MaxWaiting and the one admitted on top", got)
+	}
+	if n := testutil.ToFloat64(c.m.StreamsReaped.WithLabelValues(LimitWaiting)); n != 2 {
+		t.Errorf("counted %v ended at %s, want 2", n, LimitWaiting)
+	}
+}
+
 // TestHolderEviction: at a connection limit, a connection whose every RPC
 // has waited a second or more for its request gives way to a newcomer as
 // an idle one does; one with an RPC whose request came, or one whose RPC

@@ -132,9 +132,12 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 	c.mu.Unlock()
 
 	switch {
-	case evicted != nil && evicted.health != notHealth:
+	case evicted == nil:
+	case evicted.health != notHealth:
 		c.end(evicted, LimitMaxHealthStreams, errHealthEvicted, false)
-	case evicted != nil:
+	case evicted.madeRoomFor == LimitWaiting:
+		c.end(evicted, LimitWaiting, errWaitingEvicted, false)
+	default:
 		c.end(evicted, LimitMaxRPCMemory, errMadeRoom, false)
 	}
 
@@ -197,11 +200,48 @@ func (c *Controller) admitRPC(use *clientUse) (refusal, *call) {
 	if l.MaxRPCMemoryPerClient > 0 && use.charge+RPCCost > l.MaxRPCMemoryPerClient {
 		return refusal{LimitMaxRPCMemoryPerClient, codes.ResourceExhausted, fmt.Sprintf("greeter: this client holds %d KiB in RPCs in flight, its limit is %d KiB; retry after some end", use.charge>>10, l.MaxRPCMemoryPerClient>>10)}, nil
 	}
-	if l.MaxWaiting > 0 && c.waiting.Load() >= int64(l.MaxWaiting) {
-		if share, w := int64(max(1, l.MaxWaiting/len(c.clients))), use.waiting.Load(); w >= share {
-			return refusal{LimitWaiting, codes.ResourceExhausted, fmt.Sprintf("greeter: this client has %d calls whose request has not arrived, more than its share of %d among %d clients; send each call's request with it, or retry after some end", w, share, len(c.clients))}, nil
-		}
+	waitingFull := l.MaxWaiting > 0 && c.waiting.Load() >= int64(l.MaxWaiting)
+	share := int64(max(1, l.MaxWaiting/len(c.clients)))
+	if w := use.waiting.Load(); waitingFull && w >= share {
+		return refusal{LimitWaiting, codes.ResourceExhausted, fmt.Sprintf("greeter: this client has %d calls whose request has not arrived, more than its share of %d among %d clients; send each call's request with it, or retry after some end", w, share, len(c.clients))}, nil
 	}
+	r, victim := c.admitMemory(use)
+	if r.limit != "" || victim != nil || !waitingFull {
+		return r, victim
+	}
+	// Within its share of a full MaxWaiting: a call of a client waiting on
+	// more than its share gives way. Admitting it on top let each client
+	// that arrived add its share to the count: 50 addresses opening held
+	// streams one after another had 9,349 waiting of a MaxWaiting of
+	// 2,457, and took the server to 235 MiB.
+	return refusal{}, c.waitingRPC(use, share)
+}
+
+// waitingRPC is the call to end so that a client using use, within its
+// share of Limits.MaxWaiting, may start one while that many wait: one
+// whose request has not come within makeRoomAfter, of the client waiting
+// on the most beyond share, the oldest (unreceived); it no longer counts
+// as waiting. nil if there is none. Called with c.mu held.
+func (c *Controller) waitingRPC(use *clientUse, share int64) *call {
+	now := c.now()
+	victim := c.unreceived(func(cl *call) (int64, bool) {
+		if cl.health != notHealth || cl.use == use || now.Sub(cl.start) < makeRoomAfter {
+			return 0, false
+		}
+		w := cl.use.waiting.Load()
+		return w, w > share
+	})
+	if victim != nil {
+		victim.madeRoomFor = LimitWaiting
+		c.stopWaiting(victim)
+	}
+	return victim
+}
+
+// admitMemory decides on an RPC of a client using use by the memory RPCs
+// hold (admitRPC). Called with c.mu held.
+func (c *Controller) admitMemory(use *clientUse) (refusal, *call) {
+	l := c.limits
 	budget := l.MaxRPCMemory
 	if budget <= 0 {
 		return refusal{}, nil
