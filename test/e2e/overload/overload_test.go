@@ -30,9 +30,6 @@ const (
 	// rssBound is the most RSS the server may reach under any attack: the
 	// issue's goal, with room under the 256 MiB pod.
 	rssBound = 200 << 20
-	// podLimit is the memory of the Kubernetes pod the defaults plan for:
-	// past it the server is OOM-killed.
-	podLimit = 256 << 20
 	// wellBehavedBound is the longest a well-behaved client's SayHello may
 	// take while another client attacks (loopback, 2 shared cores).
 	wellBehavedBound = 2 * time.Second
@@ -197,8 +194,10 @@ func ended(conns []*h2client.Conn) int {
 // UNAVAILABLE until the first-message timeout reaped them. Now:
 //
 //   - peak RSS stays under rssBound (the realistic crowd of 50,000 streams
-//     spread over 500 connections: under podLimit, the pod survives; the
-//     200 MiB goal is not met for it yet: docs/reliability.md);
+//     spread over 500 connections reached 222–235 MiB while the calls
+//     waiting for their request grew with each address that arrived and
+//     the collector let the refusals' garbage grow to four times what was
+//     live);
 //   - the streams beyond grpc-go's per-connection limit are reset
 //     (REFUSED_STREAM), the others are held or refused with a status a
 //     client can act on, or reaped (CANCELLED), and the refusals are
@@ -210,14 +209,13 @@ func TestHeldStreams(t *testing.T) {
 	for _, tc := range []struct {
 		name                  string
 		addrs, conns, perConn int
-		rss                   int64
 	}{
-		{"50 addresses × 1,000", 50, 1, 1000, rssBound},
-		{"50 addresses × 10 × 100", 50, 10, 100, podLimit},
-		{"1 address × 50 × 1,000", 1, 50, 1000, rssBound},
+		{"50 addresses × 1,000", 50, 1, 1000},
+		{"50 addresses × 10 × 100", 50, 10, 100},
+		{"1 address × 50 × 1,000", 1, 50, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			heldStreams(t, tc.addrs, tc.conns, tc.perConn, tc.rss)
+			heldStreams(t, tc.addrs, tc.conns, tc.perConn)
 		})
 	}
 }
@@ -226,7 +224,7 @@ func TestHeldStreams(t *testing.T) {
 // client calls.
 const crowdHold = 6 * time.Second
 
-func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int, maxRSS int64) {
+func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int) {
 	srv := start(t)
 	health := healthpb.NewHealthClient(dialFrom(t, healthIP, srv.Addr))
 	base, err := procstat.Read(srv.Pid())
@@ -297,8 +295,8 @@ func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int, maxRSS int64) {
 	t.Logf("%d addresses × %d connections × %d streams held %s (%d connections refused): %d still held, ended %v; refused %v, reaped %v, pressure %.2f; server RSS %.1f → peak %.1f MiB; well-behaved client: %s; slow streams %d OK",
 		addrs, connsPerAddr, perConn, crowdHold, dialsRefused, opened-ended(attack), ends, counted, m.Sum("greeter_streams_reaped_total", nil), m.Sum("greeter_memory_pressure", nil),
 		float64(base.RSS)/(1<<20), float64(peak)/(1<<20), p, slowOK)
-	if peak > maxRSS {
-		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), maxRSS>>20)
+	if peak > rssBound {
+		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
 	}
 	if p.n() == 0 || len(p.errs)*100 > p.n() {
 		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; first failure: %v", p, p.errs)

@@ -44,6 +44,9 @@ type Controller struct {
 	// idleConns is closeIdle's scratch, kept between passes; only Run
 	// touches it.
 	idleConns []*trackedConn
+	// gc is the garbage collector's target under pressure; only Run
+	// touches it.
+	gc collectorTarget
 
 	// queued are the gRPC port's response streams' messages handed to
 	// grpc-go and not yet written (QueuedShared).
@@ -137,6 +140,7 @@ func New(l Limits, m Metrics, log *slog.Logger, services map[string]grpc.Service
 		methods:    map[string]method{},
 		now:        time.Now,
 		readMemory: readRuntimeMemory,
+		gc:         newCollectorTarget(),
 		clients:    map[string]*clientUse{},
 		calls:      map[*call]struct{}{},
 		conns:      map[*trackedConn]struct{}{},

@@ -40,6 +40,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-tick.C:
 		}
 		pressure = c.sample(&lastGC, &gcs)
+		c.gc.follow(pressure, c.now(), c.log)
 		c.reap(pressure)
 		c.closeIdle()
 		// What shed RPCs held is seen only once they have ended and the
