@@ -45,9 +45,10 @@ const (
 // default would mark again every few MiB allocated: collections were a
 // large share of the server's CPU. The price is memory under load, none at
 // rest (the figures of both: docs/performance.md, "Figures behind the code").
-// GOGC=100 or 200 trades it back; a memory limit (GOMEMLIMIT,
-// which deploy/ sets to the container's) makes the collector run sooner as
-// the heap nears it.
+// GOGC=100 or 200 trades it back; the memory limit (GOMEMLIMIT, which
+// planMemory sets to 90% of the memory planned for) makes the collector
+// run sooner as the heap nears it, and under memory pressure the admission controller
+// lowers the target to 100 until the pressure is over.
 const gcPercent = 400
 
 func main() {

@@ -11,8 +11,13 @@
 //   - RPCs waiting for their first request message are counted apart
 //     (Limits.MaxWaiting, a quarter of the budget at RPCCost each): once
 //     that many wait, a client waiting on more than its share is refused,
-//     so a crowd opening streams and sending nothing holds a bounded part
-//     of the budget, whatever its size;
+//     and one within it admitted in the place of a call of the client
+//     waiting on the most beyond its share, so a crowd opening streams and
+//     sending nothing holds a bounded part of the budget, whatever its
+//     size and however many addresses it comes from;
+//   - from half the budget measured, garbage included, the garbage
+//     collector's target is lowered (collector.go), so that a crowd's
+//     refusals do not fill the memory with garbage;
 //   - a client's share adapts to how many clients hold RPCs: while the
 //     server has room, a lone client may use all of it; once it is short,
 //     a client within its fair share (the budget over the clients holding
