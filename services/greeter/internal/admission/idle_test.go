@@ -15,31 +15,40 @@ import (
 
 func TestIdleTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		n, max int
-		want   time.Duration
+		n, max   int
+		pressure float64
+		want     time.Duration
 	}{
-		{0, 0, 0},
-		{5000, 0, 0}, // no cap
-		{0, 2048, 0},
-		{1023, 2048, 0}, // below half
-		{1024, 2048, idleAtHalf},
-		{1536, 2048, idleAtHalf - (idleAtHalf-minIdle)/2},
-		{2048, 2048, minIdle},
-		{3000, 2048, minIdle}, // past the cap (lowered at run time, or eviction pending)
-		{1, 1, minIdle},
-		{1, 2, idleAtHalf},
+		{0, 0, 0, 0},
+		{5000, 0, 0, 0}, // no cap
+		{0, 2048, 0, 0},
+		{1023, 2048, 0.49, 0}, // below half of both
+		{1024, 2048, 0, idleAtHalf},
+		{1536, 2048, 0, idleAtHalf - (idleAtHalf-minIdle)/2},
+		{2048, 2048, 0, minIdle},
+		{3000, 2048, 0, minIdle}, // past the cap (lowered at run time, or eviction pending)
+		{1, 1, 0, minIdle},
+		{1, 2, 0, idleAtHalf},
+		// By memory pressure, whatever the count.
+		{0, 2048, 0.5, idleAtHalf},
+		{10, 0, 0.75, idleAtHalf - (idleAtHalf-minIdle)/2},
+		{10, 2048, 1, minIdle},
+		{10, 2048, 3, minIdle},
+		// The shorter of the two.
+		{1536, 2048, 0.5, idleAtHalf - (idleAtHalf-minIdle)/2},
+		{1024, 2048, 0.75, idleAtHalf - (idleAtHalf-minIdle)/2},
 	} {
-		if got := idleTimeout(tc.n, tc.max); got != tc.want {
-			t.Errorf("idleTimeout(%d, %d) = %v, want %v", tc.n, tc.max, got, tc.want)
+		if got := idleTimeout(tc.n, tc.max, tc.pressure); got != tc.want {
+			t.Errorf("idleTimeout(%d, %d, %.2f) = %v, want %v", tc.n, tc.max, tc.pressure, got, tc.want)
 		}
 	}
 }
 
-// TestCloseIdle: from half of MaxConnections, connections with no RPC in
-// flight past the idle timeout at the count are closed, idle longest
-// first, until the count left lengthens the timeout past the idle time of
-// the next; busy ones never; at most idleClosesPerTick a pass; each
-// counted and logged.
+// TestCloseIdle: from half of MaxConnections, or of the memory budget,
+// connections with no RPC in flight past the idle timeout at the count and
+// the pressure are closed, idle longest first, until the count left
+// lengthens the timeout past the idle time of the next; busy ones never;
+// at most idleClosesPerTick a pass; each counted and logged.
 func TestCloseIdle(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -47,15 +56,19 @@ func TestCloseIdle(t *testing.T) {
 		idle      int           // connections, accepted a millisecond apart, then idle
 		busy      int           // connections with an RPC in flight, accepted before them
 		idleFor   time.Duration // after the last was accepted
+		pressure  float64
 		wantClose int
 	}{
-		{"below half, idle an hour", 10, 4, 0, time.Hour, 0},
-		{"at the cap, idle 2s: the idlest only, the timeout at 9 of 10 being 12.8s", 10, 10, 0, 2 * time.Second, 1},
-		{"at the cap, idle 30s: down to where the timeout (60s at 5 of 10) passes 30s", 10, 10, 0, 30 * time.Second, 3},
-		{"at the cap, idle an hour: down to under half, where there is no timeout", 10, 10, 0, time.Hour, 6},
-		{"at the cap, busy ones kept", 10, 2, 8, time.Hour, 2},
-		{"just under the cap, idle under its timeout", 10, 9, 0, 12 * time.Second, 0},
-		{"a crowd of thousands: bounded work a pass", 2000, 2000, 0, time.Hour, idleClosesPerTick},
+		{"below half, idle an hour", 10, 4, 0, time.Hour, 0, 0},
+		{"at the cap, idle 2s: the idlest only, the timeout at 9 of 10 being 12.8s", 10, 10, 0, 2 * time.Second, 0, 1},
+		{"at the cap, idle 30s: down to where the timeout (60s at 5 of 10) passes 30s", 10, 10, 0, 30 * time.Second, 0, 3},
+		{"at the cap, idle an hour: down to under half, where there is no timeout", 10, 10, 0, time.Hour, 0, 6},
+		{"at the cap, busy ones kept", 10, 2, 8, time.Hour, 0, 2},
+		{"just under the cap, idle under its timeout", 10, 9, 0, 12 * time.Second, 0, 0},
+		{"a crowd of thousands: bounded work a pass", 2000, 2000, 0, time.Hour, 0, idleClosesPerTick},
+		{"below half, memory at the budget: idle over a second closed", 10, 4, 0, 2 * time.Second, 1, 4},
+		{"below half, memory at three quarters, idle 20s: kept (30.5s)", 10, 4, 0, 20 * time.Second, 0.75, 0},
+		{"below half, memory at three quarters, idle 40s: closed", 10, 4, 0, 40 * time.Second, 0.75, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, clk := newLimitedController(Limits{MaxConnections: tc.max})
@@ -80,7 +93,7 @@ func TestCloseIdle(t *testing.T) {
 				}
 			}
 			clk.t = clk.t.Add(tc.idleFor)
-			c.closeIdle()
+			c.closeIdle(tc.pressure)
 			if got := closed(busy); len(got) > 0 {
 				t.Errorf("closed busy connections %v", got)
 			}

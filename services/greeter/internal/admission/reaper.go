@@ -42,7 +42,7 @@ func (c *Controller) Run(ctx context.Context) {
 		pressure = c.sample(&lastGC, &gcs)
 		c.gc.follow(pressure, c.now(), c.log)
 		c.reap(pressure)
-		c.closeIdle()
+		c.closeIdle(pressure)
 		// What shed RPCs held is seen only once they have ended and the
 		// garbage collector has run: shed once per collection, or the
 		// same excess would be shed again at every tick.
