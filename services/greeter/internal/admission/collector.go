@@ -69,6 +69,15 @@ func (t *collectorTarget) follow(p float64, now time.Time, log *slog.Logger) {
 	}
 }
 
+// giveBack restores the target if it is lowered, without a log line: the
+// Controller is stopping.
+func (t *collectorTarget) giveBack() {
+	if t.restore != 0 {
+		t.set(t.restore)
+		t.restore = 0
+	}
+}
+
 // gcPercent is the garbage collector's target now (GOGC), -1 for off: read
 // from runtime/metrics, as debug.SetGCPercent cannot read it without
 // setting it.

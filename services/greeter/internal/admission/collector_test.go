@@ -55,6 +55,10 @@ func TestCollectorTarget(t *testing.T) {
 			if lines := strings.Count(logged.String(), "\n"); lines != sets {
 				t.Errorf("%d target changes, %d lines logged, want one each:\n%s", sets, lines, logged.String())
 			}
+			target.giveBack()
+			if gogc != tc.gogc {
+				t.Errorf("GOGC %d once the Controller stopped, want %d given back", gogc, tc.gogc)
+			}
 		})
 	}
 }

@@ -26,6 +26,9 @@ func (c *Controller) Run(ctx context.Context) {
 	c.reapEvery = every
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// A lowered collector target is the Controller's to give back: the
+	// process may serve on without it (a test's, an embedder's).
+	defer c.gc.giveBack()
 	var (
 		lastGC   = c.now()
 		gcs      uint64
