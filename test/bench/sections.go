@@ -58,12 +58,12 @@ func (r Report) Markdown() string {
 }
 
 // Update returns doc, the report file's text, with the report in it. What
-// comes before Marker stays. A run of every table replaces all that
+// comes before the line Marker stays. A run of every table replaces all that
 // follows it, as does any run when nothing does; a run of some replaces
 // only their sections, and puts those the file lacks in their place in
 // report order. A file without Marker becomes the report.
 func (r Report) Update(doc string) string {
-	i := strings.Index(doc, Marker)
+	i := lineIndex(doc, Marker)
 	if i < 0 {
 		return Marker + "\n\n" + r.Markdown()
 	}
@@ -72,8 +72,8 @@ func (r Report) Update(doc string) string {
 		return head + "\n\n" + r.Markdown()
 	}
 	for _, s := range r.sections {
-		b := strings.Index(generated, s.begin())
-		e := strings.Index(generated, s.end())
+		b := lineIndex(generated, s.begin())
+		e := lineIndex(generated, s.end())
 		if b >= 0 && e > b {
 			generated = generated[:b] + s.block() + generated[e+len(s.end()):]
 			continue
@@ -92,9 +92,26 @@ func (r Report) Update(doc string) string {
 func nextSection(generated, name string) int {
 	i := slices.Index(sectionOrder, name)
 	for _, later := range sectionOrder[i+1:] {
-		if at := strings.Index(generated, section{name: later}.begin()); at >= 0 {
+		if at := lineIndex(generated, section{name: later}.begin()); at >= 0 {
 			return at
 		}
 	}
 	return -1
+}
+
+// lineIndex is where line first stands on a line of its own in text, or
+// -1: the hand-written part may quote a marker in its prose.
+func lineIndex(text, line string) int {
+	for from := 0; ; {
+		i := strings.Index(text[from:], line)
+		if i < 0 {
+			return -1
+		}
+		i += from
+		end := i + len(line)
+		if (i == 0 || text[i-1] == '\n') && (end == len(text) || text[end] == '\n') {
+			return i
+		}
+		from = end
+	}
 }
