@@ -11,7 +11,7 @@
 #   make generate   regenerate gen/go, the TypeScript and Python SDKs and docs/api from api/
 #   make dist       the contract's release artifacts in dist/ (VERSION=X.Y.Z for a release)
 #   make conformance  connectrpc's conformance suite against both ports (part of make test)
-#   make bench      load benchmark: greeter vs bare grpc-go, writes docs/performance.md
+#   make bench      load and overload benchmark: greeter vs bare grpc-go, writes docs/performance.md
 #   make build      bin/greeter and bin/greetctl, built in the root workspace
 #   make buf ARGS='breaking --against ../other'   buf by hand, the pinned version
 #   make lint | format | format-check | breaking | drift | vet | tidy | npm-deps | sdk-tools
@@ -131,10 +131,12 @@ bench-smoke:
 	@echo "== micro-benchmarks, one iteration each: services/greeter"
 	cd services/greeter && $(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
 
-# The load benchmark (about 13 minutes; not part of `make test`): server CPU
+# The load benchmark (about 20 minutes; not part of `make test`): server CPU
 # per request, greeter vs bare grpc-go, with the server and the load
-# generators on CPUs of their own. BENCH_FLAGS passes flags to greetbench,
-# e.g. BENCH_FLAGS="-scenarios unary -concurrency 64".
+# generators on CPUs of their own, then the capacity and overload tables
+# at the default 256 MiB plan. BENCH_FLAGS passes flags to greetbench, e.g.
+# BENCH_FLAGS="-scenarios unary -concurrency 64"; a run of some tables
+# updates only theirs in docs/performance.md.
 BENCH_FLAGS ?=
 bench:
 	cd test && $(GO) tool greetbench $(BENCH_FLAGS)

@@ -18,8 +18,13 @@
 //     ratios are taken within a row.
 //
 // Every run is bounded: generators × scenarios × concurrency levels ×
-// 2 servers × Rounds × (Warmup + Duration), the throughput rows and the
-// idle memory steps.
+// 2 servers × Rounds × (Warmup + Duration), the throughput rows, the idle
+// memory steps, and the capacity and overload rows, each a fresh server
+// held for a fixed time.
+//
+// Each table is measured when its Config field asks for it, and is a
+// section of the Report of its own, so that a run of some tables updates
+// only theirs in docs/performance.md.
 package bench
 
 import (
@@ -70,8 +75,12 @@ type Config struct {
 	// held at once against the greeter at its default memory plan; none
 	// leaves them out.
 	Capacity []int
-	// Crowd adds the crowd-of-holders capacity row.
-	Crowd bool
+	// Overload lists the attacks of the overload table (overload.go),
+	// against the greeter at its default memory plan; none leaves it out.
+	Overload []Attack
+	// OverloadScale is the share of the attacks' full counts and holds
+	// the overload table runs, for a quick run; 0 runs them in full.
+	OverloadScale float64
 	// HTTPConcurrency lists the numbers of calls in flight of the HTTP
 	// port's rows (h2load, greeter vs bare connect-go); none leaves them
 	// out.
@@ -131,25 +140,35 @@ type bench struct {
 }
 
 // Run builds the servers and the generators from the repository at root,
-// measures and returns the report as markdown.
-func Run(ctx context.Context, root string, cfg Config) (string, error) {
+// measures the tables cfg asks for and returns the report.
+func Run(ctx context.Context, root string, cfg Config) (Report, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
-	capacityOnly := len(cfg.Scenarios) == 0 && (len(cfg.Capacity) > 0 || cfg.Crowd)
-	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Rounds < 1 || len(cfg.Concurrency) == 0 || len(cfg.Generators) == 0 || (len(cfg.Scenarios) == 0 && !capacityOnly) {
-		return "", errors.New("bench: need a duration, rounds, concurrency levels, generators and scenarios (or capacity rows only)")
+	timed := len(cfg.Scenarios) > 0 || len(cfg.HTTPConcurrency) > 0 || len(cfg.Throughput) > 0
+	switch {
+	case cfg.Rounds < 1:
+		return Report{}, errors.New("bench: need at least one round")
+	case timed && (cfg.Duration <= 0 || cfg.Warmup < 0):
+		return Report{}, errors.New("bench: need a duration and a warm-up of 0 or more")
+	case len(cfg.Scenarios) > 0 && (len(cfg.Concurrency) == 0 || len(cfg.Generators) == 0):
+		return Report{}, errors.New("bench: need concurrency levels and generators for the scenarios")
+	case !timed && len(cfg.Capacity) == 0 && len(cfg.Overload) == 0:
+		return Report{}, errors.New("bench: nothing to measure: no scenarios, HTTP, throughput, capacity or overload rows")
 	}
 	known := HTTPScenarioKeys()
 	for _, s := range cfg.HTTPScenarios {
 		if !slices.Contains(known, s) {
-			return "", fmt.Errorf("bench: unknown HTTP scenario %q (known: %s)", s, strings.Join(known, ", "))
+			return Report{}, fmt.Errorf("bench: unknown HTTP scenario %q (known: %s)", s, strings.Join(known, ", "))
 		}
 	}
 	for _, s := range cfg.Scenarios {
 		if _, ok := ghzCalls[s]; !ok {
-			return "", fmt.Errorf("bench: unknown scenario %q", s)
+			return Report{}, fmt.Errorf("bench: unknown scenario %q", s)
 		}
+	}
+	if _, err := overloadSpecs(cfg.Overload, 1); err != nil {
+		return Report{}, err
 	}
 	capacityArgs := cfg.GreeterArgs
 	// An earlier build (GreeterBin) may predate the flag.
@@ -162,36 +181,49 @@ func Run(ctx context.Context, root string, cfg Config) (string, error) {
 
 	dir, err := os.MkdirTemp("", "greetbench-")
 	if err != nil {
-		return "", err
+		return Report{}, err
 	}
 	defer os.RemoveAll(dir)
 	if err := b.build(root, dir); err != nil {
-		return "", err
+		return Report{}, err
 	}
 
 	built := commit(root)
 	if cfg.GreeterBin != "" {
 		built += ", measuring the greeter binary " + cfg.GreeterBin
 	}
-	rep := &report{cfg: cfg, pins: b.pins, commit: built, ghzVersion: moduleVersion(b.bins[binaries.Ghz.Name], "github.com/bojand/ghz")}
-	if err := b.capacityRows(ctx, rep); err != nil {
-		return "", err
-	}
-	if !capacityOnly {
-		if err := b.pinnedRows(ctx, rep); err != nil {
-			return "", err
-		}
-		if len(cfg.HTTPConcurrency) > 0 {
+	rep := &report{cfg: cfg, pins: b.pins, commit: built, ghzVersion: moduleVersion(b.bins[binaries.Ghz.Name], "github.com/bojand/ghz"),
+		tookFor: map[string]time.Duration{}}
+	// Each table in turn, timed, when cfg asks for it.
+	for _, t := range []struct {
+		sections []string
+		asked    bool
+		measure  func() error
+	}{
+		{[]string{sectionCapacity}, len(cfg.Capacity) > 0, func() error { return b.capacityRows(ctx, rep) }},
+		{[]string{sectionOverload}, len(cfg.Overload) > 0, func() error { return b.overloadRows(ctx, rep) }},
+		{[]string{sectionIdle, sectionCPU}, len(cfg.Scenarios) > 0, func() error { return b.pinnedRows(ctx, rep) }},
+		{[]string{sectionHTTP}, len(cfg.HTTPConcurrency) > 0, func() (err error) {
 			if rep.httpRows, err = b.httpRows(ctx, dir); err != nil {
-				return "", fmt.Errorf("HTTP port: %w", err)
+				return fmt.Errorf("HTTP port: %w", err)
 			}
+			return nil
+		}},
+		{[]string{sectionThroughput}, len(cfg.Throughput) > 0, func() error { return b.throughputRows(ctx, rep) }},
+	} {
+		if !t.asked {
+			continue
 		}
-		if err := b.throughputRows(ctx, rep); err != nil {
-			return "", err
+		begin := time.Now()
+		if err := t.measure(); err != nil {
+			return Report{}, err
+		}
+		for _, s := range t.sections {
+			rep.tookFor[s] = time.Since(begin)
 		}
 	}
 	rep.took = time.Since(started)
-	return rep.markdown(), nil
+	return rep.report(), nil
 }
 
 // start starts the greeter and the bare server, on cpus when not empty.
@@ -494,12 +526,12 @@ func (b *bench) build(root, dir string) error {
 		b.bins[binaries.Greeter.Name] = b.cfg.GreeterBin
 	}
 	// ghz also drives the capacity rows.
-	needGhz := len(b.cfg.Capacity) > 0 || b.cfg.Crowd
+	needGhz := len(b.cfg.Capacity) > 0
 	for _, g := range b.cfg.Generators {
 		switch g {
 		case GreetLoad:
 		case Ghz:
-			needGhz = true
+			needGhz = needGhz || len(b.cfg.Scenarios) > 0
 		default:
 			return fmt.Errorf("bench: unknown generator %q", g)
 		}

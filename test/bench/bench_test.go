@@ -25,10 +25,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 // it builds the servers and both load generators (ghz too), drives every
 // scenario with each, pinned to CPUs of their own where taskset and two
 // CPUs allow (the log's first line says which), measures the throughput
-// rows and idle memory, so `make bench` keeps working. The figures
-// themselves are not checked: this is not a timed test.
+// rows and idle memory, and runs every attack of the overload table at a
+// hundredth of its counts and holds, so `make bench` keeps working. The
+// figures themselves are not checked: this is not a timed test.
 func TestRun(t *testing.T) {
-	md, err := bench.Run(context.Background(), repo.TestRoot(t), bench.Config{
+	rep, err := bench.Run(context.Background(), repo.TestRoot(t), bench.Config{
 		Duration:    150 * time.Millisecond,
 		Warmup:      50 * time.Millisecond,
 		Rounds:      1,
@@ -40,14 +41,21 @@ func TestRun(t *testing.T) {
 		// h2load runs at least 1s: four scenarios, two servers, warm-up
 		// and measured, 16s.
 		HTTPConcurrency: []int{2},
-		Progress:        logWriter{t},
+		// Each attack at a hundredth: 12 fresh servers, about 10s.
+		Overload:      bench.Attacks,
+		OverloadScale: 0.01,
+		Progress:      logWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	md := rep.Markdown()
 	want := []string{"### Load generator: greetload", "### Load generator: ghz v", "### Streaming throughput", "### HTTP port (Connect)",
 		"| connect-json unary h2c (per call) | 2 |", "| connect-proto server stream h2c (per greeting received) | 2 |",
-		"| server-stream | 2 |", "| bidi | 2 |", "| greeter |", "| bareserver |", "RSS per idle connection (20 open)"}
+		"| server-stream | 2 |", "| bidi | 2 |", "| greeter |", "| bareserver |", "RSS per idle connection (20 open)",
+		"### Overload at the default memory plan", "| stuck readers: 1 address × 1 connections × 1 streams, ", "| stuck readers: 1 addresses × 1 connection × 1 streams, ",
+		"| idle connections: 1 addresses × 2, ", "| health holders: 1 addresses × 1 `Check` + 1 `Watch`", "| HTTP holders: 1 addresses × 1 HTTP/1.1", "| crowd: 1 addresses × 1 connections × 1 streams",
+		"probes — (no health service)", "<!-- greetbench:overload -->", "<!-- /greetbench:idle -->"}
 	for _, s := range load.Scenarios {
 		want = append(want, "| "+string(s)+" (per ")
 	}

@@ -10,10 +10,11 @@ import (
 )
 
 // ConnectHandler serves the greeter's HTTP-port benchmark methods
-// (SayHello and SayHelloStream) on plain connect-go, with its defaults and
-// nothing else: the ceiling the greeter's HTTP port (connect-go handlers
-// with the gRPC port's interceptors) is measured against. connect-go answers Connect, gRPC and
-// gRPC-Web on one handler.
+// (SayHello and SayHelloStream, and SayHelloToAll, whose request body the
+// overload table's HTTP holders never send) on plain connect-go, with its
+// defaults and nothing else: the ceiling the greeter's HTTP port
+// (connect-go handlers with the gRPC port's interceptors) is measured
+// against. connect-go answers Connect, gRPC and gRPC-Web on one handler.
 func ConnectHandler() http.Handler {
 	mux := http.NewServeMux()
 	g := greeter{}
@@ -34,6 +35,21 @@ func ConnectHandler() http.Handler {
 				}
 			}
 			return nil
+		}))
+	mux.Handle(greeterv1.GreeterService_SayHelloToAll_FullMethodName, connect.NewClientStreamHandler(greeterv1.GreeterService_SayHelloToAll_FullMethodName,
+		func(_ context.Context, stream *connect.ClientStream[greeterv1.SayHelloToAllRequest]) (*connect.Response[greeterv1.SayHelloToAllResponse], error) {
+			var first string
+			var count int64
+			for stream.Receive() {
+				if count == 0 {
+					first = stream.Msg().GetName()
+				}
+				count++
+			}
+			if err := stream.Err(); err != nil {
+				return nil, err
+			}
+			return connect.NewResponse(&greeterv1.SayHelloToAllResponse{Message: hello(first), Count: count}), nil
 		}))
 	return mux
 }

@@ -1,17 +1,24 @@
 // Command greetbench is the load benchmark behind `make bench`: the greeter
 // against a bare grpc-go server, server CPU per request measured from
-// outside, with the server and the load generators on CPUs of their own
-// (see package bench). Run it in the test module (or `make bench` at the
-// root):
+// outside, with the server and the load generators on CPUs of their own,
+// then what well-behaved slow streams and hostile clients do to both (see
+// package bench). Run it in the test module (or `make bench` at the root):
 //
-//	go tool greetbench [-duration 3s] [-rounds 2] [-concurrency 1,16,64,256] [-scenarios unary,...] [-generators greetload,ghz] [-capacity 10000] [-crowd] [-out docs/performance.md]
+//	go tool greetbench [-duration 3s] [-rounds 2] [-concurrency 1,16,64,256] [-scenarios unary,...] [-generators greetload,ghz] [-capacity 10000] [-overload stuck-one,...] [-out docs/performance.md]
 //
-// The defaults measure everything, in about 14 minutes on a 2-core machine;
-// -scenarios "" measures the capacity rows only.
-// -out is relative to the repository root.
+// The defaults measure everything, in about 20 minutes on a 2-core
+// machine. Each table is measured when its flag names something: empty
+// leaves it out, so that
 //
-// The report replaces the part of -out after the line
-// "<!-- greetbench -->", so the hand-written part above it stays.
+//	go tool greetbench -scenarios "" -http-concurrency "" -throughput "" -capacity "" -overload crowd
+//
+// measures the overload table's crowd alone. -out is relative to the
+// repository root.
+//
+// The report goes after the line "<!-- greetbench -->" of -out, so the
+// hand-written part above it stays. A run of every table replaces all that
+// follows the line; a run of some replaces only their sections, each
+// between markers of its own, and leaves the others as they were.
 package main
 
 import (
@@ -19,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,10 +38,6 @@ import (
 	"github.com/acme/greeter/test/harness/repo"
 )
 
-// marker separates the hand-written part of the report file from the
-// generated one.
-const marker = "<!-- greetbench -->"
-
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "greetbench:", err)
@@ -43,22 +47,22 @@ func main() {
 
 func run() error {
 	cfg := bench.Config{Progress: os.Stderr}
-	var conc, scen, gens, through, idle, capacity, extra, out, httpConc, httpScen string
+	var conc, scen, gens, through, idle, capacity, overload, extra, out, httpConc, httpScen string
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "how long each measured run drives one server (at most 5m)")
 	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "how long each server is driven, unmeasured, before each measured run")
 	flag.IntVar(&cfg.Rounds, "rounds", 2, "how many times each row alternates greeter and bare (1 to 20)")
 	flag.StringVar(&conc, "concurrency", "1,16,64,256", "comma-separated numbers of RPCs in flight")
-	flag.StringVar(&scen, "scenarios", joined(load.Scenarios), "comma-separated scenarios")
+	flag.StringVar(&scen, "scenarios", joined(load.Scenarios), "comma-separated scenarios of the CPU rows (with idle memory); empty for none")
 	flag.StringVar(&gens, "generators", joined(bench.Generators), "comma-separated load generators")
 	flag.StringVar(&through, "throughput", "64,256", "comma-separated numbers of streams in flight for the unpinned streaming throughput rows; empty for none")
 	flag.StringVar(&idle, "idle-conns", "100,1000", "comma-separated numbers of idle client connections to measure memory with (at most the greeter's --max-connections-per-client: 4,096 for the benchmark's 2 GiB plan); empty for idle RSS only")
 	flag.StringVar(&capacity, "capacity", "10000", "comma-separated numbers of well-behaved slow streams held at once for the capacity rows, against the greeter at its default 256 MiB plan; empty for none")
-	flag.BoolVar(&cfg.Crowd, "crowd", true, "add the crowd-of-holders capacity row (50 addresses × 1,000 streams that send HEADERS only, for 10s)")
+	flag.StringVar(&overload, "overload", joined(bench.Attacks), "comma-separated attacks of the overload table, against the greeter at its default 256 MiB plan and bare, each at full counts (about 6 minutes a round for all); empty for none")
 	flag.StringVar(&httpConc, "http-concurrency", "1,16,64", "comma-separated numbers of calls in flight for the HTTP port's rows (h2load: greeter vs bare connect-go); empty for none")
 	flag.StringVar(&httpScen, "http-scenarios", strings.Join(bench.HTTPScenarioKeys(), ","), "comma-separated HTTP rows")
 	flag.StringVar(&extra, "greeter-args", "", "extra space-separated flags for the greeter (default none: production defaults)")
 	flag.StringVar(&cfg.GreeterBin, "greeter-bin", "", "greeter `binary` to measure instead of building services/greeter (an earlier build, to compare)")
-	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+marker+" is replaced; empty prints only")
+	flag.StringVar(&out, "out", "docs/performance.md", "markdown file whose part after "+bench.Marker+" is updated; empty prints only")
 	flag.Parse()
 	if cfg.Duration <= 0 || cfg.Duration > 5*time.Minute {
 		return errors.New("-duration must be between 0 and 5m")
@@ -101,10 +105,14 @@ func run() error {
 			return fmt.Errorf("-capacity: %w", err)
 		}
 	}
-	// -scenarios "" leaves only the capacity rows.
 	for _, s := range strings.Split(scen, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.Scenarios = append(cfg.Scenarios, load.Scenario(s))
+		}
+	}
+	for _, a := range strings.Split(overload, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Overload = append(cfg.Overload, bench.Attack(a))
 		}
 	}
 	cfg.GreeterArgs = strings.Fields(extra)
@@ -113,24 +121,22 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	md, err := bench.Run(context.Background(), root, cfg)
+	rep, err := bench.Run(context.Background(), root, cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Print(md)
+	fmt.Print(rep.Markdown())
 	if out == "" {
 		return nil
 	}
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}
-	head := ""
-	if old, err := os.ReadFile(out); err == nil {
-		if i := strings.Index(string(old), marker); i >= 0 {
-			head = string(old[:i])
-		}
+	old, err := os.ReadFile(out)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	if err := os.WriteFile(out, []byte(head+marker+"\n\n"+md), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(rep.Update(string(old))), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "wrote", out)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/test/harness/attack"
 	"github.com/acme/greeter/test/harness/h2client"
 )
 
@@ -88,12 +89,10 @@ func drain(s grpc.ServerStreamingClient[greeterv1.SayHelloStreamResponse]) error
 func TestManySlowStreams(t *testing.T) {
 	n := slowStreamCount(t)
 	srv := start(t)
-	stop := make(chan struct{})
-	rss := watchRSS(t, srv.Pid(), stop)
+	peakRSS := watchRSS(t, srv)
 	begin := time.Now()
-	ends := holdSlow(t, "127.0.0.1", srv.Addr, n, max(1, n/100), 5)()
-	close(stop)
-	peak := rss.Peak()
+	ends := holdSlow(t, attack.WellBehavedIP, srv.Addr, n, max(1, n/100), 5)()
+	peak := peakRSS()
 	m := scrape(t, srv)
 	t.Logf("%d slow streams in %s: %v; peak RSS %.1f MiB; refused %v, reaped %v", n, time.Since(begin).Round(time.Millisecond), ends, float64(peak)/(1<<20),
 		m.Sum("greeter_streams_refused_total", nil), m.Sum("greeter_streams_reaped_total", nil))
@@ -115,7 +114,7 @@ func TestManySlowStreams(t *testing.T) {
 // reaper sheds is admission's TestShedOrder.)
 func TestFairShare(t *testing.T) {
 	const (
-		clientA = attackerIP
+		clientA = attack.AttackerIP
 		clientB = "127.0.0.3"
 		held    = 100
 	)
@@ -160,7 +159,7 @@ func TestFairShare(t *testing.T) {
 	heldEndedBeforeB := h.Ended()
 	b := holdSlow(t, clientB, srv.Addr, 50, 1, 3)
 	stop := make(chan struct{})
-	polite := politeFrom(t, clientB, srv.Addr, stop)
+	polite := politeCalls(t, clientB, srv.Addr, stop)
 	endsB := b()
 	close(stop)
 	p := polite()
@@ -173,42 +172,13 @@ func TestFairShare(t *testing.T) {
 	if endsB[codes.OK] != 50 {
 		t.Errorf("client B's slow streams: %v, want all 50 OK", endsB)
 	}
-	if p.n() == 0 || len(p.errs)*100 > p.n() {
-		t.Errorf("client B's unary calls: %s, want ≥ 99%% OK; failures %v", p, p.errs)
+	if p.N() == 0 || len(p.Errs)*100 > p.N() {
+		t.Errorf("client B's unary calls: %s, want ≥ 99%% OK; failures %v", p, p.Errs)
 	}
 	if endsA[codes.ResourceExhausted] == 0 {
 		t.Errorf("client A: %v, want some refused or shed RESOURCE_EXHAUSTED", endsA)
 	}
 	if endsA[codes.Canceled] > 0 {
 		t.Errorf("client A: %v: a shed stream must say why (RESOURCE_EXHAUSTED), not CANCELLED", endsA)
-	}
-}
-
-// politeFrom is politeCalls from ip.
-func politeFrom(t *testing.T, ip, addr string, stop <-chan struct{}) func() polite {
-	client := greeterv1.NewGreeterServiceClient(dialFrom(t, ip, addr))
-	var out polite
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			begin := time.Now()
-			_, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
-			cancel()
-			out.took = append(out.took, time.Since(begin))
-			if err != nil {
-				out.errs = append(out.errs, err)
-			}
-		}
-	}()
-	return func() polite {
-		<-done
-		return out.sorted()
 	}
 }

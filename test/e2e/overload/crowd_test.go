@@ -3,16 +3,13 @@ package overload_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/test/harness/attack"
 	"github.com/acme/greeter/test/harness/h2client"
 	"github.com/acme/greeter/test/harness/process"
 )
@@ -27,7 +24,7 @@ import (
 // fresh connections are served throughout.
 func TestIdleCrowd(t *testing.T) {
 	srv := start(t)
-	polite := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", srv.Addr))
+	polite := greeterv1.NewGreeterServiceClient(dialFrom(t, attack.WellBehavedIP, srv.Addr))
 	if _, err := polite.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +55,7 @@ func TestIdleCrowd(t *testing.T) {
 	// One address past its limit: each extra connection takes the place
 	// of one of its own idle a second or more, or, none being idle that
 	// long yet, is refused.
-	_, refused := open(attackerIP, perClient+20)
+	_, refused := open(attack.AttackerIP, perClient+20)
 	evictedOwn := byLimit("greeter_connections_evicted_total", "max-connections-per-client")
 	if refusedOwn := byLimit("greeter_connections_refused_total", "max-connections-per-client"); evictedOwn+refusedOwn != 20 || float64(refused) != refusedOwn {
 		t.Errorf("one address, %d past its limit: %v evicted and %v refused (%d dials failed); want 20 in all", 20, evictedOwn, refusedOwn, refused)
@@ -81,10 +78,12 @@ func TestIdleCrowd(t *testing.T) {
 		if i > 0 {
 			time.Sleep(time.Second)
 		}
+		// Each probe's connection stays open, so that each takes a
+		// place of its own.
 		ctx, cancel := context.WithTimeout(context.Background(), wellBehavedBound)
-		resp, err := healthgrpc.NewHealthClient(dialFrom(t, "127.0.0.1", srv.Addr)).Check(ctx, &healthgrpc.HealthCheckRequest{})
+		resp, err := healthpb.NewHealthClient(dialFrom(t, attack.WellBehavedIP, srv.Addr)).Check(ctx, &healthpb.HealthCheckRequest{})
 		cancel()
-		if err != nil || resp.GetStatus() != healthgrpc.HealthCheckResponse_SERVING {
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("probe %d on a fresh connection, server full of idle connections: %v, %v", i+1, resp, err)
 		}
 	}
@@ -116,31 +115,19 @@ func TestIdleCrowd(t *testing.T) {
 func TestHealthCrowd(t *testing.T) {
 	srv := start(t)
 	ctx := context.Background()
-	for a := range 10 {
-		c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(fmt.Sprintf("127.0.1.%d", a+1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		for _, method := range []string{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"} {
-			for range 8 {
-				if _, err := c.OpenStream(method); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+	crowd, err := attack.HealthHolders(ctx, srv.Addr, 10, 8)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(crowd.Close)
 	failed := 0
 	for i := range 10 {
 		if i > 0 {
 			time.Sleep(300 * time.Millisecond)
 		}
-		hctx, cancel := context.WithTimeout(ctx, wellBehavedBound)
-		resp, err := healthgrpc.NewHealthClient(dialFrom(t, healthIP, srv.Addr)).Check(hctx, &healthgrpc.HealthCheckRequest{})
-		cancel()
-		if err != nil || resp.GetStatus() != healthgrpc.HealthCheckResponse_SERVING {
+		if err := attack.Probe(ctx, attack.ProbeIP, srv.Addr); err != nil {
 			failed++
-			t.Logf("probe %d: %v, %v", i+1, resp, err)
+			t.Logf("probe %d: %v", i+1, err)
 		}
 	}
 	if failed > 0 {
@@ -166,39 +153,22 @@ func TestHTTPHolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := start(t, "--http-addr", httpAddr, "--max-connections", "512")
-	held := 0
-	for a := range 50 {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", a+1))}, Timeout: 5 * time.Second}
-		for range 20 {
-			conn, err := d.Dial("tcp", httpAddr)
-			if err != nil {
-				continue
-			}
-			t.Cleanup(func() { conn.Close() })
-			if _, err := io.WriteString(conn, "POST /acme.greeter.v1.GreeterService/SayHelloToAll HTTP/1.1\r\nHost: greeter\r\n"+
-				"Content-Type: application/connect+json\r\nTransfer-Encoding: chunked\r\n\r\n"); err == nil {
-				held++
-			}
-		}
-	}
+	holders := attack.HoldHTTP(context.Background(), httpAddr, 50, 20)
+	t.Cleanup(holders.Close)
 	time.Sleep(1500 * time.Millisecond)
 	m := scrape(t, srv)
-	t.Logf("%d holders sent their headers; %v connections open", held, m.Sum("greeter_connections", nil))
+	t.Logf("%d holders sent their headers; %v connections open", holders.Sent, m.Sum("greeter_connections", nil))
 
-	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}}).DialContext, DisableKeepAlives: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	client := connect.NewClient[greeterv1.SayHelloRequest, greeterv1.SayHelloResponse](&http.Client{Transport: tr, Timeout: wellBehavedBound},
-		"http://"+httpAddr+"/acme.greeter.v1.GreeterService/SayHello", connect.WithProtoJSON())
-	failed := 0
-	for i := range 15 {
-		if _, err := client.CallUnary(context.Background(), connect.NewRequest(&greeterv1.SayHelloRequest{Name: "Ada"})); err != nil {
-			failed++
-			t.Logf("Connect call %d: %v", i+1, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	stop := make(chan struct{})
+	connect := attack.PoliteConnect(attack.WellBehavedIP, httpAddr, stop)
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	calls := connect()
+	for i, err := range calls.Errs {
+		t.Logf("Connect call failed (%d): %v", i+1, err)
 	}
-	if failed > 0 {
-		t.Errorf("%d of 15 Connect calls failed while HTTP/1.1 holders held the connections", failed)
+	if calls.N() == 0 || len(calls.Errs) > 0 {
+		t.Errorf("%d of %d Connect calls failed while HTTP/1.1 holders held the connections", len(calls.Errs), calls.N())
 	}
 	// The first-message timeout (10 s, shorter as memory fills) ends every
 	// holder's call, and net/http closes its connection.
@@ -210,6 +180,6 @@ func TestHTTPHolders(t *testing.T) {
 	if open := m.Sum("greeter_connections", nil); open > 0 {
 		t.Errorf("%v connections still open 25 s after the holders' headers", open)
 	}
-	t.Logf("evicted %v, reaped %v (first-message timeout)", m.Sum("greeter_connections_evicted_total", nil),
-		m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "first-message-timeout"}))
+	t.Logf("evicted %v, reaped %v (first-message timeout); %d holders held", m.Sum("greeter_connections_evicted_total", nil),
+		m.Sum("greeter_streams_reaped_total", map[string]string{"limit": "first-message-timeout"}), holders.Held())
 }

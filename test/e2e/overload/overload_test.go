@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,12 +11,11 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
-	"github.com/acme/greeter/test/harness/h2client"
+	"github.com/acme/greeter/test/harness/attack"
 	"github.com/acme/greeter/test/harness/metrics"
 	"github.com/acme/greeter/test/harness/process"
 	"github.com/acme/greeter/test/harness/procstat"
@@ -42,15 +39,8 @@ const (
 	// measures it.
 	stalledCost = 16<<10 + 1<<20
 
-	streamMethod = "/acme.greeter.v1.GreeterService/SayHelloStream"
-	helloMethod  = "/acme.greeter.v1.GreeterService/SayHello"
-)
-
-// The hostile client and the well-behaved one are different clients to the
-// server's per-client limits: they dial from different loopback addresses.
-const (
-	attackerIP = "127.0.0.2"
-	healthIP   = "127.0.0.3"
+	streamMethod = greeterv1.GreeterService_SayHelloStream_FullMethodName
+	helloMethod  = greeterv1.GreeterService_SayHello_FullMethodName
 )
 
 // start runs the greeter with its production defaults (plus args), quiet:
@@ -69,9 +59,10 @@ func scrape(t *testing.T, srv *process.Server) metrics.Snapshot {
 	return m
 }
 
+// dialFrom is attack.DialFrom for the test: closed when it ends.
 func dialFrom(t *testing.T, ip, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := dialFromNoT(ip, addr)
+	conn, err := attack.DialFrom(ip, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,110 +70,32 @@ func dialFrom(t *testing.T, ip, addr string) *grpc.ClientConn {
 	return conn
 }
 
-// dialFromNoT is dialFrom for goroutines other than the test's: the caller
-// closes the connection.
-func dialFromNoT(ip, addr string) (*grpc.ClientConn, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }))
-}
-
-// peakRSS samples the server's RSS every 50ms until stop is closed.
-type peakRSS struct {
-	mu   sync.Mutex
-	peak int64
-	done chan struct{}
-}
-
-func watchRSS(t *testing.T, pid int, stop <-chan struct{}) *peakRSS {
-	p := &peakRSS{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if s, err := procstat.Read(pid); err == nil {
-				p.mu.Lock()
-				p.peak = max(p.peak, s.RSS)
-				p.mu.Unlock()
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
+// watchRSS restarts the server's peak RSS (VmHWM, which no sampling can
+// miss) from now; the function it returns reads the peak since.
+func watchRSS(t *testing.T, srv *process.Server) func() int64 {
+	t.Helper()
+	if err := procstat.ResetPeak(srv.Pid()); err != nil {
+		t.Fatal(err)
+	}
+	return func() int64 {
+		t.Helper()
+		s, err := procstat.Read(srv.Pid())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	return p
-}
-
-func (p *peakRSS) Peak() int64 {
-	<-p.done
-	return p.peak
-}
-
-// politeCalls makes a SayHello every 20ms from 127.0.0.1 until stop, and
-// reports how they went.
-func politeCalls(t *testing.T, addr string, stop <-chan struct{}) func() polite {
-	return politeFrom(t, "127.0.0.1", addr, stop)
-}
-
-// polite is what a well-behaved client's calls met.
-type polite struct {
-	took []time.Duration // sorted
-	errs []error
-}
-
-func (p polite) sorted() polite {
-	slices.Sort(p.took)
-	return p
-}
-
-func (p polite) n() int { return len(p.took) }
-
-func (p polite) slowest() time.Duration {
-	if len(p.took) == 0 {
-		return 0
+		return s.PeakRSS
 	}
-	return p.took[len(p.took)-1]
 }
 
-func (p polite) p99() time.Duration {
-	if len(p.took) == 0 {
-		return 0
+// politeCalls is a well-behaved client (attack.Polite) at ip until stop is
+// closed.
+func politeCalls(t *testing.T, ip, addr string, stop <-chan struct{}) func() attack.Calls {
+	t.Helper()
+	calls, err := attack.Polite(ip, addr, stop)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return p.took[len(p.took)*99/100]
-}
-
-func (p polite) String() string {
-	return fmt.Sprintf("%d calls, %d failed, p99 %s, slowest %s", p.n(), len(p.errs), p.p99().Round(time.Millisecond), p.slowest().Round(time.Millisecond))
-}
-
-// tally counts how the server ended the streams of conns: by gRPC status
-// name, or "RST_STREAM <code>".
-func tally(conns []*h2client.Conn) map[string]int {
-	out := map[string]int{}
-	for _, c := range conns {
-		for _, e := range c.Ends() {
-			switch {
-			case e.Reset:
-				out["RST_STREAM "+e.Code.String()]++
-			case e.Status >= 0:
-				out[codes.Code(e.Status).String()]++
-			default:
-				out["ended without status"]++
-			}
-		}
-	}
-	return out
-}
-
-func ended(conns []*h2client.Conn) int {
-	n := 0
-	for _, c := range conns {
-		n += c.Ended()
-	}
-	return n
+	return calls
 }
 
 // TestHeldStreams is the crowd of holders: connections from one or many
@@ -207,15 +120,15 @@ func ended(conns []*h2client.Conn) int {
 //     succeed, and a health check from a third address is SERVING.
 func TestHeldStreams(t *testing.T) {
 	for _, tc := range []struct {
-		name                  string
-		addrs, conns, perConn int
+		name  string
+		shape attack.Shape
 	}{
-		{"50 addresses × 1,000", 50, 1, 1000},
-		{"50 addresses × 10 × 100", 50, 10, 100},
-		{"1 address × 50 × 1,000", 1, 50, 1000},
+		{"50 addresses × 1,000", attack.Shape{Addrs: 50, ConnsPerAddr: 1, StreamsPerConn: 1000}},
+		{"50 addresses × 10 × 100", attack.Shape{Addrs: 50, ConnsPerAddr: 10, StreamsPerConn: 100}},
+		{"1 address × 50 × 1,000", attack.Shape{Addrs: 1, ConnsPerAddr: 50, StreamsPerConn: 1000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			heldStreams(t, tc.addrs, tc.conns, tc.perConn)
+			heldStreams(t, tc.shape)
 		})
 	}
 }
@@ -224,45 +137,23 @@ func TestHeldStreams(t *testing.T) {
 // client calls.
 const crowdHold = 6 * time.Second
 
-func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int) {
+func heldStreams(t *testing.T, shape attack.Shape) {
 	srv := start(t)
-	health := healthpb.NewHealthClient(dialFrom(t, healthIP, srv.Addr))
+	health := healthpb.NewHealthClient(dialFrom(t, attack.ProbeIP, srv.Addr))
 	base, err := procstat.Read(srv.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	rss := watchRSS(t, srv.Pid(), stop)
-	polite := politeCalls(t, srv.Addr, stop)
+	peakRSS := watchRSS(t, srv)
+	polite := politeCalls(t, attack.WellBehavedIP, srv.Addr, stop)
 
 	ctx := context.Background()
-	var (
-		attack       []*h2client.Conn
-		dialsRefused int
-	)
-	for a := range addrs {
-		ip := attackerIP
-		if addrs > 1 {
-			ip = fmt.Sprintf("127.0.1.%d", a+1)
-		}
-		for range connsPerAddr {
-			c, err := h2client.Dial(ctx, srv.Addr, h2client.WithLocalIP(ip))
-			if err != nil {
-				// Past the hard memory limit, a new connection is
-				// accepted only in an idle one's place.
-				dialsRefused++
-				continue
-			}
-			t.Cleanup(func() { c.Close() })
-			attack = append(attack, c)
-			for range perConn {
-				if _, err := c.OpenStream(streamMethod); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+	crowd, err := attack.HeldStreams(ctx, srv.Addr, shape)
+	if err != nil {
+		t.Fatal(err)
 	}
-	opened := len(attack) * perConn
+	t.Cleanup(crowd.Close)
 	slow := slowStreams(t, srv.Addr, 20)
 	hctx, cancel := context.WithTimeout(ctx, wellBehavedBound)
 	resp, err := health.Check(hctx, &healthpb.HealthCheckRequest{})
@@ -272,36 +163,36 @@ func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int) {
 	}
 	time.Sleep(crowdHold)
 	m := scrape(t, srv)
-	ends := tally(attack)
+	ends := crowd.Ends()
 	refusedStatus := ends[codes.Unavailable.String()] + ends[codes.ResourceExhausted.String()]
 	counted := m.Sum("greeter_streams_refused_total", nil)
 	if float64(refusedStatus) > counted {
 		t.Errorf("the crowd saw %d streams refused with a status, greeter_streams_refused_total is %v", refusedStatus, counted)
 	}
-	if connsRefused := m.Sum("greeter_connections_refused_total", nil); float64(dialsRefused) > connsRefused {
-		t.Errorf("%d of the crowd's connections failed, greeter_connections_refused_total is %v", dialsRefused, connsRefused)
+	if connsRefused := m.Sum("greeter_connections_refused_total", nil); float64(crowd.DialsFailed) > connsRefused {
+		t.Errorf("%d of the crowd's connections failed, greeter_connections_refused_total is %v", crowd.DialsFailed, connsRefused)
 	}
 	for code := range ends {
 		switch code {
-		case codes.Unavailable.String(), codes.ResourceExhausted.String(), codes.Canceled.String(), "RST_STREAM " + http2.ErrCodeRefusedStream.String():
+		case codes.Unavailable.String(), codes.ResourceExhausted.String(), codes.Canceled.String(), attack.ResetName(http2.ErrCodeRefusedStream):
 		default:
 			t.Errorf("a held stream was ended with %s: want UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED (reaped) or REFUSED_STREAM", code)
 		}
 	}
 	close(stop)
-	peak := rss.Peak()
+	peak := peakRSS()
 	p := polite()
 	slowOK, slowErrs := slow()
 	t.Logf("%d addresses × %d connections × %d streams held %s (%d connections refused): %d still held, ended %v; refused %v, reaped %v, pressure %.2f; server RSS %.1f → peak %.1f MiB; well-behaved client: %s; slow streams %d OK",
-		addrs, connsPerAddr, perConn, crowdHold, dialsRefused, opened-ended(attack), ends, counted, m.Sum("greeter_streams_reaped_total", nil), m.Sum("greeter_memory_pressure", nil),
+		shape.Addrs, shape.ConnsPerAddr, shape.StreamsPerConn, crowdHold, crowd.DialsFailed, crowd.Held(), ends, counted, m.Sum("greeter_streams_reaped_total", nil), m.Sum("greeter_memory_pressure", nil),
 		float64(base.RSS)/(1<<20), float64(peak)/(1<<20), p, slowOK)
 	if peak > rssBound {
 		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
 	}
-	if p.n() == 0 || len(p.errs)*100 > p.n() {
-		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; first failure: %v", p, p.errs)
+	if p.N() == 0 || len(p.Errs)*100 > p.N() {
+		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; first failure: %v", p, p.Errs)
 	}
-	if p.p99() > wellBehavedP99 {
+	if p.P99() > wellBehavedP99 {
 		t.Errorf("well-behaved client: %s; want p99 under %s", p, wellBehavedP99)
 	}
 	for _, err := range slowErrs {
@@ -313,7 +204,7 @@ func heldStreams(t *testing.T, addrs, connsPerAddr, perConn int) {
 // 127.0.0.1, and returns a function waiting for them: how many ended OK,
 // and the errors of the others.
 func slowStreams(t *testing.T, addr string, n int) func() (int, []error) {
-	client := greeterv1.NewGreeterServiceClient(dialFrom(t, "127.0.0.1", addr))
+	client := greeterv1.NewGreeterServiceClient(dialFrom(t, attack.WellBehavedIP, addr))
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/test/harness/attack"
 	"github.com/acme/greeter/test/harness/h2client"
 	"github.com/acme/greeter/test/harness/metrics"
 )
@@ -101,12 +102,12 @@ func TestRefusedCallsHoldNothing(t *testing.T) {
 	}
 }
 
-// holdStreams holds up to n slow SayHelloStream calls from attackerIP for
+// holdStreams holds up to n slow SayHelloStream calls from attack.AttackerIP for
 // the test, until the server refuses one: the client's share, or the
 // server's budget, is then taken.
 func holdStreams(n int) func(t *testing.T, addr string) *grpc.ClientConn {
 	return func(t *testing.T, addr string) *grpc.ClientConn {
-		conn := dialFrom(t, attackerIP, addr)
+		conn := dialFrom(t, attack.AttackerIP, addr)
 		client := greeterv1.NewGreeterServiceClient(conn)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
@@ -132,10 +133,10 @@ func holdStreams(n int) func(t *testing.T, addr string) *grpc.ClientConn {
 	}
 }
 
-// holdWatches holds n health Watch streams from attackerIP, its limit.
+// holdWatches holds n health Watch streams from attack.AttackerIP, its limit.
 func holdWatches(n int) func(t *testing.T, addr string) *grpc.ClientConn {
 	return func(t *testing.T, addr string) *grpc.ClientConn {
-		conn := dialFrom(t, attackerIP, addr)
+		conn := dialFrom(t, attack.AttackerIP, addr)
 		client := healthpb.NewHealthClient(conn)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
@@ -157,11 +158,11 @@ func holdWatches(n int) func(t *testing.T, addr string) *grpc.ClientConn {
 	}
 }
 
-// holdConns opens n connections from attackerIP, its limit.
+// holdConns opens n connections from attack.AttackerIP, its limit.
 func holdConns(n int) func(t *testing.T, addr string) *grpc.ClientConn {
 	return func(t *testing.T, addr string) *grpc.ClientConn {
 		for range n {
-			c, err := h2client.Dial(context.Background(), addr, h2client.WithLocalIP(attackerIP))
+			c, err := h2client.Dial(context.Background(), addr, h2client.WithLocalIP(attack.AttackerIP))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +227,7 @@ func floodWatch(ctx context.Context, conn *grpc.ClientConn, _ string, n int) (in
 func floodConns(ctx context.Context, _ *grpc.ClientConn, addr string, n int) (int64, error) {
 	var refused int64
 	for range n {
-		c, err := h2client.Dial(ctx, addr, h2client.WithLocalIP(attackerIP))
+		c, err := h2client.Dial(ctx, addr, h2client.WithLocalIP(attack.AttackerIP))
 		if err != nil {
 			refused++
 			continue

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
+	"github.com/acme/greeter/test/harness/attack"
 	"github.com/acme/greeter/test/harness/h2client"
 	"github.com/acme/greeter/test/harness/metrics"
 )
@@ -26,7 +27,7 @@ import (
 func TestTrickledRequest(t *testing.T) {
 	const timeout = time.Second
 	srv := start(t, "--first-message-timeout", timeout.String())
-	c, err := h2client.Dial(context.Background(), srv.Addr, h2client.WithLocalIP(attackerIP))
+	c, err := h2client.Dial(context.Background(), srv.Addr, h2client.WithLocalIP(attack.AttackerIP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,9 +206,9 @@ func TestFloods(t *testing.T) {
 		t.Run(flood.name, func(t *testing.T) {
 			srv := start(t)
 			stop := make(chan struct{})
-			rss := watchRSS(t, srv.Pid(), stop)
-			polite := politeCalls(t, srv.Addr, stop)
-			c, err := h2client.Dial(context.Background(), srv.Addr, h2client.WithLocalIP(attackerIP))
+			peakRSS := watchRSS(t, srv)
+			polite := politeCalls(t, attack.WellBehavedIP, srv.Addr, stop)
+			c, err := h2client.Dial(context.Background(), srv.Addr, h2client.WithLocalIP(attack.AttackerIP))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,9 +224,9 @@ func TestFloods(t *testing.T) {
 			closed := c.WaitClosed(2*time.Second) == nil
 			took := time.Since(begin)
 			close(stop)
-			peak := rss.Peak()
+			peak := peakRSS()
 			p := polite()
-			n, slowest, errs := p.n(), p.slowest(), p.errs
+			n, slowest, errs := p.N(), p.Slowest(), p.Errs
 			goAway := ""
 			if g := c.GoAway(); g != nil {
 				goAway = g.ErrCode.String() + " " + string(g.DebugData())
