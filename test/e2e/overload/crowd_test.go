@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	greeterv1 "github.com/acme/greeter/gen/go/acme/greeter/v1"
@@ -34,6 +35,7 @@ func TestIdleCrowd(t *testing.T) {
 	if maxConns == 0 || perClient == 0 {
 		t.Fatalf("limits max-connections %d, per client %d", maxConns, perClient)
 	}
+	var opened []*h2client.Conn
 	open := func(ip string, n int) (ok, refused int) {
 		for range n {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -44,6 +46,7 @@ func TestIdleCrowd(t *testing.T) {
 				continue
 			}
 			t.Cleanup(func() { c.Close() })
+			opened = append(opened, c)
 			ok++
 		}
 		return ok, refused
@@ -103,8 +106,21 @@ func TestIdleCrowd(t *testing.T) {
 	if evicted+idled < 13 {
 		t.Errorf("evicted at max-connections %v, closed idle %v: want at least 13 in all (10 connections, 3 probes)", evicted, idled)
 	}
-	t.Logf("limits: %d connections, %d per client; one address past its own: %v evicted, %d refused; server full: %v evicted for newcomers, %v closed idle",
-		maxConns, perClient, evictedOwn, refused, evicted, idled)
+	// Every connection closed to make room, or idle, was told first.
+	closed, told := 0, 0
+	for _, c := range opened {
+		if c.Closed() {
+			closed++
+			if g := c.GoAway(); g != nil && g.ErrCode == http2.ErrCodeNo {
+				told++
+			}
+		}
+	}
+	if closed == 0 || told != closed {
+		t.Errorf("%d of the connections the server closed got a GOAWAY (NO_ERROR) first, of %d; want all, and some closed", told, closed)
+	}
+	t.Logf("limits: %d connections, %d per client; one address past its own: %v evicted, %d refused; server full: %v evicted for newcomers, %v closed idle; %d closed, %d of them with a GOAWAY",
+		maxConns, perClient, evictedOwn, refused, evicted, idled, closed, told)
 }
 
 // TestHealthCrowd: health calls held open with their headers only, Check and

@@ -43,7 +43,9 @@
 //     address holding two more than the newcomer's, so that a crowd
 //     dialing faster than a second does not refuse everyone while it
 //     dials; only when there is none is the new one closed as soon as it
-//     is accepted (listener.go). A crowd of idle connections,
+//     is accepted (listener.go). A connection of the gRPC port closed
+//     to make room, or idle, is sent a GOAWAY first (goaway.go). A crowd
+//     of idle connections,
 //     or of connections holding calls open, never shuts the door on a
 //     newcomer. Past the hard memory limit the count does not grow: a
 //     new connection only takes an idle one's place;

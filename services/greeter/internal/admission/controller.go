@@ -224,9 +224,11 @@ func (c *Controller) InFlight() int {
 	return len(c.calls)
 }
 
-// The limit labels of the stream and the connection metrics.
+// The limit labels of the stream and the connection metrics. A stream is
+// refused at LimitMaxConnections when it arrives on a connection being
+// closed to make room (closeIdle).
 var (
-	streamLimits = []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout, LimitWaiting}
+	streamLimits = []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout, LimitWaiting, LimitMaxConnections}
 	connLimits   = []string{LimitMaxConnections, LimitMaxConnectionsPerClient, LimitMaxRPCMemory, LimitIdleTimeout}
 )
 

@@ -66,7 +66,9 @@ func (w watchedCredentials) ServerHandshake(raw net.Conn) (net.Conn, credentials
 		return conn, info, nil
 	}
 	tc.out = &outbound{streams: map[uint32]*sendGate{}, shared: &tc.c.queued}
-	return &outboundConn{Conn: conn, out: tc.out}, info, nil
+	wrapped := &outboundConn{Conn: conn, out: tc.out}
+	tc.wrapped.Store(wrapped)
+	return wrapped, info, nil
 }
 
 func (w watchedCredentials) Clone() credentials.TransportCredentials {
@@ -77,9 +79,14 @@ func (w watchedCredentials) Clone() credentials.TransportCredentials {
 type outboundConn struct {
 	net.Conn
 	out *outbound
+	// mu is held by each write, so that a GOAWAY (goAway) goes between
+	// two of grpc-go's, never into one.
+	mu sync.Mutex
 }
 
 func (c *outboundConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n, err := c.Conn.Write(p)
 	c.out.wrote(p[:n])
 	return n, err
@@ -99,14 +106,16 @@ type outbound struct {
 	streams map[uint32]*sendGate
 	gates   atomic.Int32 // len(streams): no lookup while none
 
-	// The writer's place in the framing. grpc-go writes a connection from
-	// one goroutine, its loopy writer, so these need no lock.
-	head   [9]byte
-	headN  int       // bytes of head read
-	left   uint32    // bytes of the current frame's payload still to come
-	gate   *sendGate // the current frame's stream's, if a registered stream's DATA
-	padded bool      // the current DATA frame's pad length is still to come
-	pad    uint32    // its trailing padding
+	// The writer's place in the framing, and the highest stream written
+	// to. grpc-go writes a connection from one goroutine, its loopy
+	// writer; outboundConn.mu orders its writes with a GOAWAY's.
+	lastStream uint32
+	head       [9]byte
+	headN      int       // bytes of head read
+	left       uint32    // bytes of the current frame's payload still to come
+	gate       *sendGate // the current frame's stream's, if a registered stream's DATA
+	padded     bool      // the current DATA frame's pad length is still to come
+	pad        uint32    // its trailing padding
 }
 
 const (
@@ -147,8 +156,9 @@ func (o *outbound) wrote(p []byte) {
 func (o *outbound) startFrame() {
 	o.left = uint32(o.head[0])<<16 | uint32(o.head[1])<<8 | uint32(o.head[2])
 	o.gate, o.padded, o.pad = nil, false, 0
+	id := binary.BigEndian.Uint32(o.head[5:]) & (1<<31 - 1)
+	o.lastStream = max(o.lastStream, id)
 	if o.gates.Load() > 0 {
-		id := binary.BigEndian.Uint32(o.head[5:]) & (1<<31 - 1)
 		switch typ, flags := o.head[3], o.head[4]; {
 		case typ == frameData:
 			o.mu.Lock()

@@ -94,7 +94,13 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 		r       refusal
 		evicted *call
 	)
-	if cl.health != notHealth {
+	switch {
+	case cl.conn != nil && cl.conn.gone:
+		// Closed to make room, its GOAWAY on its way (closeIdle): the
+		// client retries the call on another connection, so it must not
+		// run here too.
+		r = refusal{LimitMaxConnections, codes.Unavailable, "greeter: this connection is closing (GOAWAY): retry on another"}
+	case cl.health != notHealth:
 		r = c.admitHealth(cl.health, use)
 		if r.limit == LimitMaxHealthStreams && r.code == codes.Unavailable {
 			// Full: a held call whose request never came makes room.
@@ -102,13 +108,17 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 				r = refusal{}
 			}
 		}
+	default:
+		r, evicted = c.admitRPC(use)
+	}
+	switch {
+	case cl.health != notHealth:
 		if r.limit == "" {
 			c.health[cl.health]++
 			use.health[cl.health]++
 			c.m.HealthStreams.Set(float64(c.health[healthCheck] + c.health[healthWatch]))
 		}
-	} else {
-		r, evicted = c.admitRPC(use)
+	default:
 		// A refused RPC is charged too until it is answered: a client
 		// flooding refused calls that never send their request holds a
 		// goroutine for each, and is the biggest holder for it.
