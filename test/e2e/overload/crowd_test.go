@@ -164,11 +164,13 @@ func TestHealthCrowd(t *testing.T) {
 // whose every call has waited a second or more for its request), and once
 // the first-message timeout has passed, none is held.
 func TestHTTPHolders(t *testing.T) {
-	httpAddr, err := process.FreeAddr()
+	// All three ports picked together: picked apart, two may be the same.
+	addrs, err := process.FreeAddrs(3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := start(t, "--http-addr", httpAddr, "--max-connections", "512")
+	httpAddr := addrs[2]
+	srv := start(t, "--grpc-addr", addrs[0], "--metrics-addr", addrs[1], "--http-addr", httpAddr, "--max-connections", "512")
 	holders := attack.HoldHTTP(context.Background(), httpAddr, 50, 20)
 	t.Cleanup(holders.Close)
 	time.Sleep(1500 * time.Millisecond)

@@ -93,15 +93,11 @@ func StartForTest(t testing.TB, bin string, args ...string) *Server {
 // override any of it.
 func StartQuietForTest(t testing.TB, bin string, args ...string) *Server {
 	t.Helper()
-	grpcAddr, err := FreeAddr()
+	addrs, err := FreeAddrs(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr, err := FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return StartForTest(t, bin, append([]string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, args...)...)
+	return StartForTest(t, bin, append([]string{"--grpc-addr", addrs[0], "--metrics-addr", addrs[1], "--log-level", "warn"}, args...)...)
 }
 
 // StartOption changes how StartWith runs a server.
@@ -267,12 +263,28 @@ func FlagValue(args []string, name string) string {
 // FreeAddr returns a loopback address with a port that was free a moment
 // ago, for a server that must be started on a known port.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := FreeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// FreeAddrs returns n loopback addresses with distinct ports that were free
+// a moment ago. Each port is held until all are picked: picked one after
+// another, the kernel may hand the port just released out again (a server
+// was once given the same port for --grpc-addr and --metrics-addr).
+func FreeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs, nil
 }
 
 // Stop sends SIGTERM, the orchestrator's way to ask for a drain, and waits
