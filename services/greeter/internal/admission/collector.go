@@ -21,7 +21,7 @@ import (
 // pressuredGCPercent once the memory RPCs hold, garbage included, reaches
 // lowerGCAt of the budget, and gives the previous target back once it has
 // stayed under restoreGCBelow for restoreGCAfter. The same crowd then
-// peaks at 150 MiB (docs/reliability.md).
+// peaks at 136–157 MiB (docs/reliability.md).
 const (
 	pressuredGCPercent = 100
 	lowerGCAt          = 0.5

@@ -226,7 +226,7 @@ func (c *Controller) InFlight() int {
 
 // The limit labels of the stream and the connection metrics. A stream is
 // refused at LimitMaxConnections when it arrives on a connection being
-// closed to make room (closeIdle).
+// closed to make room (goAwayAndClose).
 var (
 	streamLimits = []string{LimitMaxRPCMemory, LimitMaxRPCMemoryPerClient, LimitMaxHealthStreams, LimitFirstMessageTimeout, LimitSendStallTimeout, LimitWaiting, LimitMaxConnections}
 	connLimits   = []string{LimitMaxConnections, LimitMaxConnectionsPerClient, LimitMaxRPCMemory, LimitIdleTimeout}

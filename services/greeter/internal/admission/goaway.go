@@ -25,12 +25,12 @@ const frameGoAway = 0x7
 // goAwayText is the GOAWAY's debug data, for whoever reads it.
 const goAwayText = "idle connection closed by the server's connection limits"
 
-// closeIdle closes t, which has no RPC in flight and is no longer counted,
+// goAwayAndClose closes t, which has no RPC in flight and is no longer counted,
 // with a GOAWAY first where the connection serves the gRPC port: then from
 // a goroutine of its own, since the write may wait for its client. Its
 // RPCs that arrive meanwhile are refused (enter: it is gone), so that none
 // runs that its client retries elsewhere.
-func (t *trackedConn) closeIdle() {
+func (t *trackedConn) goAwayAndClose() {
 	w := t.wrapped.Load()
 	if w == nil {
 		t.Conn.Close()

@@ -90,7 +90,7 @@ func (c *Controller) closeIdle(p float64) {
 		c.events.connEvicted(LimitIdleTimeout)
 		// As at eviction: no RPC is lost, and a gRPC client reconnects
 		// when it next needs the connection.
-		tc.closeIdle()
+		tc.goAwayAndClose()
 	}
 	clear(idle)
 	c.idleConns = idle[:0]

@@ -65,7 +65,7 @@ func (c *Controller) admitConn(conn net.Conn) *trackedConn {
 	if evicted != nil {
 		// Idle: no RPC is lost, and a gRPC client reconnects when it next
 		// needs the connection.
-		evicted.closeIdle()
+		evicted.goAwayAndClose()
 	}
 	return tc
 }
@@ -161,7 +161,7 @@ type trackedConn struct {
 	addr *remoteAddr
 	// out follows what grpc-go writes to it, if it serves the gRPC port
 	// (Credentials); set before its first RPC. wrapped is the connection
-	// grpc-go writes to, for a GOAWAY (closeIdle).
+	// grpc-go writes to, for a GOAWAY (goAwayAndClose).
 	out     *outbound
 	wrapped atomic.Pointer[outboundConn]
 	// waiting counts its RPCs waiting for their first request message.

@@ -96,7 +96,7 @@ func (c *Controller) enter(ctx context.Context, method string) *call {
 	)
 	switch {
 	case cl.conn != nil && cl.conn.gone:
-		// Closed to make room, its GOAWAY on its way (closeIdle): the
+		// Closed to make room, its GOAWAY on its way (goAwayAndClose): the
 		// client retries the call on another connection, so it must not
 		// run here too.
 		r = refusal{LimitMaxConnections, codes.Unavailable, "greeter: this connection is closing (GOAWAY): retry on another"}
@@ -233,11 +233,7 @@ func (c *Controller) admitRPC(use *clientUse) (refusal, *call) {
 // on the most beyond share, the oldest (unreceived); it no longer counts
 // as waiting. nil if there is none. Called with c.mu held.
 func (c *Controller) waitingRPC(use *clientUse, share int64) *call {
-	now := c.now()
-	victim := c.unreceived(func(cl *call) (int64, bool) {
-		if cl.health != notHealth || cl.use == use || now.Sub(cl.start) < makeRoomAfter {
-			return 0, false
-		}
+	victim := c.heldElsewhere(use, func(cl *call) (int64, bool) {
 		w := cl.use.waiting.Load()
 		return w, w > share
 	})
@@ -283,13 +279,22 @@ func (c *Controller) admitMemory(use *clientUse) (refusal, *call) {
 // within makeRoomAfter, of the client beyond its share holding the most,
 // the oldest (unreceived); nil if there is none. Called with c.mu held.
 func (c *Controller) heldRPC(use *clientUse, usage, share int64) *call {
+	return c.heldElsewhere(use, func(cl *call) (int64, bool) {
+		held := c.held(c.clients[cl.key], usage)
+		return held, held > share
+	})
+}
+
+// heldElsewhere is unreceived among the calls, not health calls, of clients
+// other than use's whose request has not come within makeRoomAfter: the
+// calls that may be ended to make room for use's. Called with c.mu held.
+func (c *Controller) heldElsewhere(use *clientUse, weigh func(*call) (int64, bool)) *call {
 	now := c.now()
 	return c.unreceived(func(cl *call) (int64, bool) {
 		if cl.health != notHealth || cl.use == use || now.Sub(cl.start) < makeRoomAfter {
 			return 0, false
 		}
-		held := c.held(c.clients[cl.key], usage)
-		return held, held > share
+		return weigh(cl)
 	})
 }
 
