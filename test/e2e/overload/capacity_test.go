@@ -99,9 +99,7 @@ func TestManySlowStreams(t *testing.T) {
 	if ok := ends[codes.OK]; ok*1000 < n*999 {
 		t.Errorf("%d of %d slow streams OK, want ≥ 99.9%%: %v", ok, n, ends)
 	}
-	if peak > rssBound {
-		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
-	}
+	checkPeakRSS(t, peak)
 }
 
 // TestFairShare: a client (A) alone may take the whole --max-rpc-memory

@@ -87,6 +87,26 @@ func watchRSS(t *testing.T, srv *process.Server) func() int64 {
 	}
 }
 
+// checkPeakRSS fails t if the server's peak RSS passed rssBound.
+func checkPeakRSS(t *testing.T, peak int64) {
+	t.Helper()
+	if peak > rssBound {
+		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
+	}
+}
+
+// checkWellBehaved fails t unless at least 99% of the well-behaved client's
+// calls p succeeded, with a p99 under wellBehavedP99.
+func checkWellBehaved(t *testing.T, p attack.Calls) {
+	t.Helper()
+	if p.N() == 0 || len(p.Errs)*100 > p.N() {
+		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; failures: %v", p, p.Errs)
+	}
+	if p.P99() > wellBehavedP99 {
+		t.Errorf("well-behaved client: %s; want p99 under %s", p, wellBehavedP99)
+	}
+}
+
 // politeCalls is a well-behaved client (attack.Polite) at ip until stop is
 // closed.
 func politeCalls(t *testing.T, ip, addr string, stop <-chan struct{}) func() attack.Calls {
@@ -186,15 +206,8 @@ func heldStreams(t *testing.T, shape attack.Shape) {
 	t.Logf("%d addresses × %d connections × %d streams held %s (%d connections refused): %d still held, ended %v; refused %v, reaped %v, pressure %.2f; server RSS %.1f → peak %.1f MiB; well-behaved client: %s; slow streams %d OK",
 		shape.Addrs, shape.ConnsPerAddr, shape.StreamsPerConn, crowdHold, crowd.DialsFailed, crowd.Held(), ends, counted, m.Sum("greeter_streams_reaped_total", nil), m.Sum("greeter_memory_pressure", nil),
 		float64(base.RSS)/(1<<20), float64(peak)/(1<<20), p, slowOK)
-	if peak > rssBound {
-		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
-	}
-	if p.N() == 0 || len(p.Errs)*100 > p.N() {
-		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; first failure: %v", p, p.Errs)
-	}
-	if p.P99() > wellBehavedP99 {
-		t.Errorf("well-behaved client: %s; want p99 under %s", p, wellBehavedP99)
-	}
+	checkPeakRSS(t, peak)
+	checkWellBehaved(t, p)
 	for _, err := range slowErrs {
 		t.Errorf("well-behaved slow stream: %v", err)
 	}

@@ -236,9 +236,7 @@ func TestFloods(t *testing.T) {
 			if flood.name == "ping" && !strings.Contains(goAway, "too_many_pings") {
 				t.Errorf("ping flood: GOAWAY %q, want too_many_pings", goAway)
 			}
-			if peak > rssBound {
-				t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
-			}
+			checkPeakRSS(t, peak)
 			for _, err := range errs {
 				t.Errorf("well-behaved client: %v", err)
 			}

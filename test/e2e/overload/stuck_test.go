@@ -78,15 +78,8 @@ func stuckReaders(t *testing.T, shape attack.Shape) {
 	if crowd.Took > 2*time.Second {
 		t.Errorf("opening %d streams took %s: not a burst", crowd.Opened, crowd.Took)
 	}
-	if peak > rssBound {
-		t.Errorf("peak RSS %.1f MiB, want under %d MiB", float64(peak)/(1<<20), rssBound>>20)
-	}
-	if p.N() == 0 || len(p.Errs)*100 > p.N() {
-		t.Errorf("well-behaved client: %s; want ≥ 99%% OK; failures: %v", p, p.Errs)
-	}
-	if p.P99() > wellBehavedP99 {
-		t.Errorf("well-behaved client: %s; want p99 under %s", p, wellBehavedP99)
-	}
+	checkPeakRSS(t, peak)
+	checkWellBehaved(t, p)
 	for code := range ends {
 		switch code {
 		case codes.Unavailable.String(), codes.ResourceExhausted.String(), codes.Canceled.String():
