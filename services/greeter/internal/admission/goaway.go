@@ -16,8 +16,9 @@ import (
 // the HTTP port, and a connection whose writer is mid-frame or blocked,
 // are closed without one, as before.
 
-// goAwayWriteTimeout bounds the GOAWAY's write: an idle client's socket
-// takes it at once; one that reads nothing is closed without it.
+// goAwayWriteTimeout bounds the wait for grpc-go's writer and the GOAWAY's
+// write: an idle connection's writer is free and its socket takes the
+// frame at once; one whose client reads nothing is closed without it.
 const goAwayWriteTimeout = 100 * time.Millisecond
 
 const frameGoAway = 0x7
@@ -43,26 +44,41 @@ func (t *trackedConn) goAwayAndClose() {
 }
 
 // goAway writes a GOAWAY naming the last stream the server has written to
-// (an idle connection's every stream has been answered), if grpc-go's
-// writer is between two frames and not writing; it reports whether it
-// wrote it.
+// (an idle connection's every stream has been answered) once grpc-go's
+// writer is between two frames and not writing, waiting for that at most
+// goAwayWriteTimeout; it reports whether it wrote it.
 func (c *outboundConn) goAway() bool {
-	if !c.mu.TryLock() {
-		return false // grpc-go is writing, perhaps blocked on its client
+	deadline := time.Now().Add(goAwayWriteTimeout)
+	for {
+		// TryLock, not Lock: a writer blocked on a client that reads
+		// nothing holds the lock for as long as it is blocked.
+		if c.mu.TryLock() {
+			if c.out.headN == 0 && c.out.left == 0 {
+				defer c.mu.Unlock()
+				return c.writeGoAway(deadline)
+			}
+			c.mu.Unlock()
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		// An idle connection's writer is rarely busy (a PING's ack, a
+		// window update), and never for long.
+		time.Sleep(time.Millisecond)
 	}
-	defer c.mu.Unlock()
-	o := c.out
-	if o.headN != 0 || o.left != 0 {
-		return false
-	}
+}
+
+// writeGoAway writes the GOAWAY by deadline. Called with c.mu held, between
+// two frames.
+func (c *outboundConn) writeGoAway(deadline time.Time) bool {
 	var f [frameHeader + 8 + len(goAwayText)]byte
 	payload := len(f) - frameHeader
 	f[0], f[1], f[2] = byte(payload>>16), byte(payload>>8), byte(payload)
 	f[3] = frameGoAway
-	binary.BigEndian.PutUint32(f[frameHeader:], o.lastStream)
+	binary.BigEndian.PutUint32(f[frameHeader:], c.out.lastStream)
 	// The error code, NO_ERROR, is 0.
 	copy(f[frameHeader+8:], goAwayText)
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(goAwayWriteTimeout))
+	_ = c.Conn.SetWriteDeadline(deadline)
 	_, err := c.Conn.Write(f[:])
 	return err == nil
 }

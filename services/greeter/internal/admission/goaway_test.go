@@ -132,8 +132,8 @@ func TestIdleCloseSaysGoAway(t *testing.T) {
 }
 
 // TestGoAwayBetweenFrames: a GOAWAY is written only between two of
-// grpc-go's frames and while it is not writing; otherwise the connection is
-// closed without one.
+// grpc-go's frames and while it is not writing, waiting a moment for that;
+// otherwise the connection is closed without one.
 func TestGoAwayBetweenFrames(t *testing.T) {
 	var frames bytes.Buffer
 	fr := http2.NewFramer(&frames, nil)
@@ -142,13 +142,14 @@ func TestGoAwayBetweenFrames(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		written []byte
-		writing bool
+		busy    time.Duration // grpc-go writing for so long
 		want    bool
 	}{
-		{"between frames", whole, false, true},
-		{"mid-frame", whole[:len(whole)-2], false, false},
-		{"mid-header", whole[:4], false, false},
-		{"while grpc-go writes", whole, true, false},
+		{"between frames", whole, 0, true},
+		{"mid-frame", whole[:len(whole)-2], 0, false},
+		{"mid-header", whole[:4], 0, false},
+		{"grpc-go writing a moment", whole, 10 * time.Millisecond, true},
+		{"grpc-go writing on", whole, 2 * goAwayWriteTimeout, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got bytes.Buffer
@@ -157,9 +158,9 @@ func TestGoAwayBetweenFrames(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.Reset()
-			if tc.writing {
+			if tc.busy > 0 {
 				w.mu.Lock()
-				defer w.mu.Unlock()
+				time.AfterFunc(tc.busy, w.mu.Unlock)
 			}
 			if wrote := w.goAway(); wrote != tc.want {
 				t.Fatalf("goAway: %v, want %v", wrote, tc.want)
