@@ -127,22 +127,14 @@ func overloadSpecs(attacks []Attack, s overloadScale) ([]attackSpec, error) {
 			}
 			spec.hold = s.d(stuckHold)
 			spec.open = func(ctx context.Context, srv *process.Server) (onslaught, error) {
-				crowd, err := attack.StuckReaders(ctx, srv.Addr, shape, stuckCount)
-				if err != nil {
-					return onslaught{}, err
-				}
-				return crowdHeld(crowd), nil
+				return crowdHeld(attack.StuckReaders(ctx, srv.Addr, shape, stuckCount))
 			}
 		case Crowd:
 			shape := attack.Shape{Addrs: s.n(50), ConnsPerAddr: s.n(10), StreamsPerConn: s.n(100)}
 			spec.label = fmt.Sprintf("crowd: %d addresses × %d connections × %d streams, HEADERS only", shape.Addrs, shape.ConnsPerAddr, shape.StreamsPerConn)
 			spec.hold = s.d(crowdHold)
 			spec.open = func(ctx context.Context, srv *process.Server) (onslaught, error) {
-				crowd, err := attack.HeldStreams(ctx, srv.Addr, shape)
-				if err != nil {
-					return onslaught{}, err
-				}
-				return crowdHeld(crowd), nil
+				return crowdHeld(attack.HeldStreams(ctx, srv.Addr, shape))
 			}
 		case IdleConns:
 			shape := attack.Shape{Addrs: s.n(50), ConnsPerAddr: s.n(200)}
@@ -171,11 +163,7 @@ func overloadSpecs(attacks []Attack, s overloadScale) ([]attackSpec, error) {
 			spec.label = fmt.Sprintf("health holders: %d addresses × %d `Check` + %d `Watch`, HEADERS only", addrs, perMethod, perMethod)
 			spec.hold, spec.probes = s.d(healthHold), true
 			spec.open = func(ctx context.Context, srv *process.Server) (onslaught, error) {
-				crowd, err := attack.HealthHolders(ctx, srv.Addr, addrs, perMethod)
-				if err != nil {
-					return onslaught{}, err
-				}
-				return crowdHeld(crowd), nil
+				return crowdHeld(attack.HealthHolders(ctx, srv.Addr, addrs, perMethod))
 			}
 		case HTTPHolders:
 			addrs, perAddr := s.n(50), s.n(20)
@@ -198,15 +186,18 @@ func overloadSpecs(attacks []Attack, s overloadScale) ([]attackSpec, error) {
 	return specs, nil
 }
 
-// crowdHeld is a crowd of streams under way: what the server holds is its
-// streams not ended.
-func crowdHeld(crowd *attack.Crowd) onslaught {
+// crowdHeld is a crowd of streams under way, as an attack opened it (or
+// its error): what the server holds is its streams not ended.
+func crowdHeld(crowd *attack.Crowd, err error) (onslaught, error) {
+	if err != nil {
+		return onslaught{}, err
+	}
 	return onslaught{
 		finish: func(_ context.Context, _ *process.Server, r *overloadRun) {
 			r.held, r.of, r.dialsFailed, r.opening = crowd.Held(), crowd.Opened, crowd.DialsFailed, crowd.Took
 		},
 		close: crowd.Close,
-	}
+	}, nil
 }
 
 // newcomer is a new client's first call, from attack.NewcomerIP.
